@@ -1,0 +1,1 @@
+# dev: build fragment included by the top-level Makefile.

@@ -1,0 +1,1 @@
+# tokenizer: build fragment included by the top-level Makefile.
