@@ -21,7 +21,8 @@ all: deps
 deps:
 	@./dev/install_deps.sh
 
-include common/common.mk tokenizer/tokenizer.mk data/data.mk dev/dev.mk
+include common/common.mk common/interop.mk tokenizer/tokenizer.mk data/data.mk data/loader.mk \
+        dev/dev.mk dev/simt/simt.mk
 
 all: $(ALL_BINS)
 

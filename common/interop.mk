@@ -1,0 +1,1 @@
+# common: build fragment included by the top-level Makefile.

@@ -1,0 +1,1 @@
+# data: build fragment included by the top-level Makefile.

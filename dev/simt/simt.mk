@@ -1,0 +1,1 @@
+# dev/simt: build fragment included by the top-level Makefile.
