@@ -1,0 +1,197 @@
+// dev/simt/cuda_runtime_cpu.h: CPU stand-ins for the CUDA runtime calls the project uses, so
+// host code (launchers, tests, later the GPU trainer) runs unchanged under the emulator.
+// "Device" memory is host memory (filled with 0xFF bytes, NaN as float, when allocated, as a
+// GPU's would hold garbage); streams and events are in-order no-ops (an event records host time);
+// the one device is a plausible sm_90 (H100-like) GPU. g++ only; see dev/simt/cuda_compat.h.
+#pragma once
+#include <chrono>
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
+
+#include "dev/simt/simt.h"
+
+enum cudaError {
+    cudaSuccess = 0,
+    cudaErrorInvalidValue = 1,
+    cudaErrorMemoryAllocation = 2,
+    cudaErrorInvalidConfiguration = 9,
+    cudaErrorInvalidDevice = 101,
+    cudaErrorNotReady = 600,
+};
+typedef enum cudaError cudaError_t;
+
+inline const char* cudaGetErrorString(cudaError_t e) {
+    switch (e) {
+        case cudaSuccess: return "no error";
+        case cudaErrorInvalidValue: return "invalid argument";
+        case cudaErrorMemoryAllocation: return "out of memory";
+        case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+        case cudaErrorInvalidDevice: return "invalid device ordinal";
+        case cudaErrorNotReady: return "device not ready";
+    }
+    return "unknown error";
+}
+inline const char* cudaGetErrorName(cudaError_t e) {
+    switch (e) {
+        case cudaSuccess: return "cudaSuccess";
+        case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+        case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+        case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+        case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+        case cudaErrorNotReady: return "cudaErrorNotReady";
+    }
+    return "cudaErrorUnknown";
+}
+
+// Returns the error of the last failed launch and clears it (as CUDA does).
+inline cudaError_t cudaGetLastError() {
+    cudaError_t e = (cudaError_t)simt::g_last_launch_error;
+    simt::g_last_launch_error = 0;
+    return e;
+}
+inline cudaError_t cudaPeekAtLastError() { return (cudaError_t)simt::g_last_launch_error; }
+
+// ----------------------------------------------------------------------------------------------
+// Memory.
+enum cudaMemcpyKind {
+    cudaMemcpyHostToHost = 0,
+    cudaMemcpyHostToDevice = 1,
+    cudaMemcpyDeviceToHost = 2,
+    cudaMemcpyDeviceToDevice = 3,
+    cudaMemcpyDefault = 4,
+};
+
+inline cudaError_t cudaMalloc(void** ptr, size_t bytes) {
+    if (!ptr) return cudaErrorInvalidValue;
+    *ptr = nullptr;
+    if (bytes == 0) return cudaSuccess;
+    void* p = aligned_alloc(256, (bytes + 255) / 256 * 256);
+    if (!p) return cudaErrorMemoryAllocation;
+    memset(p, 0xFF, bytes);
+    *ptr = p;
+    return cudaSuccess;
+}
+template <class T> inline cudaError_t cudaMalloc(T** ptr, size_t bytes) {
+    return cudaMalloc((void**)ptr, bytes);
+}
+inline cudaError_t cudaFree(void* ptr) { free(ptr); return cudaSuccess; }
+inline cudaError_t cudaMallocHost(void** ptr, size_t bytes) { return cudaMalloc(ptr, bytes); }
+template <class T> inline cudaError_t cudaMallocHost(T** ptr, size_t bytes) {
+    return cudaMalloc((void**)ptr, bytes);
+}
+inline cudaError_t cudaFreeHost(void* ptr) { free(ptr); return cudaSuccess; }
+
+inline cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind) {
+    if (bytes && (!dst || !src)) return cudaErrorInvalidValue;
+    memmove(dst, src, bytes);
+    return cudaSuccess;
+}
+inline cudaError_t cudaMemset(void* dst, int value, size_t bytes) {
+    if (bytes && !dst) return cudaErrorInvalidValue;
+    memset(dst, value, bytes);
+    return cudaSuccess;
+}
+inline cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
+    *free_bytes = 64ull << 30;
+    *total_bytes = 80ull << 30;
+    return cudaSuccess;
+}
+
+// ----------------------------------------------------------------------------------------------
+// Streams and events: work runs at once, in order, on the calling thread.
+struct CUstream_st { int unused; };
+struct CUevent_st { double ms; };  // host time when recorded
+typedef CUstream_st* cudaStream_t;
+typedef CUevent_st* cudaEvent_t;
+#define cudaStreamDefault 0x00
+#define cudaStreamNonBlocking 0x01
+#define cudaEventDefault 0x00
+#define cudaEventDisableTiming 0x02
+
+inline cudaError_t cudaStreamCreate(cudaStream_t* s) { *s = new CUstream_st{0}; return cudaSuccess; }
+inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) { return cudaStreamCreate(s); }
+inline cudaError_t cudaStreamDestroy(cudaStream_t s) { delete s; return cudaSuccess; }
+inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+inline cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned = 0) { return cudaSuccess; }
+inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+
+inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
+                                   cudaStream_t = nullptr) {
+    return cudaMemcpy(dst, src, bytes, kind);
+}
+inline cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t = nullptr) {
+    return cudaMemset(dst, value, bytes);
+}
+
+inline double simt_host_ms() {
+    using namespace std::chrono;
+    return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
+}
+inline cudaError_t cudaEventCreate(cudaEvent_t* e) { *e = new CUevent_st{0.0}; return cudaSuccess; }
+inline cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned) { return cudaEventCreate(e); }
+inline cudaError_t cudaEventDestroy(cudaEvent_t e) { delete e; return cudaSuccess; }
+inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t = nullptr) {
+    e->ms = simt_host_ms();
+    return cudaSuccess;
+}
+inline cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+inline cudaError_t cudaEventQuery(cudaEvent_t) { return cudaSuccess; }
+inline cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+    *ms = (float)(end->ms - start->ms);
+    return cudaSuccess;
+}
+
+// ----------------------------------------------------------------------------------------------
+// The device: one H100-like sm_90 GPU.
+struct cudaDeviceProp {
+    char name[256];
+    size_t totalGlobalMem;
+    size_t sharedMemPerBlock;
+    size_t sharedMemPerBlockOptin;
+    size_t sharedMemPerMultiprocessor;
+    int regsPerBlock;
+    int warpSize;
+    int maxThreadsPerBlock;
+    int maxThreadsDim[3];
+    int maxGridSize[3];
+    int maxThreadsPerMultiProcessor;
+    int multiProcessorCount;
+    int major;
+    int minor;
+    int l2CacheSize;
+    int memoryBusWidth;
+};
+
+inline cudaError_t cudaGetDeviceCount(int* count) { *count = 1; return cudaSuccess; }
+inline cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : cudaErrorInvalidDevice; }
+inline cudaError_t cudaGetDevice(int* device) { *device = 0; return cudaSuccess; }
+inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
+    if (device != 0) return cudaErrorInvalidDevice;
+    memset(prop, 0, sizeof(*prop));
+    strcpy(prop->name, "simt CPU emulator (sm_90, H100-like)");
+    prop->totalGlobalMem = 80ull << 30;
+    prop->sharedMemPerBlock = 48 * 1024;
+    prop->sharedMemPerBlockOptin = 227 * 1024;
+    prop->sharedMemPerMultiprocessor = 228 * 1024;
+    prop->regsPerBlock = 65536;
+    prop->warpSize = 32;
+    prop->maxThreadsPerBlock = 1024;
+    prop->maxThreadsDim[0] = 1024; prop->maxThreadsDim[1] = 1024; prop->maxThreadsDim[2] = 64;
+    prop->maxGridSize[0] = 2147483647; prop->maxGridSize[1] = 65535; prop->maxGridSize[2] = 65535;
+    prop->maxThreadsPerMultiProcessor = 2048;
+    prop->multiProcessorCount = 132;
+    prop->major = 9;
+    prop->minor = 0;
+    prop->l2CacheSize = 50 * 1024 * 1024;
+    prop->memoryBusWidth = 5120;
+    return cudaSuccess;
+}
+
+enum cudaFuncAttribute {
+    cudaFuncAttributeMaxDynamicSharedMemorySize = 8,
+    cudaFuncAttributePreferredSharedMemoryCarveout = 9,
+};
+template <class F> inline cudaError_t cudaFuncSetAttribute(F*, cudaFuncAttribute, int) {
+    return cudaSuccess;
+}

@@ -1,0 +1,704 @@
+// dev/simt/simt.h: the core of the CPU execution layer for CUDA kernels (g++ only).
+// Every CUDA thread of a block is a fiber (Boost.Context) with its own small stack; blocks run
+// one after another on the calling OS thread. A scheduler resumes the ready fibers of a block
+// round-robin (forward, or reverse with SIMT_REVERSE=1 / simt::set_reverse). __syncthreads and
+// the warp collectives park a fiber until every thread they wait for has arrived; the last one
+// to arrive computes the result for all. Misuse that is undefined on a GPU (barriers reached
+// from different lines, shuffles naming lanes that returned, deadlock) aborts with a message
+// that names the kernel's file and line.
+// Single-threaded by design: launch kernels from one OS thread at a time (checked).
+// Kernel sources include dev/simt/cuda_compat.h, not this file. Link with -lboost_context.
+#pragma once
+#if defined(__CUDACC__)
+#error "dev/simt/simt.h is the CPU emulator; under nvcc include dev/simt/cuda_compat.h instead"
+#endif
+
+#include <boost/context/fiber.hpp>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <math.h>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+#define SIMT_CPU 1
+
+// ----------------------------------------------------------------------------------------------
+// CUDA keywords under g++.
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline __attribute__((always_inline))
+#define __noinline__ __attribute__((noinline))
+#define __align__(n) __attribute__((aligned(n)))
+#define __launch_bounds__(...)
+// A __shared__ variable becomes a function-local static: blocks run one after another and all
+// threads of a block see the one static, so it is per-block storage. It keeps the previous
+// block's values (it cannot be poisoned): uninitialised reads of __shared__ arrays go unseen.
+#define __shared__ static
+
+// ----------------------------------------------------------------------------------------------
+// Vector types (same sizes and alignments as CUDA's).
+struct __align__(8) float2 { float x, y; };
+struct float3 { float x, y, z; };
+struct __align__(16) float4 { float x, y, z, w; };
+struct __align__(16) double2 { double x, y; };
+struct __align__(8) int2 { int x, y; };
+struct int3 { int x, y, z; };
+struct __align__(16) int4 { int x, y, z, w; };
+struct __align__(8) uint2 { unsigned x, y; };
+struct uint3 { unsigned x, y, z; };
+struct __align__(16) uint4 { unsigned x, y, z, w; };
+struct dim3 {
+    unsigned x, y, z;
+    constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+inline float2 make_float2(float x, float y) { return {x, y}; }
+inline float3 make_float3(float x, float y, float z) { return {x, y, z}; }
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+inline double2 make_double2(double x, double y) { return {x, y}; }
+inline int2 make_int2(int x, int y) { return {x, y}; }
+inline int3 make_int3(int x, int y, int z) { return {x, y, z}; }
+inline int4 make_int4(int x, int y, int z, int w) { return {x, y, z, w}; }
+inline uint2 make_uint2(unsigned x, unsigned y) { return {x, y}; }
+inline uint3 make_uint3(unsigned x, unsigned y, unsigned z) { return {x, y, z}; }
+inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return {x, y, z, w}; }
+
+// Thread indices of the running fiber; the scheduler sets them before resuming it.
+inline uint3 threadIdx;
+inline uint3 blockIdx;
+inline dim3 blockDim;
+inline dim3 gridDim;
+constexpr int warpSize = 32;
+
+namespace simt {
+
+// Where a thread waits: the call site of the barrier or collective, and its name.
+struct Site {
+    const char* file = nullptr;
+    int line = 0;
+    const char* what = "";
+};
+
+enum class Wait { Running, Barrier, Warp, Done };
+
+struct Thread {
+    boost::context::fiber fiber;   // this thread's continuation while it is parked
+    uint3 idx;
+    Wait wait = Wait::Running;
+    Site site;
+    unsigned warp_mask = 0;        // the mask it passed, while it waits in a warp collective
+    bool ready = false;
+    void* stack_bottom = nullptr;  // lowest usable address of its stack (for ASan)
+    size_t stack_size = 0;
+    void* asan_fake_stack = nullptr;
+};
+
+// One warp collective in progress: the lanes that posted so far and where their data lives.
+struct WarpMeet {
+    unsigned mask = 0;     // lanes taking part (0: none open)
+    unsigned arrived = 0;  // lanes that posted
+    unsigned returned = 0; // lanes of this warp that returned from the kernel
+    size_t bytes = 0;
+    Site site;
+    const void* mine[32];
+    void* all[32];
+};
+
+// A fiber stack: mmap'd, with a PROT_NONE guard page below it so an overflow faults at once.
+struct Stack {
+    void* base = nullptr;  // start of the mapping (the guard page)
+    size_t mapped = 0;
+};
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr size_t kStackBytes = 512 * 1024;  // ASan's redzones make frames several times larger
+#else
+constexpr size_t kStackBytes = 64 * 1024;
+#endif
+
+// Hands a prepared stack to boost::context::fiber; the pool owns the memory.
+struct PoolStackAllocator {
+    Stack* stack;
+    boost::context::stack_context allocate() {
+        boost::context::stack_context sc;
+        sc.size = stack->mapped - (size_t)sysconf(_SC_PAGESIZE);
+        sc.sp = (char*)stack->base + stack->mapped;  // stacks grow down from the top
+        return sc;
+    }
+    void deallocate(boost::context::stack_context&) {}
+};
+
+struct Engine {
+    // launch-wide
+    Site launch_site;             // file:line and name of the launch statement
+    void (*body)(void*) = nullptr;
+    void* body_ctx = nullptr;
+    bool launch_over = false;
+    bool reverse = false;
+    std::vector<Stack> stacks;    // reused across launches
+    std::vector<Thread> threads;  // one per thread of a block, reused across blocks
+    unsigned nthreads = 0;
+    std::vector<unsigned char> dynamic_smem_storage;
+    unsigned char* dynamic_smem = nullptr;
+    size_t dynamic_smem_bytes = 0;
+    // block-wide
+    unsigned live = 0;            // threads that have not returned
+    unsigned barrier_arrived = 0;
+    std::vector<WarpMeet> warps;
+    std::vector<unsigned char> gather;  // scratch for a warp collective's gathered data
+    // the running fiber and the scheduler's continuation
+    Thread* current = nullptr;
+    boost::context::fiber scheduler;
+    const void* scheduler_stack_bottom = nullptr;
+    size_t scheduler_stack_size = 0;
+    void* scheduler_fake_stack = nullptr;
+};
+
+inline Engine g_engine;
+inline int g_reverse_override = -1;         // -1: follow SIMT_REVERSE; else 0/1
+inline int g_last_launch_error = 0;         // a cudaError_t value, read by cudaGetLastError
+inline std::atomic<int> g_launch_in_progress{0};
+
+// Runs the threads of each round in reverse order (true) or forward (false), overriding the
+// SIMT_REVERSE environment variable for later launches.
+inline void set_reverse(bool reverse) { g_reverse_override = reverse ? 1 : 0; }
+
+inline unsigned linear_thread_index(uint3 t) {
+    return t.x + blockDim.x * (t.y + blockDim.y * t.z);
+}
+// Lane of the calling thread within its warp (linear thread index % 32).
+inline unsigned lane_id() { return linear_thread_index(threadIdx) % 32; }
+
+// Dynamic shared memory of the running block (poisoned with 0xFF bytes before each block).
+inline void* dynamic_shared_memory() { return g_engine.dynamic_smem; }
+
+// ----------------------------------------------------------------------------------------------
+// Diagnostics.
+
+// Prints "threads a-b: <wait> at file:line" lines, grouping consecutive threads that wait alike.
+inline void describe_threads(FILE* out, bool only_waiting_at_barrier) {
+    Engine& E = g_engine;
+    auto same = [](const Thread& a, const Thread& b) {
+        if (a.wait != b.wait) return false;
+        if (a.wait == Wait::Done) return true;
+        return a.site.line == b.site.line && strcmp(a.site.file, b.site.file) == 0 &&
+               strcmp(a.site.what, b.site.what) == 0 && a.warp_mask == b.warp_mask;
+    };
+    for (unsigned i = 0; i < E.nthreads;) {
+        const Thread& t = E.threads[i];
+        unsigned j = i + 1;
+        while (j < E.nthreads && same(E.threads[j], t)) j++;
+        if (!only_waiting_at_barrier || t.wait == Wait::Barrier) {
+            if (j - i == 1) fprintf(out, "  thread %u", i);
+            else fprintf(out, "  threads %u-%u", i, j - 1);
+            switch (t.wait) {
+                case Wait::Done: fprintf(out, ": returned\n"); break;
+                case Wait::Running: fprintf(out, ": running\n"); break;
+                case Wait::Barrier:
+                    fprintf(out, ": wait in %s at %s:%d\n", t.site.what, t.site.file, t.site.line);
+                    break;
+                case Wait::Warp:
+                    fprintf(out, ": wait in %s (mask 0x%08x) at %s:%d\n", t.site.what, t.warp_mask,
+                            t.site.file, t.site.line);
+                    break;
+            }
+        }
+        i = j;
+    }
+}
+
+// Prints "simt: error at file:line: <message>", the block and launch, and aborts.
+[[noreturn]] inline void fail_at(Site site, bool list_threads, const char* fmt, ...) {
+    Engine& E = g_engine;
+    fflush(stdout);
+    fprintf(stderr, "simt: error at %s:%d: ", site.file ? site.file : "?", site.line);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n  in block (%u,%u,%u) of kernel %s launched at %s:%d\n", blockIdx.x,
+            blockIdx.y, blockIdx.z, E.launch_site.what, E.launch_site.file, E.launch_site.line);
+    if (list_threads) describe_threads(stderr, false);
+    fflush(stderr);
+    abort();
+}
+
+// ----------------------------------------------------------------------------------------------
+// Fiber switching (with the AddressSanitizer annotations that keep ASan aware of stack changes).
+
+inline void asan_start_switch(void** fake_stack_save, const void* bottom, size_t size) {
+#if defined(__SANITIZE_ADDRESS__)
+    __sanitizer_start_switch_fiber(fake_stack_save, bottom, size);
+#endif
+}
+inline void asan_finish_switch(void* fake_stack_save, const void** old_bottom, size_t* old_size) {
+#if defined(__SANITIZE_ADDRESS__)
+    __sanitizer_finish_switch_fiber(fake_stack_save, old_bottom, old_size);
+#endif
+}
+
+// The running thread gives control back to the scheduler until someone marks it ready.
+inline void park() {
+    Engine& E = g_engine;
+    Thread* t = E.current;
+    asan_start_switch(&t->asan_fake_stack, E.scheduler_stack_bottom, E.scheduler_stack_size);
+    E.scheduler = std::move(E.scheduler).resume();
+    asan_finish_switch(t->asan_fake_stack, &E.scheduler_stack_bottom, &E.scheduler_stack_size);
+}
+
+// ----------------------------------------------------------------------------------------------
+// __syncthreads.
+
+// Lets every thread waiting at the barrier go on, after checking they all came from one line.
+inline void release_barrier() {
+    Engine& E = g_engine;
+    const Thread* first = nullptr;
+    for (unsigned i = 0; i < E.nthreads; i++) {
+        const Thread& t = E.threads[i];
+        if (t.wait != Wait::Barrier) continue;
+        if (!first) { first = &t; continue; }
+        if (t.site.line != first->site.line || strcmp(t.site.file, first->site.file) != 0) {
+            fflush(stdout);
+            fprintf(stderr,
+                    "simt: error at %s:%d: __syncthreads reached from different lines by threads of "
+                    "one block (also %s:%d); every thread must pass the same barrier\n"
+                    "  in block (%u,%u,%u) of kernel %s launched at %s:%d\n",
+                    first->site.file, first->site.line, t.site.file, t.site.line, blockIdx.x,
+                    blockIdx.y, blockIdx.z, E.launch_site.what, E.launch_site.file,
+                    E.launch_site.line);
+            describe_threads(stderr, true);
+            fflush(stderr);
+            abort();
+        }
+    }
+    for (unsigned i = 0; i < E.nthreads; i++) {
+        Thread& t = E.threads[i];
+        if (t.wait != Wait::Barrier) continue;
+        t.wait = Wait::Running;
+        if (&t != E.current) t.ready = true;
+    }
+    E.barrier_arrived = 0;
+}
+
+inline void syncthreads(const char* file, int line) {
+    Engine& E = g_engine;
+    Thread* t = E.current;
+    t->wait = Wait::Barrier;
+    t->site = Site{file, line, "__syncthreads"};
+    E.barrier_arrived++;
+    if (E.barrier_arrived == E.live) release_barrier();
+    else park();
+}
+
+// ----------------------------------------------------------------------------------------------
+// Warp collectives.
+
+// Copies every posting lane's value to every posting lane, then lets the waiting lanes go on.
+inline void complete_meet(unsigned warp, WarpMeet& m) {
+    Engine& E = g_engine;
+    size_t b = m.bytes;
+    if (b > 0) {
+        if (E.gather.size() < 32 * b) E.gather.resize(32 * b);
+        unsigned char* g = E.gather.data();
+        for (unsigned j = 0; j < 32; j++)
+            if (m.mask >> j & 1) memcpy(g + j * b, m.mine[j], b);
+        for (unsigned i = 0; i < 32; i++) {
+            if (!(m.mask >> i & 1)) continue;
+            if (m.mask == 0xffffffffu) { memcpy(m.all[i], g, 32 * b); continue; }
+            for (unsigned j = 0; j < 32; j++)
+                if (m.mask >> j & 1) memcpy((unsigned char*)m.all[i] + j * b, g + j * b, b);
+        }
+    }
+    for (unsigned i = 0; i < 32; i++) {
+        if (!(m.mask >> i & 1)) continue;
+        Thread& t = E.threads[warp * 32 + i];
+        t.wait = Wait::Running;
+        if (&t != E.current) t.ready = true;
+    }
+    m.mask = m.arrived = 0;
+}
+
+// The rendezvous behind every warp collective; `what` names the intrinsic for diagnostics.
+inline void warp_collective(unsigned mask, const void* mine, void* all, size_t bytes, Site site) {
+    Engine& E = g_engine;
+    Thread* t = E.current;
+    unsigned linear = (unsigned)(t - E.threads.data());
+    unsigned warp = linear / 32, lane = linear % 32;
+    if (!(mask >> lane & 1))
+        fail_at(site, false, "%s called by lane %u with mask 0x%08x, which does not name it",
+                site.what, lane, mask);
+    unsigned existing = E.nthreads - warp * 32 >= 32 ? 0xffffffffu
+                                                     : (1u << (E.nthreads - warp * 32)) - 1;
+    if (mask & ~existing)
+        fail_at(site, false,
+                "%s with mask 0x%08x names lanes that do not exist: warp %u has only %u threads "
+                "(blockDim %ux%ux%u)",
+                site.what, mask, warp, __builtin_popcount(existing), blockDim.x, blockDim.y,
+                blockDim.z);
+    WarpMeet& m = E.warps[warp];
+    unsigned exited = mask & m.returned;
+    if (exited)
+        fail_at(site, true,
+                "%s with mask 0x%08x names lanes that already returned (lanes 0x%08x of warp %u); "
+                "no early return before a collective that names the lane",
+                site.what, mask, exited, warp);
+    if (m.arrived == 0) {
+        m.mask = mask;
+        m.bytes = bytes;
+        m.site = site;
+    } else if (m.mask != mask || m.bytes != bytes ||
+               (m.site.what != site.what && strcmp(m.site.what, site.what) != 0)) {
+        fail_at(site, true,
+                "lanes of warp %u disagree: lane %u calls %s with mask 0x%08x while other lanes "
+                "wait in %s with mask 0x%08x at %s:%d",
+                warp, lane, site.what, mask, m.site.what, m.mask, m.site.file, m.site.line);
+    }
+    m.mine[lane] = mine;
+    m.all[lane] = all;
+    m.arrived |= 1u << lane;
+    t->wait = Wait::Warp;
+    t->site = site;
+    t->warp_mask = mask;
+    if (m.arrived == m.mask) complete_meet(warp, m);
+    else park();
+}
+
+// Warp rendezvous: every lane named in `mask` calls this with its own `bytes`-sized value; it
+// returns when all of them have posted, and `all` then holds 32*bytes (lane i's value at offset
+// i*bytes; entries of lanes outside the mask are left untouched). file/line name the call site.
+inline void warp_allgather(unsigned mask, const void* mine, void* all, size_t bytes,
+                           const char* file, int line) {
+    warp_collective(mask, mine, all, bytes, Site{file, line, "warp_allgather"});
+}
+
+enum class Shfl { Idx, Up, Down, Xor };
+
+inline int width_arg(int width = 32) { return width; }
+inline unsigned mask_arg(unsigned mask = 0xffffffffu) { return mask; }
+
+// __shfl_*_sync: the value of the source lane CUDA's rules give (own value where they say so).
+// A source lane outside the mask gives 0xFF bytes (NaN for floats): undefined on a GPU.
+template <class T>
+T shuffle(Shfl mode, unsigned mask, T var, int arg, int width, const char* what, const char* file,
+          int line) {
+    static_assert(std::is_trivially_copyable<T>::value && sizeof(T) <= 16,
+                  "shuffle a trivially copyable value of at most 16 bytes");
+    Site site{file, line, what};
+    if (width < 1 || width > 32 || (width & (width - 1)))
+        fail_at(site, false, "%s width %d is not a power of two in 1..32", what, width);
+    T all[32];
+    warp_collective(mask, &var, all, sizeof(T), site);
+    int lane = (int)lane_id();
+    int base = lane & ~(width - 1), in_group = lane & (width - 1);
+    int src = lane;
+    switch (mode) {
+        case Shfl::Idx: src = base + (arg & (width - 1)); break;
+        case Shfl::Up: src = in_group - arg < 0 ? lane : lane - arg; break;
+        case Shfl::Down: src = in_group + arg >= width ? lane : lane + arg; break;
+        case Shfl::Xor: src = lane ^ arg; if (src >= base + width) src = lane; break;
+    }
+    if (src < 0 || src > 31 || !(mask >> src & 1)) {
+        T poison;
+        memset((void*)&poison, 0xFF, sizeof(T));
+        return poison;
+    }
+    return all[src];
+}
+
+inline unsigned ballot(unsigned mask, int predicate, const char* what, const char* file, int line) {
+    int mine = predicate != 0, all[32];
+    warp_collective(mask, &mine, all, sizeof(int), Site{file, line, what});
+    unsigned result = 0;
+    for (unsigned j = 0; j < 32; j++)
+        if ((mask >> j & 1) && all[j]) result |= 1u << j;
+    return result;
+}
+
+inline bool all_sync(unsigned mask, int predicate, const char* file, int line) {
+    return ballot(mask, predicate, "__all_sync", file, line) == mask;
+}
+
+inline void syncwarp(unsigned mask, const char* file, int line) {
+    warp_collective(mask, nullptr, nullptr, 0, Site{file, line, "__syncwarp"});
+}
+
+// ----------------------------------------------------------------------------------------------
+// Thread exit and the scheduler.
+
+// Called when a thread returns from the kernel: it may complete a barrier, and it must not be
+// named by a warp collective its lanes are waiting in.
+inline void thread_exit() {
+    Engine& E = g_engine;
+    Thread* t = E.current;
+    unsigned linear = (unsigned)(t - E.threads.data());
+    t->wait = Wait::Done;
+    E.live--;
+    WarpMeet& m = E.warps[linear / 32];
+    m.returned |= 1u << (linear % 32);
+    if (m.arrived && (m.mask >> (linear % 32) & 1))
+        fail_at(m.site, true,
+                "lane %u of warp %u returned while other lanes wait in %s with mask 0x%08x, which "
+                "names it; no early return before a collective that names the lane",
+                linear % 32, linear / 32, m.site.what, m.mask);
+    if (E.live > 0 && E.barrier_arrived == E.live) release_barrier();
+}
+
+inline boost::context::fiber thread_main(boost::context::fiber&& sched) {
+    Engine& E = g_engine;
+    asan_finish_switch(nullptr, &E.scheduler_stack_bottom, &E.scheduler_stack_size);
+    E.scheduler = std::move(sched);
+    while (!E.launch_over) {
+        E.body(E.body_ctx);
+        thread_exit();
+        park();  // until the next block starts (or the launch ends)
+    }
+    asan_start_switch(nullptr, E.scheduler_stack_bottom, E.scheduler_stack_size);
+    return std::move(E.scheduler);
+}
+
+inline void resume(Thread& t) {
+    Engine& E = g_engine;
+    E.current = &t;
+    threadIdx = t.idx;
+    asan_start_switch(&E.scheduler_fake_stack, t.stack_bottom, t.stack_size);
+    t.fiber = std::move(t.fiber).resume();
+    asan_finish_switch(E.scheduler_fake_stack, nullptr, nullptr);
+    E.current = nullptr;
+}
+
+[[noreturn]] inline void deadlock() {
+    Engine& E = g_engine;
+    fflush(stdout);
+    fprintf(stderr,
+            "simt: error: deadlock: no thread of the block can go on; each waits as listed\n"
+            "  in block (%u,%u,%u) of kernel %s launched at %s:%d\n",
+            blockIdx.x, blockIdx.y, blockIdx.z, E.launch_site.what, E.launch_site.file,
+            E.launch_site.line);
+    describe_threads(stderr, false);
+    fflush(stderr);
+    abort();
+}
+
+inline void run_block() {
+    Engine& E = g_engine;
+    unsigned n = E.nthreads;
+    E.live = n;
+    E.barrier_arrived = 0;
+    for (WarpMeet& m : E.warps) m.mask = m.arrived = m.returned = 0;
+    for (Thread& t : E.threads) {
+        t.wait = Wait::Running;
+        t.ready = true;
+    }
+    if (E.dynamic_smem_bytes) memset(E.dynamic_smem, 0xFF, E.dynamic_smem_bytes);
+    while (E.live > 0) {
+        bool progressed = false;
+        for (unsigned k = 0; k < n; k++) {
+            Thread& t = E.threads[E.reverse ? n - 1 - k : k];
+            if (!t.ready) continue;
+            t.ready = false;
+            progressed = true;
+            resume(t);
+        }
+        if (!progressed) deadlock();
+    }
+}
+
+inline void ensure_stacks(unsigned n) {
+    Engine& E = g_engine;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    while (E.stacks.size() < n) {
+        Stack s;
+        s.mapped = kStackBytes + page;
+        s.base = mmap(nullptr, s.mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (s.base == MAP_FAILED) {
+            fprintf(stderr, "simt: error: mmap of a %zu-byte fiber stack failed\n", s.mapped);
+            abort();
+        }
+        mprotect(s.base, page, PROT_NONE);  // guard page below the stack
+        E.stacks.push_back(s);
+    }
+}
+
+// Runs body(ctx) as every thread of every block of the grid. Returns a cudaError_t value.
+inline int run_grid(Site launch_site, dim3 grid, dim3 block, size_t dynamic_smem,
+                    void (*body)(void*), void* ctx) {
+    unsigned long long nthreads = (unsigned long long)block.x * block.y * block.z;
+    if (nthreads == 0 || nthreads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 ||
+        grid.z == 0 || grid.x > 2147483647u || grid.y > 65535 || grid.z > 65535)
+        return 9;  // cudaErrorInvalidConfiguration
+    if (dynamic_smem > 227 * 1024) return 1;  // cudaErrorInvalidValue (over the sm_90 limit)
+    if (g_launch_in_progress.exchange(1)) {
+        fprintf(stderr, "simt: error: kernel %s launched at %s:%d while another launch runs "
+                        "(from a kernel, or from a second OS thread); the emulator is "
+                        "single-threaded\n", launch_site.what, launch_site.file, launch_site.line);
+        abort();
+    }
+    Engine& E = g_engine;
+    E.launch_site = launch_site;
+    E.body = body;
+    E.body_ctx = ctx;
+    E.launch_over = false;
+    const char* env = getenv("SIMT_REVERSE");
+    E.reverse = g_reverse_override >= 0 ? g_reverse_override == 1 : (env && strcmp(env, "1") == 0);
+    E.nthreads = (unsigned)nthreads;
+    E.dynamic_smem_bytes = dynamic_smem;
+    if (E.dynamic_smem_storage.size() < dynamic_smem + 128)
+        E.dynamic_smem_storage.resize(dynamic_smem + 128);
+    E.dynamic_smem = (unsigned char*)(((uintptr_t)E.dynamic_smem_storage.data() + 127) & ~(uintptr_t)127);
+    blockDim = block;
+    gridDim = grid;
+    E.warps.assign((E.nthreads + 31) / 32, WarpMeet{});
+    ensure_stacks(E.nthreads);
+    E.threads.clear();
+    E.threads.resize(E.nthreads);
+    for (unsigned i = 0; i < E.nthreads; i++) {
+        Thread& t = E.threads[i];
+        t.idx = uint3{i % block.x, i / block.x % block.y, i / (block.x * block.y)};
+        PoolStackAllocator alloc{&E.stacks[i]};
+        boost::context::stack_context sc = alloc.allocate();
+        t.stack_bottom = (char*)sc.sp - sc.size;
+        t.stack_size = sc.size;
+        t.fiber = boost::context::fiber(std::allocator_arg, std::move(alloc), thread_main);
+    }
+    for (unsigned z = 0; z < grid.z; z++)
+        for (unsigned y = 0; y < grid.y; y++)
+            for (unsigned x = 0; x < grid.x; x++) {
+                blockIdx = uint3{x, y, z};
+                run_block();
+            }
+    E.launch_over = true;
+    for (Thread& t : E.threads) resume(t);  // each fiber returns from thread_main
+    E.threads.clear();
+    g_launch_in_progress = 0;
+    return 0;
+}
+
+// Launches kernel<<<grid, block, dynamic_smem>>>(args...) on the CPU and returns when it is done.
+// The arguments are converted to the kernel's parameter types once, as CUDA does. The rewrite
+// tool turns each <<<>>> launch into launch_at with the launch's file, line and kernel name.
+template <class... Params, class... Args>
+void launch_at(const char* file, int line, const char* name, dim3 grid, dim3 block,
+               size_t dynamic_smem, void (*kernel)(Params...), Args&&... args) {
+    static_assert(sizeof...(Params) == sizeof...(Args), "wrong number of kernel arguments");
+    struct Call {
+        void (*kernel)(Params...);
+        std::tuple<std::decay_t<Params>...> params;
+    } call{kernel, std::tuple<std::decay_t<Params>...>(std::forward<Args>(args)...)};
+    auto body = [](void* ctx) {
+        Call* c = (Call*)ctx;
+        std::apply(c->kernel, c->params);
+    };
+    int err = run_grid(Site{file, line, name}, grid, block, dynamic_smem, body, &call);
+    if (err) g_last_launch_error = err;
+}
+
+template <class... Params, class... Args>
+void launch(dim3 grid, dim3 block, size_t dynamic_smem, void (*kernel)(Params...), Args&&... args) {
+    launch_at("?", 0, "(simt::launch)", grid, block, dynamic_smem, kernel,
+              std::forward<Args>(args)...);
+}
+
+}  // namespace simt
+
+// ----------------------------------------------------------------------------------------------
+// Barriers and warp intrinsics (macros, so that diagnostics name the caller's file and line).
+#define __syncthreads() simt::syncthreads(__FILE__, __LINE__)
+#define __syncwarp(...) simt::syncwarp(simt::mask_arg(__VA_ARGS__), __FILE__, __LINE__)
+#define __shfl_sync(mask, var, src, ...)                                                         \
+    simt::shuffle(simt::Shfl::Idx, mask, var, src, simt::width_arg(__VA_ARGS__), "__shfl_sync",   \
+                  __FILE__, __LINE__)
+#define __shfl_up_sync(mask, var, delta, ...)                                                    \
+    simt::shuffle(simt::Shfl::Up, mask, var, delta, simt::width_arg(__VA_ARGS__),                \
+                  "__shfl_up_sync", __FILE__, __LINE__)
+#define __shfl_down_sync(mask, var, delta, ...)                                                  \
+    simt::shuffle(simt::Shfl::Down, mask, var, delta, simt::width_arg(__VA_ARGS__),              \
+                  "__shfl_down_sync", __FILE__, __LINE__)
+#define __shfl_xor_sync(mask, var, lane_mask, ...)                                               \
+    simt::shuffle(simt::Shfl::Xor, mask, var, lane_mask, simt::width_arg(__VA_ARGS__),           \
+                  "__shfl_xor_sync", __FILE__, __LINE__)
+#define __ballot_sync(mask, pred) simt::ballot(mask, pred, "__ballot_sync", __FILE__, __LINE__)
+#define __any_sync(mask, pred) (simt::ballot(mask, pred, "__any_sync", __FILE__, __LINE__) != 0)
+#define __all_sync(mask, pred) simt::all_sync(mask, pred, __FILE__, __LINE__)
+
+// Memory fences order nothing here: fibers switch only at barriers and collectives.
+inline void __threadfence() {}
+inline void __threadfence_block() {}
+
+// ----------------------------------------------------------------------------------------------
+// Device math and bit intrinsics (host libm versions; fast-math variants are exact here).
+inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+inline double rsqrt(double x) { return 1.0 / sqrt(x); }
+inline float __expf(float x) { return expf(x); }
+inline float __logf(float x) { return logf(x); }
+inline float __powf(float x, float y) { return powf(x, y); }
+inline float __sinf(float x) { return sinf(x); }
+inline float __cosf(float x) { return cosf(x); }
+inline float __tanf(float x) { return tanf(x); }
+inline float __fdividef(float a, float b) { return a / b; }
+inline float __frcp_rn(float x) { return 1.0f / x; }
+inline float __fsqrt_rn(float x) { return sqrtf(x); }
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fmaf_rn(float a, float b, float c) { return fmaf(a, b, c); }
+inline float __saturatef(float x) { return x < 0.0f ? 0.0f : (x > 1.0f ? 1.0f : (x == x ? x : 0.0f)); }
+inline int __float2int_rn(float x) { return (int)lrintf(x); }
+inline int __float_as_int(float x) { int i; memcpy(&i, &x, 4); return i; }
+inline unsigned __float_as_uint(float x) { unsigned i; memcpy(&i, &x, 4); return i; }
+inline float __int_as_float(int i) { float x; memcpy(&x, &i, 4); return x; }
+inline float __uint_as_float(unsigned i) { float x; memcpy(&x, &i, 4); return x; }
+inline int __popc(unsigned x) { return __builtin_popcount(x); }
+inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
+inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz((unsigned)x); }
+inline int __ffs(int x) { return __builtin_ffs(x); }
+inline unsigned __brev(unsigned x) {
+    unsigned r = 0;
+    for (int i = 0; i < 32; i++) r |= ((x >> i) & 1u) << (31 - i);
+    return r;
+}
+inline int min(int a, int b) { return a < b ? a : b; }
+inline int max(int a, int b) { return a > b ? a : b; }
+inline unsigned min(unsigned a, unsigned b) { return a < b ? a : b; }
+inline unsigned max(unsigned a, unsigned b) { return a > b ? a : b; }
+inline long long min(long long a, long long b) { return a < b ? a : b; }
+inline long long max(long long a, long long b) { return a > b ? a : b; }
+inline float min(float a, float b) { return fminf(a, b); }
+inline float max(float a, float b) { return fmaxf(a, b); }
+
+// Cache-hinted loads and stores are plain accesses.
+template <class T> inline T __ldg(const T* p) { return *p; }
+template <class T> inline T __ldcg(const T* p) { return *p; }
+template <class T> inline T __ldcs(const T* p) { return *p; }
+template <class T> inline T __ldlu(const T* p) { return *p; }
+template <class T> inline void __stcg(T* p, T v) { *p = v; }
+template <class T> inline void __stcs(T* p, T v) { *p = v; }
+template <class T> inline void __stwb(T* p, T v) { *p = v; }
+
+// Atomics: fibers never switch inside one, so a plain read-modify-write is atomic here.
+template <class T> inline T simt_atomic_add(T* p, T v) { T old = *p; *p = old + v; return old; }
+inline int atomicAdd(int* p, int v) { return simt_atomic_add(p, v); }
+inline unsigned atomicAdd(unsigned* p, unsigned v) { return simt_atomic_add(p, v); }
+inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) { return simt_atomic_add(p, v); }
+inline float atomicAdd(float* p, float v) { return simt_atomic_add(p, v); }
+inline double atomicAdd(double* p, double v) { return simt_atomic_add(p, v); }
+inline int atomicSub(int* p, int v) { return simt_atomic_add(p, -v); }
+inline unsigned atomicSub(unsigned* p, unsigned v) { return simt_atomic_add(p, 0u - v); }
+inline int atomicMax(int* p, int v) { int old = *p; if (v > old) *p = v; return old; }
+inline unsigned atomicMax(unsigned* p, unsigned v) { unsigned old = *p; if (v > old) *p = v; return old; }
+inline int atomicMin(int* p, int v) { int old = *p; if (v < old) *p = v; return old; }
+inline unsigned atomicMin(unsigned* p, unsigned v) { unsigned old = *p; if (v < old) *p = v; return old; }
+template <class T> inline T atomicExch(T* p, T v) { T old = *p; *p = v; return old; }
+template <class T> inline T atomicCAS(T* p, T compare, T v) { T old = *p; if (old == compare) *p = v; return old; }
