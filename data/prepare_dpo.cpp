@@ -1,0 +1,325 @@
+// prepare_dpo: turns preference data in JSONL (optionally gzipped) into the binary pair file the
+// trainers read (data/pairfile.h). Reads the explicit, implicit (HH-RLHF) and chat-message
+// formats, tokenises prompt and responses separately with GPT-2's BPE, appends EOS to responses,
+// fits pairs into --max-len by an explicit policy, splits off a deterministic validation set,
+// and prints what it did. Bad lines stop it with FILE:LINE and nothing written (or, with
+// --skip-bad, are skipped and counted). Usage: data/prepare_dpo --help; details in data/README.md.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+#include <zlib.h>
+#include <nlohmann/json.hpp>
+#include "data/pairfile.h"
+#include "data/pairs.h"
+#include "data/prepare_text.h"
+#include "tokenizer/gpt2_tokenizer.h"
+
+static const char* USAGE =
+    "usage: data/prepare_dpo --input FILE.jsonl[.gz] --output FILE.bin [options]\n"
+    "  --input FILE         JSONL preference data, plain or gzipped, one JSON object per line\n"
+    "  --output FILE        binary pair file to write (data/pairfile.h, data/README.md)\n"
+    "  --tokenizer DIR      GPT-2 BPE files: encoder.json + vocab.bpe (default tokenizer/gpt2)\n"
+    "  --format F           auto | explicit | implicit | messages (default auto, decided per line):\n"
+    "                         explicit  {\"prompt\": str, \"chosen\": str, \"rejected\": str}\n"
+    "                         implicit  {\"chosen\": str, \"rejected\": str}, prompt = shared start up to\n"
+    "                                   the last \"\\n\\nAssistant:\" (Anthropic HH-RLHF)\n"
+    "                         messages  {[\"prompt\": [msg]], \"chosen\": [msg], \"rejected\": [msg]},\n"
+    "                                   msg = {\"role\": \"system|user|assistant\", \"content\": str}\n"
+    "  --max-len N          bound on a pair's shared unit length P + C + 1 + R (default: none)\n"
+    "  --truncate POLICY    for pairs over --max-len: keep-end (default: drop the prompt's start,\n"
+    "                       then cut the responses), keep-start (cut the responses, then the\n"
+    "                       prompt's end) or drop (drop the pair); every change is counted\n"
+    "  --val-output FILE    also write a validation pair file ...\n"
+    "  --val-fraction F     ... with about this fraction of the lines (0 < F < 1)\n"
+    "  --seed S             seed of the validation split (default 1); the same seed, the same split\n"
+    "  --skip-bad           skip bad lines and count them (default: stop at the first, write nothing)\n"
+    "  --no-eos             do not append <|endoftext|> (50256) to each response\n"
+    "  --bos                prepend <|endoftext|> to each prompt\n"
+    "  --help               this text\n";
+
+struct Options {
+    std::string input, output, tokenizer_dir = "tokenizer/gpt2", val_output;
+    InputFormat format = FORMAT_AUTO;
+    size_t max_len = 0;  // 0: no bound
+    TruncatePolicy truncate = TRUNCATE_KEEP_END;
+    double val_fraction = 0;
+    uint64_t seed = 1;
+    bool skip_bad = false, eos = true, bos = false;
+};
+
+[[noreturn]] static void usage_error(const std::string& what) {
+    fprintf(stderr, "prepare_dpo: %s\nrun data/prepare_dpo --help for the options\n", what.c_str());
+    exit(2);
+}
+
+static bool parse_number(const char* s, double* out) {
+    char* end = nullptr;
+    *out = strtod(s, &end);
+    return end != s && *end == '\0';
+}
+
+static Options parse_options(int argc, char** argv) {
+    Options o;
+    bool have_fraction = false;
+    for (int i = 1; i < argc; i++) {
+        std::string a = argv[i];
+        if (a == "--help" || a == "-h") { fputs(USAGE, stdout); exit(0); }
+        if (a == "--skip-bad") { o.skip_bad = true; continue; }
+        if (a == "--no-eos") { o.eos = false; continue; }
+        if (a == "--bos") { o.bos = true; continue; }
+        if (i + 1 >= argc) usage_error(a + " needs a value");
+        const char* v = argv[++i];
+        double x;
+        if (a == "--input") o.input = v;
+        else if (a == "--output") o.output = v;
+        else if (a == "--tokenizer") o.tokenizer_dir = v;
+        else if (a == "--val-output") o.val_output = v;
+        else if (a == "--format") {
+            int f = -1;
+            for (int k = 0; k < 4; k++) if (!strcmp(v, FORMAT_NAMES[k])) f = k;
+            if (f < 0) usage_error(std::string("--format ") + v + ": use auto, explicit, implicit or messages");
+            o.format = (InputFormat)f;
+        } else if (a == "--truncate") {
+            int t = -1;
+            for (int k = 0; k < 3; k++) if (!strcmp(v, TRUNCATE_NAMES[k])) t = k;
+            if (t < 0) usage_error(std::string("--truncate ") + v + ": use keep-end, keep-start or drop");
+            o.truncate = (TruncatePolicy)t;
+        } else if (a == "--max-len") {
+            if (!parse_number(v, &x) || x != (double)(long)x || x < 4 || x > 1e9)
+                usage_error(std::string("--max-len ") + v + ": give a whole number >= 4 (a unit needs at least "
+                            "one prompt token, the copy of it, and one token per response)");
+            o.max_len = (size_t)x;
+        } else if (a == "--val-fraction") {
+            if (!parse_number(v, &x) || !(x > 0 && x < 1))
+                usage_error(std::string("--val-fraction ") + v + ": give a number between 0 and 1, e.g. 0.05");
+            o.val_fraction = x;
+            have_fraction = true;
+        } else if (a == "--seed") {
+            char* end = nullptr;
+            o.seed = strtoull(v, &end, 10);
+            if (end == v || *end) usage_error(std::string("--seed ") + v + ": give a non-negative whole number");
+        } else usage_error("unknown option " + a);
+    }
+    if (o.input.empty() || o.output.empty()) usage_error("--input and --output are required");
+    if (o.val_output.empty() != !have_fraction)
+        usage_error("--val-output and --val-fraction go together: give both or neither");
+    if (o.output == o.input || o.val_output == o.input || o.val_output == o.output)
+        usage_error("--input, --output and --val-output must be different files");
+    return o;
+}
+
+// Whether line `line` (1-based) goes to the validation set: a hash of (seed, line) read as a
+// number in [0, 1), compared with the fraction. Depends on nothing else, so the split of a line
+// does not change when other lines are added, skipped or dropped.
+static uint64_t splitmix64(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+static bool in_validation(uint64_t seed, uint64_t line, double fraction) {
+    return (double)(splitmix64(splitmix64(seed) ^ line) >> 11) * 0x1.0p-53 < fraction;
+}
+
+// Reads a plain or gzipped file line by line (gzread passes plain files through).
+struct LineReader {
+    gzFile gz = nullptr;
+    std::vector<char> buf = std::vector<char>(1 << 20);
+    size_t pos = 0, len = 0;
+    bool eof = false;
+    uint64_t bytes = 0;  // uncompressed bytes read so far
+
+    bool open(const std::string& path, std::string* err) {
+        gz = gzopen(path.c_str(), "rb");
+        if (!gz) { *err = path + ": cannot open: " + strerror(errno); return false; }
+        gzbuffer(gz, 1 << 18);
+        return true;
+    }
+    ~LineReader() { if (gz) gzclose(gz); }
+    // false at the end of the file or on a read error (then *err is set)
+    bool next(std::string* line, std::string* err) {
+        line->clear();
+        for (;;) {
+            if (pos == len) {
+                if (eof) return !line->empty();
+                int n = gzread(gz, buf.data(), (unsigned)buf.size());
+                int code = 0;
+                const char* msg = gzerror(gz, &code);
+                if (n < 0 || (code != Z_OK && code != Z_STREAM_END)) {
+                    *err = std::string("read error (") + msg + "); the file is damaged or not fully written";
+                    return false;
+                }
+                if (n == 0) { eof = true; continue; }
+                pos = 0; len = (size_t)n; bytes += n;
+            }
+            char* start = buf.data() + pos;
+            char* nl = (char*)memchr(start, '\n', len - pos);
+            size_t take = nl ? (size_t)(nl - start) : len - pos;
+            line->append(start, take);
+            pos += take;
+            if (nl) { pos++; return true; }
+        }
+    }
+};
+
+// Running totals for the summary.
+struct Stats {
+    uint64_t lines = 0, blank = 0, train = 0, val = 0;
+    std::map<std::string, uint64_t> skipped;      // by reason
+    std::map<std::string, uint64_t> format_count;
+    uint64_t prompt_start_cut = 0, prompt_end_cut = 0, responses_cut = 0, truncated = 0, dropped = 0;
+    uint64_t sum_P = 0, sum_C = 0, sum_R = 0, max_unit = 0;
+};
+
+int main(int argc, char** argv) {
+    Options opt = parse_options(argc, argv);
+    auto t0 = std::chrono::steady_clock::now();
+    auto seconds = [&]() { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+
+    std::string err;
+    GPT2Tokenizer tok;
+    if (!tok.load(opt.tokenizer_dir, &err)) {
+        fprintf(stderr, "prepare_dpo: %s\n", err.c_str());
+        return 1;
+    }
+    if ((opt.eos || opt.bos) && tok.eot_id() < 0) {
+        fprintf(stderr, "prepare_dpo: the tokenizer in %s has no <|endoftext|> token for EOS/BOS; pass --no-eos "
+                "(and no --bos)\n", opt.tokenizer_dir.c_str());
+        return 1;
+    }
+    LineReader reader;
+    if (!reader.open(opt.input, &err)) { fprintf(stderr, "prepare_dpo: %s\n", err.c_str()); return 1; }
+
+    PairSet train, val;
+    for (PairSet* s : {&train, &val}) { s->vocab_size = tok.vocab_size(); s->tokenizer_id = tok.identity(); }
+    Stats st;
+    std::string line;
+    std::vector<int32_t> p, c, r;
+    const int32_t eot = tok.eot_id();
+
+    while (reader.next(&line, &err)) {
+        uint64_t line_no = ++st.lines;
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line_no == 1 && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);  // UTF-8 byte order mark
+        if (line_no % 10000 == 0)
+            fprintf(stderr, "prepare_dpo: %llu lines, %llu pairs, %.1f MB read, %.1f s\n", (unsigned long long)line_no,
+                    (unsigned long long)(st.train + st.val), reader.bytes / 1e6, seconds());
+        if (line.find_first_not_of(" \t") == std::string::npos) { st.blank++; continue; }
+
+        LineError bad;
+        PairText text;
+        bool ok = true;
+        size_t at = utf8_invalid_at(line);
+        if (at != std::string::npos) {
+            ok = line_error(&bad, "invalid UTF-8", "invalid UTF-8 at byte offset " + std::to_string(at) +
+                            " of the line; re-encode the file as UTF-8");
+        } else {
+            nlohmann::json j;
+            try {
+                j = nlohmann::json::parse(line);
+            } catch (const nlohmann::json::parse_error& e) {
+                std::string what = e.what();
+                size_t close = what.find("] ");
+                ok = line_error(&bad, "malformed JSON", "malformed JSON: " +
+                                (close == std::string::npos ? what : what.substr(close + 2)) +
+                                "; each line must be one complete JSON object");
+            }
+            if (ok) ok = pair_from_json(j, opt.format, &text, &bad);
+        }
+        if (ok) {
+            const std::string* parts[3] = {&text.prompt, &text.chosen, &text.rejected};
+            std::vector<int32_t>* ids[3] = {&p, &c, &r};
+            const char* names[3] = {"prompt", "chosen", "rejected"};
+            for (int k = 0; k < 3 && ok; k++) {
+                std::string why;
+                if (!tok.encode(*parts[k], ids[k], &why))
+                    ok = line_error(&bad, "tokenizer error", std::string("cannot tokenise the ") + names[k] + ": " + why);
+            }
+        }
+        if (!ok) {
+            if (!opt.skip_bad) {
+                fprintf(stderr, "%s:%llu: %s\nprepare_dpo: stopped at the first bad line; nothing written. Fix the "
+                        "line, or pass --skip-bad to skip and count bad lines.\n", opt.input.c_str(),
+                        (unsigned long long)line_no, bad.message.c_str());
+                return 1;
+            }
+            st.skipped[bad.reason]++;
+            continue;
+        }
+
+        if (opt.bos) p.insert(p.begin(), eot);
+        if (opt.eos) { c.push_back(eot); r.push_back(eot); }
+        if (opt.max_len) {
+            unsigned done = fit_pair(&p, &c, &r, opt.max_len, opt.truncate, opt.bos ? 1 : 0);
+            if (done & FIT_DROPPED) { st.dropped++; continue; }
+            if (done) st.truncated++;
+            if (done & FIT_PROMPT_START_CUT) st.prompt_start_cut++;
+            if (done & FIT_PROMPT_END_CUT) st.prompt_end_cut++;
+            if (done & FIT_RESPONSES_CUT) st.responses_cut++;
+        }
+        st.format_count[FORMAT_NAMES[text.format]]++;
+        bool to_val = !opt.val_output.empty() && in_validation(opt.seed, line_no, opt.val_fraction);
+        (to_val ? val : train).add(p, c, r);
+        (to_val ? st.val : st.train)++;
+        st.sum_P += p.size(); st.sum_C += c.size(); st.sum_R += r.size();
+        st.max_unit = std::max<uint64_t>(st.max_unit, p.size() + c.size() + 1 + r.size());
+    }
+    if (!err.empty()) {
+        fprintf(stderr, "%s: after line %llu: %s\nprepare_dpo: nothing written.\n", opt.input.c_str(),
+                (unsigned long long)st.lines, err.c_str());
+        return 1;
+    }
+    if (st.train == 0 || (!opt.val_output.empty() && st.val == 0)) {
+        fprintf(stderr, "prepare_dpo: %s: no pairs for the %s set (%llu lines read); nothing written%s\n",
+                opt.input.c_str(), st.train == 0 ? "training" : "validation", (unsigned long long)st.lines,
+                st.train == 0 ? "" : ". Raise --val-fraction");
+        return 1;
+    }
+
+    uint32_t flags = (opt.eos ? PAIRFILE_FLAG_EOS : 0) | (opt.bos ? PAIRFILE_FLAG_BOS : 0);
+    uint64_t train_hash = 0, val_hash = 0;
+    if (!write_pair_file(opt.output, train, flags, &err, &train_hash)) {
+        fprintf(stderr, "prepare_dpo: %s\n", err.c_str());
+        return 1;
+    }
+    if (!opt.val_output.empty() && !write_pair_file(opt.val_output, val, flags, &err, &val_hash)) {
+        remove(opt.output.c_str());
+        fprintf(stderr, "prepare_dpo: %s\nprepare_dpo: removed %s too, so no half result is left\n", err.c_str(),
+                opt.output.c_str());
+        return 1;
+    }
+
+    // summary
+    uint64_t n = st.train + st.val, skipped = 0;
+    for (auto& kv : st.skipped) skipped += kv.second;
+    printf("prepare_dpo: %s -> %s", opt.input.c_str(), opt.output.c_str());
+    if (!opt.val_output.empty()) printf(" + %s", opt.val_output.c_str());
+    printf(" (%.1f s)\n", seconds());
+    printf("  lines read        %llu (%llu blank)\n", (unsigned long long)st.lines, (unsigned long long)st.blank);
+    printf("  pairs written     %llu (train %llu, val %llu)\n", (unsigned long long)n, (unsigned long long)st.train,
+           (unsigned long long)st.val);
+    printf("  formats          ");
+    for (auto& kv : st.format_count) printf(" %s %llu", kv.first.c_str(), (unsigned long long)kv.second);
+    printf("\n  skipped bad lines %llu", (unsigned long long)skipped);
+    for (auto& kv : st.skipped) printf(", %s %llu", kv.first.c_str(), (unsigned long long)kv.second);
+    printf("\n  truncated         %llu (prompt start cut %llu, responses cut %llu, prompt end cut %llu; policy %s, "
+           "max-len %s)\n", (unsigned long long)st.truncated, (unsigned long long)st.prompt_start_cut,
+           (unsigned long long)st.responses_cut, (unsigned long long)st.prompt_end_cut, TRUNCATE_NAMES[opt.truncate],
+           opt.max_len ? std::to_string(opt.max_len).c_str() : "none");
+    printf("  dropped too long  %llu\n", (unsigned long long)st.dropped);
+    printf("  tokens            %llu (prompt %llu, chosen %llu, rejected %llu; EOS %s, BOS %s)\n",
+           (unsigned long long)(st.sum_P + st.sum_C + st.sum_R), (unsigned long long)st.sum_P,
+           (unsigned long long)st.sum_C, (unsigned long long)st.sum_R, opt.eos ? "on" : "off", opt.bos ? "on" : "off");
+    printf("  mean P / C / R    %.1f / %.1f / %.1f tokens; longest unit P+C+1+R = %llu\n", (double)st.sum_P / n,
+           (double)st.sum_C / n, (double)st.sum_R / n, (unsigned long long)st.max_unit);
+    printf("  ideal prefix-sharing speedup (2P+C+R)/(P+C+R+1) = %.3f\n",
+           (double)(2 * st.sum_P + st.sum_C + st.sum_R) / (double)(st.sum_P + st.sum_C + st.sum_R + n));
+    printf("  tokenizer %s, content hash %016llx", tok.identity().c_str(), (unsigned long long)train_hash);
+    if (!opt.val_output.empty()) printf(" (val %016llx)", (unsigned long long)val_hash);
+    printf("\n");
+    return 0;
+}
