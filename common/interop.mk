@@ -1,1 +1,7 @@
-# common: build fragment included by the top-level Makefile.
+# common (interop): Hugging Face / llm.c checkpoint I/O and sampling; see common/INTEROP.md.
+MODEL_IO_HEADERS = common/model_io.h common/safetensors.h common/model_config.h
+
+TEST_BINS += common/test_model_io
+
+common/test_model_io: common/test_model_io.cpp $(MODEL_IO_HEADERS) dev/test_util.h common/tools/tiny_gpt2.py
+	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)

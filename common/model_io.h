@@ -282,8 +282,9 @@ static inline bool load_hf_model(const std::string& dir, ModelConfig* cfg, std::
     for (size_t i = 0; i < specs.size(); i++) if (!found[i]) missing.push_back(specs[i].name);
     if (!missing.empty() || !unexpected.empty()) {
         *err = files[0].path + ": does not match a GPT-2 with n_layer=" + std::to_string(c.num_layers) + ":";
-        if (!missing.empty()) *err += " missing tensor(s) " + name_list(missing) + ";";
-        if (!unexpected.empty()) *err += " unexpected tensor(s) " + name_list(unexpected) + ";";
+        if (!missing.empty()) *err += " missing tensor(s) " + name_list(missing) + ".";
+        if (!unexpected.empty()) *err += " unexpected tensor(s) " + name_list(unexpected) + ".";
+        *err += " Is config.json the one that belongs to these weights?";
         return false;
     }
     for (size_t i = 0; i < specs.size(); i++) {

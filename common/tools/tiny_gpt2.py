@@ -95,7 +95,7 @@ def decode(raw, dtype):
 
 
 # values at the edges of each dtype (subnormals, signed zero, the largest finite)
-SPECIALS = {"F32": [1e-45, -0.0, 3.4e38, 1.17e-38, -2.5e-40],
+SPECIALS = {"F32": [1e-45, -0.0, 3.0e38, 1.17e-38, -2.5e-40],
             "F16": [5.960464477539063e-08, -0.0, 65504.0, 3.0e-05, -6.1e-05],
             "BF16": [1e-39, -0.0, -3.0e38, 1.2e-38, 7.0e-41]}
 
@@ -284,8 +284,8 @@ def fixtures(outdir):
                edit_header=set_field("h.1.attn.c_attn.weight", "shape", [3 * C, C]))
     hf_fixture(outdir, "bad_dtype_unknown", f32, "F32", expected=False,
                edit_header=set_field("h.0.ln_2.bias", "dtype", "Q4_K"))
-    f64 = lambda entries: [(n, "F64", [C // 2], raw) if n == "ln_f.bias" else (n, dt, s, raw)
-                           for n, dt, s, raw in entries]
+    f64 = lambda entries: [(n, "F64", s, struct.pack("<%dd" % C, *f32[n][1])) if n == "ln_f.bias"
+                           else (n, dt, s, raw) for n, dt, s, raw in entries]
     hf_fixture(outdir, "bad_dtype_f64", f32, "F32", expected=False, edit_entries=f64)
     hf_fixture(outdir, "bad_missing", f32, "F32", expected=False,
                edit_entries=lambda e: [x for x in e if x[0] != "h.1.mlp.c_fc.bias"])
