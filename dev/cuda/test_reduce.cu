@@ -1,0 +1,73 @@
+// dev/cuda/test_reduce.cu: tests kernels/reduce.cuh (per-chunk block sums, global sum of squares)
+// against plain double-precision loops on fresh random inputs. Builds with g++ on the CPU
+// execution layer (both thread orders, and under ASan) and with nvcc for a GPU.
+#include <algorithm>
+#include <vector>
+
+#include "dev/simt/kernel_test.h"
+#include "kernels/reduce.cuh"
+
+// |got - want| must stay within a few fp32 roundings of the sum of magnitudes.
+static bool close_sum(double got, double want, double magnitude) {
+    return std::fabs(got - want) <= 2e-6 * magnitude + 1e-6;
+}
+
+static void test_block_sums(const char* order, size_t N, size_t chunk, int block_size,
+                            std::mt19937_64& rng) {
+    std::vector<float> x(N);
+    fill_uniform(x, -1.0f, 1.0f, rng);
+    const size_t num_chunks = (N + chunk - 1) / chunk;
+    DeviceBuffer<float> d_x(N), d_out(num_chunks);
+    d_x.upload(x);
+    block_sums(d_out.ptr, d_x.ptr, N, chunk, block_size, nullptr);
+    CUDA_CHECK(cudaGetLastError());
+    CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<float> out = d_out.download();
+    size_t bad = num_chunks;
+    for (size_t b = 0; b < num_chunks && bad == num_chunks; b++) {
+        double want = 0.0, magnitude = 0.0;
+        for (size_t i = b * chunk; i < std::min(N, (b + 1) * chunk); i++) {
+            want += x[i];
+            magnitude += std::fabs(x[i]);
+        }
+        if (!close_sum(out[b], want, magnitude)) bad = b;
+    }
+    char name[160];
+    snprintf(name, sizeof name, "block_sums N=%zu chunk=%zu block=%d order=%s", N, chunk,
+             block_size, order);
+    if (bad == num_chunks) test_report(true, name);
+    else test_report(false, name, "chunk %zu: got %.7g", bad, out[bad]);
+}
+
+static void test_global_sum_squares(const char* order, size_t N, bool accumulate,
+                                    std::mt19937_64& rng) {
+    std::vector<float> x(N);
+    fill_uniform(x, -2.0f, 2.0f, rng);
+    DeviceBuffer<float> d_x(N), d_partials(SUM_SQUARES_BLOCKS), d_out(1);
+    d_x.upload(x);
+    const float start = accumulate ? 123.25f : 0.0f;
+    d_out.upload(std::vector<float>{accumulate ? start : -7.0f});  // -7: must be overwritten
+    global_sum_squares(d_out.ptr, d_partials.ptr, d_x.ptr, N, accumulate, nullptr);
+    CUDA_CHECK(cudaGetLastError());
+    CUDA_CHECK(cudaDeviceSynchronize());
+    const float got = d_out.download()[0];
+    double want = start;
+    for (float v : x) want += (double)v * v;
+    char name[160];
+    snprintf(name, sizeof name, "global_sum_squares N=%zu accumulate=%d order=%s", N,
+             (int)accumulate, order);
+    test_report(close_sum(got, want, want), name, "got %.9g, want %.9g", got, want);
+}
+
+int main() {
+    std::mt19937_64 rng(test_seed());
+    for_each_thread_order([&](const char* order) {
+        test_block_sums(order, 100000, 4096, 256, rng);   // last chunk partial
+        test_block_sums(order, 5000, 100, 128, rng);      // chunk smaller than the block
+        test_block_sums(order, 33000, 1000, 1024, rng);   // 32 warps
+        test_block_sums(order, 777, 777, 32, rng);        // one warp, one chunk
+        test_global_sum_squares(order, (1 << 20) + 13, false, rng);
+        test_global_sum_squares(order, 1000, true, rng);  // fewer elements than threads
+    });
+    return test_exit();
+}
