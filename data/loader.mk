@@ -1,1 +1,5 @@
-# data: build fragment included by the top-level Makefile.
+# data: the dataloader and packer (data/dataloader.h) and its test.
+TEST_BINS += data/test_dataloader
+
+data/test_dataloader: data/test_dataloader.cpp data/dataloader.h data/batch.h data/pairs.h dev/test_util.h
+	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)
