@@ -194,7 +194,7 @@ inline void describe_threads(FILE* out, bool only_waiting_at_barrier) {
     Engine& E = g_engine;
     auto same = [](const Thread& a, const Thread& b) {
         if (a.wait != b.wait) return false;
-        if (a.wait == Wait::Done) return true;
+        if (a.wait == Wait::Done || a.wait == Wait::Running) return true;
         return a.site.line == b.site.line && strcmp(a.site.file, b.site.file) == 0 &&
                strcmp(a.site.what, b.site.what) == 0 && a.warp_mask == b.warp_mask;
     };
@@ -207,7 +207,7 @@ inline void describe_threads(FILE* out, bool only_waiting_at_barrier) {
             else fprintf(out, "  threads %u-%u", i, j - 1);
             switch (t.wait) {
                 case Wait::Done: fprintf(out, ": returned\n"); break;
-                case Wait::Running: fprintf(out, ": running\n"); break;
+                case Wait::Running: fprintf(out, ": not waiting (running, or not yet resumed)\n"); break;
                 case Wait::Barrier:
                     fprintf(out, ": wait in %s at %s:%d\n", t.site.what, t.site.file, t.site.line);
                     break;
