@@ -29,7 +29,7 @@ constexpr int MATMUL_TILE_THREADS = 128;
 __device__ __forceinline__ void matmul_tile_load8(__nv_bfloat16* dst, const __nv_bfloat16* src,
                                                   int row, int rows, int col, int cols) {
     const __nv_bfloat16* p = src + (size_t)row * cols + col;
-    if (row < rows && col + 8 <= cols && cols % 8 == 0) {   // whole, 16-byte aligned chunk
+    if (row < rows && col + 8 <= cols && reinterpret_cast<uintptr_t>(p) % 16 == 0) {   // whole, aligned
         *reinterpret_cast<int4*>(dst) = *reinterpret_cast<const int4*>(p);
         return;
     }
