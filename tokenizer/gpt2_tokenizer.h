@@ -16,9 +16,11 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <utility>
+#include <unistd.h>
 #include <vector>
 
 #include "tokenizer/unicode_tables.h"
@@ -120,6 +122,26 @@ inline bool read_whole_file(const std::string& path, std::string* out) {
     return ok;
 }
 
+// The vocabulary directory to use when the user names none: $DPO_TOKENIZER_DIR if set, else the
+// first of tokenizer/gpt2 (from the current directory, i.e. the repo root) and, beside the running
+// program, gpt2, tokenizer/gpt2 and ../tokenizer/gpt2 that holds a vocabulary; else tokenizer/gpt2.
+inline std::string default_tokenizer_dir() {
+    const char* env = getenv("DPO_TOKENIZER_DIR");
+    if (env && *env) return env;
+    std::vector<std::string> candidates = {"tokenizer/gpt2"};
+    char exe[4096];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (len > 0) {
+        std::string exe_dir(exe, len);
+        exe_dir = exe_dir.substr(0, exe_dir.rfind('/') + 1);
+        for (const char* rel : {"gpt2", "tokenizer/gpt2", "../tokenizer/gpt2"}) candidates.push_back(exe_dir + rel);
+    }
+    for (const std::string& dir : candidates) {
+        if (access((dir + "/encoder.json").c_str(), R_OK) == 0 || access((dir + "/vocab.json").c_str(), R_OK) == 0) return dir;
+    }
+    return "tokenizer/gpt2";
+}
+
 // ----------------------------------------------------------------------------------------------
 // The tokenizer
 
@@ -156,8 +178,16 @@ struct GPT2Tokenizer {
         }
     }
 
+    // Working memory of the byte-pair merging, reused across the pieces of one encode() call.
+    struct MergeCandidate { int32_t rank; uint32_t left; uint32_t end; int32_t token; };  // merge parts [left, end)
+    struct MergeScratch {
+        std::vector<uint32_t> next, prev;
+        std::vector<int32_t> id;
+        std::vector<uint8_t> alive;
+        std::vector<MergeCandidate> heap;
+    };
     // Appends the ids of one pre-tokenised piece piece[0..n) to *ids (the byte-pair merging).
-    void encode_piece(const char* piece, size_t n, std::vector<int32_t>* ids) const;
+    void encode_piece(const char* piece, size_t n, std::vector<int32_t>* ids, MergeScratch* scratch) const;
 };
 
 // Reads a JSON object of string keys and integer values ({"tok": 0, ...}) from `text`, calling
@@ -392,18 +422,23 @@ inline bool GPT2Tokenizer::load(const std::string& dir, std::string* err) {
     return true;
 }
 
-inline void GPT2Tokenizer::encode_piece(const char* piece, size_t n, std::vector<int32_t>* ids) const {
-    int32_t whole = find_token(piece, n);
+inline void GPT2Tokenizer::encode_piece(const char* piece, size_t n, std::vector<int32_t>* ids, MergeScratch* scratch) const {
+    int32_t whole = find_token(piece, n);  // tiktoken's shortcut, and the fast path for common words
     if (whole >= 0 && whole != eot) { ids->push_back(whole); return; }
     // Parts form a linked list over the piece; part i covers bytes [i, next[i]) and has token id[i].
     // A min-heap of candidate merges (rank, left part) finds the best pair; entries made stale by
     // earlier merges are recognised (left part gone, or its right neighbour changed) and skipped.
-    struct Candidate { int32_t rank; uint32_t left; uint32_t end; int32_t token; };
-    auto later = [](const Candidate& a, const Candidate& b) { return a.rank != b.rank ? a.rank > b.rank : a.left > b.left; };
-    std::vector<uint32_t> next(n), prev(n);
-    std::vector<int32_t> id(n);
-    std::vector<Candidate> heap;
-    heap.reserve(2 * n);
+    auto later = [](const MergeCandidate& a, const MergeCandidate& b) { return a.rank != b.rank ? a.rank > b.rank : a.left > b.left; };
+    std::vector<uint32_t>& next = scratch->next;
+    std::vector<uint32_t>& prev = scratch->prev;
+    std::vector<int32_t>& id = scratch->id;
+    std::vector<uint8_t>& alive = scratch->alive;
+    std::vector<MergeCandidate>& heap = scratch->heap;
+    next.resize(n);
+    prev.resize(n);
+    id.resize(n);
+    alive.assign(n, 1);
+    heap.clear();
     auto push_candidate = [&](uint32_t left) {
         uint32_t right = next[left];
         if (right >= n) return;
@@ -419,14 +454,13 @@ inline void GPT2Tokenizer::encode_piece(const char* piece, size_t n, std::vector
         id[i] = find_token(piece + i, 1);
     }
     for (uint32_t i = 0; i + 1 < n; i++) push_candidate(i);
-    std::vector<bool> alive(n, true);
     while (!heap.empty()) {
         std::pop_heap(heap.begin(), heap.end(), later);
-        Candidate c = heap.back();
+        MergeCandidate c = heap.back();
         heap.pop_back();
         if (!alive[c.left] || next[c.left] >= n || next[next[c.left]] != c.end) continue;
         uint32_t right = next[c.left];
-        alive[right] = false;
+        alive[right] = 0;
         next[c.left] = c.end;
         if (c.end < n) prev[c.end] = c.left;
         id[c.left] = c.token;
@@ -440,6 +474,10 @@ inline bool GPT2Tokenizer::encode(const std::string& text, std::vector<int32_t>*
     ids->clear();
     const unsigned char* s = (const unsigned char*)text.data();
     size_t n = text.size();
+    if (n >= UINT32_MAX) {
+        *err = "text of " + std::to_string(n) + " bytes is too long to encode at once (limit 4 GiB): split it into documents";
+        return false;
+    }
     // Pass 1: validate and classify. Code point k starts at byte start[k] and has class cls[k].
     std::vector<uint32_t> start;
     std::vector<uint8_t> cls;
@@ -469,6 +507,7 @@ inline bool GPT2Tokenizer::encode(const std::string& text, std::vector<int32_t>*
         size_t b = start[k] + ahead;
         return b < n ? s[b] : -1;
     };
+    MergeScratch scratch;
     for (size_t k = 0; k < K;) {
         size_t end;
         int b0 = s[start[k]];
@@ -488,7 +527,7 @@ inline bool GPT2Tokenizer::encode(const std::string& text, std::vector<int32_t>*
                 if (end < K && end - k >= 2) end--;
             }
         }
-        encode_piece(text.data() + start[k], start[end] - start[k], ids);
+        encode_piece(text.data() + start[k], start[end] - start[k], ids, &scratch);
         k = end;
     }
     return true;

@@ -301,6 +301,13 @@ int main() {
         read_whole_file(tmp + "/ids.txt", &line);
         test_report(rc == 0 && line == ids_to_string(c.ids, SIZE_MAX) + "\n", "cli_encode_matches_tiktoken", "rc=%d got '%s'", rc, line.c_str());
 
+        char cwd[4096];
+        std::string repo = getcwd(cwd, sizeof(cwd)) ? cwd : ".";
+        rc = run_shell("cd " + tmp + " && env -u DPO_TOKENIZER_DIR " + repo + "/tokenizer/tokenize encode < case.txt > ids2.txt");
+        std::string line2;
+        read_whole_file(tmp + "/ids2.txt", &line2);
+        test_report(rc == 0 && line2 == line, "cli_finds_vocabulary_from_other_dir", "rc=%d got '%s'", rc, line2.c_str());
+
         write_file(tmp + "/bad.txt", std::string("abc\xC3(", 5));
         rc = run_shell("./tokenizer/tokenize encode < " + tmp + "/bad.txt 2> " + tmp + "/err.txt > /dev/null");
         read_whole_file(tmp + "/err.txt", &line);

@@ -1,8 +1,8 @@
 // tokenize: command-line GPT-2 tokenizer.
 //   tokenize encode [--tokenizer DIR]   UTF-8 text on stdin -> one line of space-separated ids
 //   tokenize decode [--tokenizer DIR]   whitespace-separated ids on stdin -> the text (raw bytes)
-// DIR defaults to $DPO_TOKENIZER_DIR, else tokenizer/gpt2 (relative to the current directory,
-// i.e. run from the repository root).
+// DIR defaults to $DPO_TOKENIZER_DIR, else tokenizer/gpt2 of the repository (found from the
+// current directory or from where this program lives; see default_tokenizer_dir()).
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -19,7 +19,7 @@ static void print_usage(FILE* f) {
             "           \"<|endoftext|>\" in the text is ordinary text)\n"
             "  decode   read whitespace-separated token ids on stdin, write the text they stand for\n"
             "  --tokenizer DIR  directory with encoder.json + vocab.bpe or vocab.json + merges.txt\n"
-            "           (default: $DPO_TOKENIZER_DIR if set, else tokenizer/gpt2)\n");
+            "           (default: $DPO_TOKENIZER_DIR if set, else the repository's tokenizer/gpt2)\n");
 }
 
 static std::string read_stdin() {
@@ -31,9 +31,7 @@ static std::string read_stdin() {
 }
 
 int main(int argc, char** argv) {
-    std::string mode, dir;
-    const char* env_dir = getenv("DPO_TOKENIZER_DIR");
-    dir = env_dir && *env_dir ? env_dir : "tokenizer/gpt2";
+    std::string mode, dir = default_tokenizer_dir();
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { print_usage(stdout); return 0; }
         if (!strcmp(argv[i], "--tokenizer")) {
