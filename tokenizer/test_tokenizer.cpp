@@ -157,6 +157,8 @@ int main() {
     bool identity_ok = identity.size() == 25 && identity.rfind("gpt2-bpe-", 0) == 0 &&
                        identity.find_first_not_of("0123456789abcdef", 9) == std::string::npos;
     test_report(identity_ok, "identity_format", "got '%s'", identity.c_str());
+    // Computed independently by tokenizer/testdata/identity.py.
+    test_report(identity == "gpt2-bpe-bb6ebd04c9d85e3d", "identity_matches_independent_hash", "got '%s'", identity.c_str());
 
     // Code point classes at points whose Unicode 16.0 properties are known.
     struct { uint32_t cp; uint8_t cls; const char* what; } classes[] = {
