@@ -1,7 +1,14 @@
 # data: build fragment included by the top-level Makefile.
 # The pair file format (data/pairfile.h), the preprocessing tool data/prepare_dpo and their tests.
 
-TEST_BINS += data/test_pairfile data/test_pairfile_asan
+PREPARE_DPO_HEADERS = data/prepare_text.h data/pairfile.h data/pairs.h tokenizer/gpt2_tokenizer.h \
+                      tokenizer/unicode_tables.h
+
+ALL_BINS  += data/prepare_dpo
+TEST_BINS += data/test_pairfile data/test_pairfile_asan data/test_prepare
+
+data/prepare_dpo: data/prepare_dpo.cpp $(PREPARE_DPO_HEADERS)
+	$(CXX) $(CXXFLAGS) $< -o $@ -lz $(LDLIBS)
 
 data/test_pairfile: data/test_pairfile.cpp data/pairfile.h data/pairs.h dev/test_util.h
 	$(CXX) $(CXXFLAGS) $< -o $@ $(LDLIBS)
@@ -9,3 +16,7 @@ data/test_pairfile: data/test_pairfile.cpp data/pairfile.h data/pairs.h dev/test
 # the same test under AddressSanitizer: loading damaged files must never read out of bounds
 data/test_pairfile_asan: data/test_pairfile.cpp data/pairfile.h data/pairs.h dev/test_util.h
 	$(CXX) $(CXXFLAGS) -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer $< -o $@ $(LDLIBS)
+
+# runs data/prepare_dpo, so it depends on it
+data/test_prepare: data/test_prepare.cpp $(PREPARE_DPO_HEADERS) dev/test_util.h data/prepare_dpo
+	$(CXX) $(CXXFLAGS) $< -o $@ -lz $(LDLIBS)

@@ -179,17 +179,21 @@ static inline bool string_field(const nlohmann::json& j, const char* name, std::
     return true;
 }
 
-// Reads one parsed JSON line in the given format (FORMAT_AUTO: messages if "chosen" is a list,
-// else explicit if there is a "prompt", else implicit).
+// Reads one parsed JSON line in the given format (FORMAT_AUTO: unknown without any of "prompt",
+// "chosen", "rejected"; else messages if one of them is a list, explicit if there is a "prompt",
+// implicit otherwise).
 static inline bool pair_from_json(const nlohmann::json& j, InputFormat format, PairText* out, LineError* e) {
     if (!j.is_object())
         return line_error(e, "malformed JSON", std::string("the line is a JSON ") + j.type_name() +
                           ", not an object; each line must be one JSON object");
     if (format == FORMAT_AUTO) {
-        if (!j.contains("chosen") || !j.contains("rejected"))
+        bool any_list = false, any_key = false;
+        for (const char* name : {"prompt", "chosen", "rejected"})
+            if (j.contains(name)) { any_key = true; any_list |= j[name].is_array(); }
+        if (!any_key)
             return line_error(e, "unknown format", "the line has " + key_list(j) + "; expected \"chosen\" and "
                               "\"rejected\" (with \"prompt\" for the explicit format); see data/README.md");
-        format = j["chosen"].is_array() ? FORMAT_MESSAGES : j.contains("prompt") ? FORMAT_EXPLICIT : FORMAT_IMPLICIT;
+        format = any_list ? FORMAT_MESSAGES : j.contains("prompt") ? FORMAT_EXPLICIT : FORMAT_IMPLICIT;
     }
     out->format = format;
     if (format == FORMAT_MESSAGES) {
