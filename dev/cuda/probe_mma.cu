@@ -1,5 +1,5 @@
 // dev/cuda/probe_mma.cu: runs mma_m16n8k16_bf16 (kernels/ptx.cuh) on fixed pseudo-random register
-// contents and prints every lane's four results as bits, one per line: "mma <case> <lane> <i> 0x..".
+// contents and prints every lane's four results as bits, one per line: "mma_case<k> <lane> <i> 0x..".
 // Built with nvcc it shows what the tensor cores compute; built for the CPU layer, what the
 // emulation computes; dev/gpu_check.sh runs both and compares them with dev/cuda/probe_compare.
 // The cases are chosen to expose the hardware's accumulation order and rounding:
@@ -100,7 +100,7 @@ int main() {
             for (int i = 0; i < 4; i++) {
                 uint32_t bits;
                 memcpy(&bits, &d[(k * 32 + lane) * 4 + i], 4);
-                printf("mma %d %d %d 0x%08x\n", k, lane, i, bits);
+                printf("mma_case%d %d %d 0x%08x\n", k, lane, i, bits);
             }
     return 0;
 }

@@ -6,46 +6,19 @@
 //   ldmatrix_*:     x1/x2/x4, plain and .trans, rows at scattered shared-memory addresses, vs the
 //                   documented element-to-lane placement computed on the host
 //   matmul_tile_*:  C = A B^T for tile multiples and ragged edges, vs a double loop
-#include "dev/simt/cuda_compat.h"
+//   diagnose_*:     (CPU layer only) deliberately broken kernels: a misaligned ldmatrix row, lanes
+//                   of one warp in different tensor-core instructions; each must abort naming the line
+#include "dev/simt/kernel_test.h"
 #include "kernels/ptx.cuh"
 #include "kernels/matmul_tile.cuh"
-#include "dev/test_util.h"
-#include <chrono>
-#include <cinttypes>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <vector>
 
-#define CUDA_OK(call) cuda_ok((call), #call, __FILE__, __LINE__)
-static void cuda_ok(cudaError_t e, const char* what, const char* file, int line) {
-    if (e == cudaSuccess) return;
-    fprintf(stderr, "%s:%d: %s failed: %s\n", file, line, what, cudaGetErrorString(e));
-    exit(1);
-}
-
-static uint64_t rng_state;
-static uint64_t next_u64() {   // splitmix64
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-static float uniform(float lo, float hi) { return lo + (hi - lo) * (float)((next_u64() >> 40) * 0x1p-24); }
-static int uniform_int(int lo, int hi) { return lo + (int)(next_u64() % (uint64_t)(hi - lo + 1)); }
-
-template <class T> static T* to_device(const std::vector<T>& h) {
-    T* d = nullptr;
-    CUDA_OK(cudaMalloc(&d, h.size() * sizeof(T)));
-    CUDA_OK(cudaMemcpy(d, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice));
-    return d;
-}
-template <class T> static std::vector<T> to_host(const T* d, size_t n) {
-    std::vector<T> h(n);
-    CUDA_OK(cudaMemcpy(h.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost));
-    return h;
-}
+static std::mt19937_64 rng;
+static float uniform(float lo, float hi) { return std::uniform_real_distribution<float>(lo, hi)(rng); }
+static int uniform_int(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); }
 
 __host__ __device__ inline uint32_t pack_bf16x2(__nv_bfloat16 lo, __nv_bfloat16 hi) {
     return (uint32_t)__bfloat16_as_ushort(lo) | (uint32_t)__bfloat16_as_ushort(hi) << 16;
@@ -81,13 +54,12 @@ static void test_mma(const char* name) {
     for (auto& x : A) x = __float2bfloat16(uniform(-2, 2));
     for (auto& x : B) x = __float2bfloat16(uniform(-2, 2));
     for (auto& x : C) x = uniform(-4, 4);
-    __nv_bfloat16 *dA = to_device(A), *dB = to_device(B);
-    float* dC = to_device(C);
-    float* dD = nullptr;
-    CUDA_OK(cudaMalloc(&dD, C.size() * sizeof(float)));
-    mma_kernel<<<problems, 32>>>(dD, dA, dB, dC);
-    CUDA_OK(cudaGetLastError());
-    std::vector<float> D = to_host(dD, C.size());
+    DeviceBuffer<__nv_bfloat16> dA(A.size()), dB(B.size());
+    DeviceBuffer<float> dC(C.size()), dD(C.size());
+    dA.upload(A); dB.upload(B); dC.upload(C);
+    mma_kernel<<<problems, 32>>>(dD.ptr, dA.ptr, dB.ptr, dC.ptr);
+    CUDA_CHECK(cudaGetLastError());
+    std::vector<float> D = dD.download();
     // D = C + A B with B[k][n] = B_stored[n][k]; fp32 accumulation of 17 terms: |err| <= 17 u sum|terms|
     double worst = 0;
     for (int p = 0; p < problems; p++)
@@ -102,7 +74,6 @@ static void test_mma(const char* name) {
                 if (!(err <= worst)) worst = err;   // NaN counts as worst
             }
     test_report(worst <= 1.0, name, "error %.3g times the fp32 accumulation bound", worst);
-    cudaFree(dA); cudaFree(dB); cudaFree(dC); cudaFree(dD);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -140,13 +111,13 @@ static void test_ldmatrix(const char* name) {
     for (int i = 0; i < 32; i++) rows[i] = i;
     for (int i = 31; i > 0; i--) std::swap(rows[i], rows[uniform_int(0, i)]);
     for (int i = 0; i < 32; i++) cols[i] = 8 * uniform_int(0, 3);
-    __nv_bfloat16* dtile = to_device(tile);
-    int *drows = to_device(rows), *dcols = to_device(cols);
-    uint32_t* dout = nullptr;
-    CUDA_OK(cudaMalloc(&dout, 32 * NUM * sizeof(uint32_t)));
-    ldmatrix_kernel<NUM, TRANS><<<1, 32>>>(dout, dtile, drows, dcols);
-    CUDA_OK(cudaGetLastError());
-    std::vector<uint32_t> out = to_host(dout, 32 * NUM);
+    DeviceBuffer<__nv_bfloat16> dtile(tile.size());
+    DeviceBuffer<int> drows(32), dcols(32);
+    DeviceBuffer<uint32_t> dout(32 * NUM);
+    dtile.upload(tile); drows.upload(rows); dcols.upload(cols);
+    ldmatrix_kernel<NUM, TRANS><<<1, 32>>>(dout.ptr, dtile.ptr, drows.ptr, dcols.ptr);
+    CUDA_CHECK(cudaGetLastError());
+    std::vector<uint32_t> out = dout.download();
     // matrix m's row j is at (rows[8m+j], cols[8m+j]); lane l receives element (l/4, 2(l%4)) and the
     // next column of matrix m, or of its transpose with .trans
     auto element = [&](int m, int row, int col) { return tile[rows[8 * m + row] * LDM_STRIDE + cols[8 * m + row] + col]; };
@@ -160,7 +131,6 @@ static void test_ldmatrix(const char* name) {
             if (out[l * NUM + m] != expect && bad++ == 0) { got = out[l * NUM + m]; want = expect; }
         }
     test_report(bad == 0, name, "%d of %d registers wrong, first 0x%08x instead of 0x%08x", bad, 32 * NUM, got, want);
-    cudaFree(dtile); cudaFree(drows); cudaFree(dcols); cudaFree(dout);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -169,12 +139,12 @@ static double gemm_error(int M, int N, int K) {
     std::vector<__nv_bfloat16> A((size_t)M * K), B((size_t)N * K);
     for (auto& x : A) x = __float2bfloat16(uniform(-1, 1));
     for (auto& x : B) x = __float2bfloat16(uniform(-1, 1));
-    __nv_bfloat16 *dA = to_device(A), *dB = to_device(B);
-    float* dC = nullptr;
-    CUDA_OK(cudaMalloc(&dC, (size_t)M * N * sizeof(float)));
-    matmul_tile_bf16(dC, dA, dB, M, N, K, 0);
-    CUDA_OK(cudaGetLastError());
-    std::vector<float> C = to_host(dC, (size_t)M * N);
+    DeviceBuffer<__nv_bfloat16> dA(A.size()), dB(B.size());
+    DeviceBuffer<float> dC((size_t)M * N);
+    dA.upload(A); dB.upload(B);
+    matmul_tile_bf16(dC.ptr, dA.ptr, dB.ptr, M, N, K, 0);
+    CUDA_CHECK(cudaGetLastError());
+    std::vector<float> C = dC.download();
     double worst = 0;
     for (int m = 0; m < M; m++)
         for (int n = 0; n < N; n++) {
@@ -186,7 +156,6 @@ static double gemm_error(int M, int N, int K) {
             double err = fabs(C[(size_t)m * N + n] - ref) / (2 * K * 0x1p-24 * mag + 1e-30);
             if (!(err <= worst)) worst = err;
         }
-    cudaFree(dA); cudaFree(dB); cudaFree(dC);
     return worst;
 }
 
@@ -205,33 +174,86 @@ static void test_gemm(const char* order) {
             double e = gemm_error(s.M, s.N, s.K);
             if (!(e <= worst)) { worst = e; at = s; }
         }
-        snprintf(name, sizeof name, "matmul_tile_bf16_%s%s", pass == 0 ? "tile_multiples" : "ragged_edges", order);
+        snprintf(name, sizeof name, "matmul_tile_bf16_%s_%s", pass == 0 ? "tile_multiples" : "ragged_edges", order);
         test_report(worst <= 1.0, name, "error %.3g times the bound at M=%d N=%d K=%d", worst, at.M, at.N, at.K);
     }
 }
 
+// ------------------------------------------------------------------------------------------------
+// Diagnostics of the emulation (CPU layer only; on a GPU these kernels are undefined behaviour).
+constexpr int kMisalignedLine = __LINE__ + 6;
+__global__ void misaligned_ldmatrix_kernel(uint32_t* out) {
+    __shared__ __align__(16) __nv_bfloat16 s[16 * 16];
+    for (int i = threadIdx.x; i < 256; i += 32) s[i] = __float2bfloat16(0.0f);
+    __syncthreads();
+    uint32_t r[1];
+    ldmatrix_x1(r, &s[threadIdx.x % 8 * 16 + 4]);   // 8-byte offset: rows must be 16-byte aligned
+    out[threadIdx.x] = r[0];
+}
+constexpr int kMixedLineX4 = __LINE__ + 7;
+__global__ void mixed_ldmatrix_kernel(uint32_t* out) {
+    __shared__ __align__(16) __nv_bfloat16 s[32 * 8];
+    for (int i = threadIdx.x; i < 256; i += 32) s[i] = __float2bfloat16(0.0f);
+    __syncthreads();
+    uint32_t r[4] = {};
+    if (threadIdx.x < 16) ldmatrix_x4(r, &s[threadIdx.x * 8]);   // half the warp loads four matrices,
+    else ldmatrix_x2(r, &s[threadIdx.x * 8]);                      // the other half two
+    out[threadIdx.x] = r[0];
+}
+
+#if SIMT_CPU
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+
+// Runs fn in a forked child; true if it died (the layer aborts) with every needle in its stderr.
+static bool dies_saying(void (*fn)(), std::initializer_list<std::string> needles, std::string& said) {
+    int fds[2];
+    if (pipe(fds) != 0) { perror("pipe"); exit(1); }
+    fflush(stdout); fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) { close(fds[0]); dup2(fds[1], 2); fn(); _exit(0); }
+    close(fds[1]);
+    char buf[4096];
+    ssize_t got;
+    while ((got = read(fds[0], buf, sizeof buf)) > 0) said.append(buf, (size_t)got);
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    bool died = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    for (const std::string& n : needles) died = died && said.find(n) != std::string::npos;
+    return died;
+}
+static void launch_misaligned() { DeviceBuffer<uint32_t> out(32); misaligned_ldmatrix_kernel<<<1, 32>>>(out.ptr); }
+static void launch_mixed() { DeviceBuffer<uint32_t> out(32); mixed_ldmatrix_kernel<<<1, 32>>>(out.ptr); }
+
+static void test_diagnostics(const char* order) {
+    std::string here = "dev/cuda/test_mma.cu:", said, name;
+    name = std::string("diagnose_ldmatrix_misaligned_row_") + order;
+    bool ok = dies_saying(launch_misaligned, {"ldmatrix.x1", "16-byte", here + std::to_string(kMisalignedLine)}, said);
+    test_report(ok, name.c_str(), "child did not abort with the expected message:\n%s", said.c_str());
+    said.clear();
+    name = std::string("diagnose_lanes_in_different_ldmatrix_") + order;
+    ok = dies_saying(launch_mixed, {"disagree", "ldmatrix.x4", "ldmatrix.x2", here + std::to_string(kMixedLineX4)}, said);
+    test_report(ok, name.c_str(), "child did not abort with the expected message:\n%s", said.c_str());
+}
+#endif
+
 int main() {
-    rng_state = (uint64_t)std::chrono::high_resolution_clock::now().time_since_epoch().count();
-    printf("seed %" PRIu64 "\n", rng_state);
-#if SIMT_CPU
-    const int orders = 2;   // the CPU layer runs the threads forward, then in reverse
-#else
-    const int orders = 1;
-#endif
-    for (int o = 0; o < orders; o++) {
-#if SIMT_CPU
-        simt::set_reverse(o == 1);
-#endif
-        const char* order = o == 0 ? "" : "_reverse";
-        char name[64];
-        snprintf(name, sizeof name, "mma_m16n8k16_bf16%s", order); test_mma(name);
-        snprintf(name, sizeof name, "ldmatrix_x1%s", order); test_ldmatrix<1, false>(name);
-        snprintf(name, sizeof name, "ldmatrix_x2%s", order); test_ldmatrix<2, false>(name);
-        snprintf(name, sizeof name, "ldmatrix_x4%s", order); test_ldmatrix<4, false>(name);
-        snprintf(name, sizeof name, "ldmatrix_x1_trans%s", order); test_ldmatrix<1, true>(name);
-        snprintf(name, sizeof name, "ldmatrix_x2_trans%s", order); test_ldmatrix<2, true>(name);
-        snprintf(name, sizeof name, "ldmatrix_x4_trans%s", order); test_ldmatrix<4, true>(name);
+    rng.seed(test_seed());
+    for_each_thread_order([](const char* order) {
+        char name[96];
+        snprintf(name, sizeof name, "mma_m16n8k16_bf16_%s", order); test_mma(name);
+        snprintf(name, sizeof name, "ldmatrix_x1_%s", order); test_ldmatrix<1, false>(name);
+        snprintf(name, sizeof name, "ldmatrix_x2_%s", order); test_ldmatrix<2, false>(name);
+        snprintf(name, sizeof name, "ldmatrix_x4_%s", order); test_ldmatrix<4, false>(name);
+        snprintf(name, sizeof name, "ldmatrix_x1_trans_%s", order); test_ldmatrix<1, true>(name);
+        snprintf(name, sizeof name, "ldmatrix_x2_trans_%s", order); test_ldmatrix<2, true>(name);
+        snprintf(name, sizeof name, "ldmatrix_x4_trans_%s", order); test_ldmatrix<4, true>(name);
         test_gemm(order);
-    }
+#if SIMT_CPU
+        test_diagnostics(order);
+#endif
+    });
     return test_exit();
 }

@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# dev/gpu_check.sh: the one-call check on a machine with an NVIDIA GPU (a few minutes on an H200).
+#   1. detects the GPU and its architecture (nvidia-smi --query-gpu=compute_cap);
+#   2. builds every dev/cuda/test_*.cu and dev/cuda/probe_*.cu natively with nvcc (in parallel);
+#   3. runs each test on the GPU (they check the hardware against the same CPU references that the
+#      CPU execution layer is tested against), and, if compute-sanitizer is there, runs each test
+#      under its racecheck tool (shared-memory races, which the CPU layer's orderings can hide);
+#   4. runs each instruction probe on the GPU and compares its output with the same probe run on the
+#      CPU emulation (build/probes-cpu/*.txt: made here by `make probe-outputs` if this machine can
+#      build the CPU layer, or made elsewhere and copied in), with dev/cuda/probe_compare;
+#   5. writes a markdown report dev/reports/gpu_check-<UTC date and time>.md and prints its path.
+# Without a GPU it says so, compiles everything for sm_80 and sm_90, and exits 0 (1 if a build fails).
+# Exit status with a GPU: 0 if every build, test, sanitizer run and exact probe passed, else 1.
+# The mma probe is a measurement (the emulation does not model the tensor cores' rounding), so its
+# differences are reported, not failed.
+# Environment: NVCC (nvcc to use), NVCC_LIBS (extra link flags, e.g. -lcublas), GPU_CHECK_JOBS
+# (parallel builds), GPU_CHECK_TIMEOUT (seconds per test run, default 120), GPU_CHECK_SANITIZE=0
+# (skip compute-sanitizer).
+set -u
+cd "$(dirname "$0")/.."
+NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
+NVCC_LIBS=${NVCC_LIBS:-}
+JOBS=${GPU_CHECK_JOBS:-$(nproc)}
+TIMEOUT=${GPU_CHECK_TIMEOUT:-120}
+SANITIZE=${GPU_CHECK_SANITIZE:-1}
+OUT=build/gpu
+mkdir -p "$OUT"
+started=$(date +%s)
+
+if [ ! -x "$NVCC" ]; then
+  echo "gpu_check: nvcc not found (set NVCC=/path/to/nvcc)"; exit 1
+fi
+
+# ---- 1. the GPU
+gpu_line=""
+if command -v nvidia-smi > /dev/null 2>&1; then
+  gpu_line=$(nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total --format=csv,noheader 2>/dev/null | head -1)
+fi
+if [ -n "$gpu_line" ]; then
+  IFS=',' read -r gpu_name gpu_driver gpu_cap gpu_memory <<< "$gpu_line"
+  gpu_name=$(echo $gpu_name); gpu_driver=$(echo $gpu_driver); gpu_memory=$(echo $gpu_memory)
+  arch=$(echo "$gpu_cap" | tr -d ' .')
+  ARCH_FLAGS="-arch=sm_$arch"
+  echo "gpu_check: $gpu_name (driver $gpu_driver, compute capability $(echo $gpu_cap), $gpu_memory)"
+else
+  ARCH_FLAGS="-gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90"
+  echo "gpu_check: no GPU found (nvidia-smi absent or reports none): build-only pass for sm_80 and sm_90"
+fi
+
+# ---- 2. build (one nvcc per source, in parallel; a log per program)
+sources=$(ls dev/cuda/test_*.cu dev/cuda/probe_*.cu 2>/dev/null)
+build_one() {  # source -> $OUT/<name>, status in $OUT/<name>.build ("ok" or "failed")
+  local src=$1 name
+  name=$(basename "${src%.*}")
+  if $NVCC -O2 -std=c++17 -lineinfo -I. $ARCH_FLAGS "$src" -o "$OUT/$name" $NVCC_LIBS > "$OUT/$name.build.log" 2>&1
+  then echo ok > "$OUT/$name.build"; else echo failed > "$OUT/$name.build"; fi
+}
+export -f build_one; export NVCC ARCH_FLAGS NVCC_LIBS OUT
+echo "gpu_check: building $(echo $sources | wc -w) programs with $JOBS jobs"
+printf '%s\n' $sources dev/cuda/probe_compare.cpp | xargs -P "$JOBS" -I{} bash -c 'build_one {}'
+build_ok=1
+build_table=""
+for src in $sources dev/cuda/probe_compare.cpp; do
+  name=$(basename "${src%.*}")
+  status=$(cat "$OUT/$name.build")
+  [ "$status" = ok ] || build_ok=0
+  build_table+="| $src | $status |"$'\n'
+  [ "$status" = ok ] || { echo "BUILD FAILED $src:"; tail -20 "$OUT/$name.build.log"; }
+done
+
+if [ -z "$gpu_line" ]; then
+  if [ $build_ok = 1 ]; then echo "gpu_check: every program builds; no GPU, so nothing was run"; exit 0; fi
+  echo "gpu_check: build failures above; no GPU, so nothing was run"; exit 1
+fi
+
+# ---- 3. tests on the GPU
+all_ok=$build_ok
+test_table=""
+failures=""
+for src in dev/cuda/test_*.cu; do
+  name=$(basename "$src" .cu)
+  [ "$(cat "$OUT/$name.build")" = ok ] || { test_table+="| $name | not built | | | |"$'\n'; continue; }
+  t0=$(date +%s%N)
+  timeout "$TIMEOUT" "./$OUT/$name" > "$OUT/$name.log" 2>&1
+  rc=$?
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  p=$(grep -c '^PASS' "$OUT/$name.log"); f=$(grep -c '^FAIL' "$OUT/$name.log"); s=$(grep -c '^SKIP' "$OUT/$name.log")
+  verdict=ok
+  if [ $rc -ne 0 ] || [ "$f" -ne 0 ]; then verdict="FAILED (exit $rc)"; all_ok=0
+    failures+="#### $name"$'\n\n```\n'"$(grep -v '^PASS' "$OUT/$name.log" | tail -30)"$'\n```\n\n'
+  fi
+  test_table+="| $name | $verdict | $p | $f | $s | $ms ms |"$'\n'
+  echo "gpu_check: $name: $verdict ($p passed, $f failed, $s skipped)"
+done
+
+sanitizer_table=""
+if [ "$SANITIZE" = 1 ] && command -v compute-sanitizer > /dev/null 2>&1; then
+  for src in dev/cuda/test_*.cu; do
+    name=$(basename "$src" .cu)
+    [ "$(cat "$OUT/$name.build")" = ok ] || continue
+    timeout "$TIMEOUT" compute-sanitizer --tool racecheck --error-exitcode 99 \
+      "./$OUT/$name" > "$OUT/$name.racecheck.log" 2>&1
+    rc=$?
+    case $rc in
+      0) verdict=ok ;;
+      124) verdict="timed out after $TIMEOUT s" ;;
+      *) verdict="FAILED (exit $rc)"; all_ok=0
+         failures+="#### racecheck $name"$'\n\n```\n'"$(grep -v '^PASS' "$OUT/$name.racecheck.log" | tail -30)"$'\n```\n\n' ;;
+    esac
+    sanitizer_table+="| $name | racecheck | $verdict |"$'\n'
+    echo "gpu_check: racecheck $name: $verdict"
+  done
+else
+  sanitizer_table="| (all) | racecheck | not run: compute-sanitizer not found or GPU_CHECK_SANITIZE=0 |"$'\n'
+fi
+
+# ---- 4. probes: GPU against the CPU emulation
+probe_text=""
+for src in dev/cuda/probe_*.cu; do
+  name=$(basename "$src" .cu)
+  [ -f "build/probes-cpu/$name.txt" ] && continue
+  echo "gpu_check: no build/probes-cpu/$name.txt; trying make probe-outputs (CPU emulation)"
+  make -j"$JOBS" probe-outputs > "$OUT/probe-outputs.log" 2>&1 || true
+  break
+done
+for src in dev/cuda/probe_*.cu; do
+  name=$(basename "$src" .cu)
+  probe_text+="#### $name"$'\n\n```\n'
+  if [ "$(cat "$OUT/$name.build")" != ok ]; then
+    probe_text+="not built"$'\n'; all_ok=0
+  elif ! timeout "$TIMEOUT" "./$OUT/$name" > "$OUT/$name.gpu.txt" 2> "$OUT/$name.gpu.err"; then
+    probe_text+="failed on the GPU: $(tail -5 "$OUT/$name.gpu.err")"$'\n'; all_ok=0
+  elif [ ! -f "build/probes-cpu/$name.txt" ]; then
+    probe_text+="no CPU output to compare with: run 'make probe-outputs' where the CPU layer builds"$'\n'
+    probe_text+="and copy build/probes-cpu/ here (see $OUT/probe-outputs.log)"$'\n'; all_ok=0
+  else
+    compared=$("./$OUT/probe_compare" "$OUT/$name.gpu.txt" "build/probes-cpu/$name.txt" --measure mma_ 2>&1)
+    [ $? -eq 0 ] || all_ok=0
+    probe_text+="$compared"$'\n'
+  fi
+  probe_text+='```'$'\n\n'
+done
+
+# ---- 5. report
+stamp=$(date -u +%Y%m%d-%H%M%S)
+mkdir -p dev/reports
+report=dev/reports/gpu_check-$stamp.md
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo "unknown (no git)")
+dirty=$(git status --porcelain 2>/dev/null | grep -v '^??' | head -1)
+[ -n "$dirty" ] && commit="$commit (with uncommitted changes)"
+{
+  echo "# gpu_check $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo
+  echo "- GPU: $gpu_name, compute capability $(echo $gpu_cap), $gpu_memory"
+  echo "- driver: $gpu_driver; $($NVCC --version | tail -2 | head -1)"
+  echo "- commit: $commit; host: $(hostname), $(nproc) CPUs"
+  echo "- result: $([ $all_ok = 1 ] && echo 'everything passed' || echo '**failures, see below**'); took $(( $(date +%s) - started )) s"
+  echo
+  echo "## Builds (nvcc $ARCH_FLAGS)"
+  echo
+  echo "| source | build |"; echo "|---|---|"; printf '%s' "$build_table"
+  echo
+  echo "## Tests on the GPU"
+  echo
+  echo "| test | result | passed | failed | skipped | time |"; echo "|---|---|---|---|---|---|"; printf '%s' "$test_table"
+  echo
+  echo "## compute-sanitizer"
+  echo
+  echo "| test | tool | result |"; echo "|---|---|---|"; printf '%s' "$sanitizer_table"
+  echo
+  echo "## Instruction probes: GPU against the CPU emulation"
+  echo
+  echo "Bit patterns compared value by value. ldmatrix and bf16 must be identical; mma_case<k> is a"
+  echo "measurement of how the tensor cores' accumulation differs from the emulation's (fp32, k order,"
+  echo "round to nearest); see dev/simt/TENSOR.md for the cases."
+  echo
+  printf '%s' "$probe_text"
+  if [ -n "$failures" ]; then echo "## Failures"; echo; printf '%s' "$failures"; fi
+} > "$report"
+echo "gpu_check: $([ $all_ok = 1 ] && echo 'all passed' || echo 'FAILURES'); report: $report"
+[ $all_ok = 1 ]
