@@ -95,16 +95,21 @@ struct Site {
 
 enum class Wait { Running, Barrier, Warp, Done };
 
+// An execution context: a kernel thread's fiber or the scheduler (the launching OS thread).
+struct Context {
+    boost::context::fiber fiber;   // its continuation while it is suspended
+    const void* stack_bottom = nullptr;  // lowest address of its stack (for ASan)
+    size_t stack_size = 0;
+    void* asan_fake_stack = nullptr;
+};
+
 struct Thread {
-    boost::context::fiber fiber;   // this thread's continuation while it is parked
+    Context context;
     uint3 idx;
     Wait wait = Wait::Running;
     Site site;
     unsigned warp_mask = 0;        // the mask it passed, while it waits in a warp collective
     bool ready = false;
-    void* stack_bottom = nullptr;  // lowest usable address of its stack (for ASan)
-    size_t stack_size = 0;
-    void* asan_fake_stack = nullptr;
 };
 
 // One warp collective in progress: the lanes that posted so far and where their data lives.
@@ -113,9 +118,11 @@ struct WarpMeet {
     unsigned arrived = 0;  // lanes that posted
     unsigned returned = 0; // lanes of this warp that returned from the kernel
     size_t bytes = 0;
+    bool select = false;   // each lane receives one lane's value (src) instead of all 32
     Site site;
     const void* mine[32];
-    void* all[32];
+    void* all[32];         // where each lane receives (32*bytes, or bytes when select)
+    int src[32];           // select: the lane whose value each lane receives (-1: poison)
 };
 
 // A fiber stack: mmap'd, with a PROT_NONE guard page below it so an overflow faults at once.
@@ -130,13 +137,16 @@ constexpr size_t kStackBytes = 512 * 1024;  // ASan's redzones make frames sever
 constexpr size_t kStackBytes = 64 * 1024;
 #endif
 
-// Hands a prepared stack to boost::context::fiber; the pool owns the memory.
+// Hands a prepared stack to boost::context::fiber; the pool owns the memory. The top of the
+// stack of thread i is lowered by (i % 64) cache lines: otherwise the hot top lines of all the
+// stacks (same offset in same-sized mappings) compete for the same few cache sets.
 struct PoolStackAllocator {
     Stack* stack;
+    unsigned colour;  // 0..63
     boost::context::stack_context allocate() {
         boost::context::stack_context sc;
-        sc.size = stack->mapped - (size_t)sysconf(_SC_PAGESIZE);
-        sc.sp = (char*)stack->base + stack->mapped;  // stacks grow down from the top
+        sc.size = stack->mapped - (size_t)sysconf(_SC_PAGESIZE) - colour * 64;
+        sc.sp = (char*)stack->base + stack->mapped - colour * 64;  // stacks grow down
         return sc;
     }
     void deallocate(boost::context::stack_context&) {}
@@ -160,12 +170,10 @@ struct Engine {
     unsigned barrier_arrived = 0;
     std::vector<WarpMeet> warps;
     std::vector<unsigned char> gather;  // scratch for a warp collective's gathered data
-    // the running fiber and the scheduler's continuation
+    // the running thread, the scheduler, and the context that made the latest switch
     Thread* current = nullptr;
-    boost::context::fiber scheduler;
-    const void* scheduler_stack_bottom = nullptr;
-    size_t scheduler_stack_size = 0;
-    void* scheduler_fake_stack = nullptr;
+    Context scheduler;
+    Context* switched_from = nullptr;
 };
 
 inline Engine g_engine;
@@ -251,13 +259,55 @@ inline void asan_finish_switch(void* fake_stack_save, const void** old_bottom, s
 #endif
 }
 
-// The running thread gives control back to the scheduler until someone marks it ready.
+// Suspends `from` (the running context) and resumes `to`. When someone later resumes `from`,
+// the continuation of that someone is stored in its own Context (it set switched_from).
+inline void switch_context(Context& from, Context& to) {
+    Engine& E = g_engine;
+    E.switched_from = &from;
+    asan_start_switch(&from.asan_fake_stack, to.stack_bottom, to.stack_size);
+    boost::context::fiber resumer = std::move(to.fiber).resume();
+    const void* bottom = nullptr;
+    size_t size = 0;
+    asan_finish_switch(from.asan_fake_stack, &bottom, &size);
+    if (E.switched_from == &E.scheduler) {  // learn the launching thread's stack (for ASan)
+        E.scheduler.stack_bottom = bottom;
+        E.scheduler.stack_size = size;
+    }
+    E.switched_from->fiber = std::move(resumer);
+}
+
+// The next thread to run in this round after thread `after` (nullptr: from the round's start),
+// in forward or reverse order; nullptr when none is ready.
+inline Thread* next_ready(const Thread* after) {
+    Engine& E = g_engine;
+    Thread* threads = E.threads.data();
+    const long n = (long)E.nthreads;
+    if (!E.reverse) {
+        for (long k = after ? after - threads + 1 : 0; k < n; k++)
+            if (threads[k].ready) return &threads[k];
+    } else {
+        for (long k = after ? after - threads - 1 : n - 1; k >= 0; k--)
+            if (threads[k].ready) return &threads[k];
+    }
+    return nullptr;
+}
+
+// Makes thread t the running one (its indices, its context), switching from `from`.
+inline void run_thread(Context& from, Thread& t) {
+    Engine& E = g_engine;
+    t.ready = false;
+    E.current = &t;
+    threadIdx = t.idx;
+    switch_context(from, t.context);
+}
+
+// The running thread waits until someone marks it ready: control passes straight to the next
+// ready thread of the round, or back to the scheduler, which starts a new round.
 inline void park() {
     Engine& E = g_engine;
     Thread* t = E.current;
-    asan_start_switch(&t->asan_fake_stack, E.scheduler_stack_bottom, E.scheduler_stack_size);
-    E.scheduler = std::move(E.scheduler).resume();
-    asan_finish_switch(t->asan_fake_stack, &E.scheduler_stack_bottom, &E.scheduler_stack_size);
+    if (Thread* next = next_ready(t)) run_thread(t->context, *next);
+    else switch_context(t->context, E.scheduler);
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -271,7 +321,8 @@ inline void release_barrier() {
         const Thread& t = E.threads[i];
         if (t.wait != Wait::Barrier) continue;
         if (!first) { first = &t; continue; }
-        if (t.site.line != first->site.line || strcmp(t.site.file, first->site.file) != 0) {
+        if (t.site.line != first->site.line ||
+            (t.site.file != first->site.file && strcmp(t.site.file, first->site.file) != 0)) {
             fflush(stdout);
             fprintf(stderr,
                     "simt: error at %s:%d: __syncthreads reached from different lines by threads of "
@@ -311,7 +362,18 @@ inline void syncthreads(const char* file, int line) {
 inline void complete_meet(unsigned warp, WarpMeet& m) {
     Engine& E = g_engine;
     size_t b = m.bytes;
-    if (b > 0) {
+    if (m.select) {
+        for (unsigned i = 0; i < 32; i++) {
+            if (!(m.mask >> i & 1)) continue;
+            const int s = m.src[i];
+            if (s >= 0 && (m.mask >> s & 1)) {
+                if (b == 4) memcpy(m.all[i], m.mine[s], 4);
+                else memcpy(m.all[i], m.mine[s], b);
+            } else {
+                memset(m.all[i], 0xFF, b);
+            }
+        }
+    } else if (b > 0) {
         if (E.gather.size() < 32 * b) E.gather.resize(32 * b);
         unsigned char* g = E.gather.data();
         for (unsigned j = 0; j < 32; j++)
@@ -332,8 +394,12 @@ inline void complete_meet(unsigned warp, WarpMeet& m) {
     m.mask = m.arrived = 0;
 }
 
-// The rendezvous behind every warp collective; `what` names the intrinsic for diagnostics.
-inline void warp_collective(unsigned mask, const void* mine, void* all, size_t bytes, Site site) {
+// The rendezvous behind every warp collective; site.what names the intrinsic for diagnostics.
+// Each lane named in mask posts `bytes` at `mine`; when all have posted, `all` receives the 32
+// values (lane i's at offset i*bytes; lanes outside the mask untouched) or, when src_lane >= -1
+// (a shuffle), just the value of lane src_lane (0xFF bytes for -1 or a lane outside the mask).
+inline void warp_collective(unsigned mask, const void* mine, void* all, size_t bytes, Site site,
+                            int src_lane = -2) {
     Engine& E = g_engine;
     Thread* t = E.current;
     unsigned linear = (unsigned)(t - E.threads.data());
@@ -356,11 +422,13 @@ inline void warp_collective(unsigned mask, const void* mine, void* all, size_t b
                 "%s with mask 0x%08x names lanes that already returned (lanes 0x%08x of warp %u); "
                 "no early return before a collective that names the lane",
                 site.what, mask, exited, warp);
+    const bool select = src_lane >= -1;
     if (m.arrived == 0) {
         m.mask = mask;
         m.bytes = bytes;
+        m.select = select;
         m.site = site;
-    } else if (m.mask != mask || m.bytes != bytes ||
+    } else if (m.mask != mask || m.bytes != bytes || m.select != select ||
                (m.site.what != site.what && strcmp(m.site.what, site.what) != 0)) {
         fail_at(site, true,
                 "lanes of warp %u disagree: lane %u calls %s with mask 0x%08x while other lanes "
@@ -369,6 +437,7 @@ inline void warp_collective(unsigned mask, const void* mine, void* all, size_t b
     }
     m.mine[lane] = mine;
     m.all[lane] = all;
+    m.src[lane] = src_lane;
     m.arrived |= 1u << lane;
     t->wait = Wait::Warp;
     t->site = site;
@@ -400,10 +469,8 @@ T shuffle(Shfl mode, unsigned mask, T var, int arg, int width, const char* what,
     Site site{file, line, what};
     if (width < 1 || width > 32 || (width & (width - 1)))
         fail_at(site, false, "%s width %d is not a power of two in 1..32", what, width);
-    T all[32];
-    warp_collective(mask, &var, all, sizeof(T), site);
-    int lane = (int)lane_id();
-    int base = lane & ~(width - 1), in_group = lane & (width - 1);
+    const int lane = (int)lane_id();
+    const int base = lane & ~(width - 1), in_group = lane & (width - 1);
     int src = lane;
     switch (mode) {
         case Shfl::Idx: src = base + (arg & (width - 1)); break;
@@ -411,12 +478,10 @@ T shuffle(Shfl mode, unsigned mask, T var, int arg, int width, const char* what,
         case Shfl::Down: src = in_group + arg >= width ? lane : lane + arg; break;
         case Shfl::Xor: src = lane ^ arg; if (src >= base + width) src = lane; break;
     }
-    if (src < 0 || src > 31 || !(mask >> src & 1)) {
-        T poison;
-        memset((void*)&poison, 0xFF, sizeof(T));
-        return poison;
-    }
-    return all[src];
+    if (src < 0 || src > 31) src = -1;
+    T result;
+    warp_collective(mask, &var, &result, sizeof(T), site, src);
+    return result;
 }
 
 inline unsigned ballot(unsigned mask, int predicate, const char* what, const char* file, int line) {
@@ -457,27 +522,26 @@ inline void thread_exit() {
     if (E.live > 0 && E.barrier_arrived == E.live) release_barrier();
 }
 
-inline boost::context::fiber thread_main(boost::context::fiber&& sched) {
+inline boost::context::fiber thread_main(boost::context::fiber&& resumer) {
     Engine& E = g_engine;
-    asan_finish_switch(nullptr, &E.scheduler_stack_bottom, &E.scheduler_stack_size);
-    E.scheduler = std::move(sched);
+    const void* bottom = nullptr;
+    size_t size = 0;
+    asan_finish_switch(nullptr, &bottom, &size);
+    if (E.switched_from == &E.scheduler) {
+        E.scheduler.stack_bottom = bottom;
+        E.scheduler.stack_size = size;
+    }
+    E.switched_from->fiber = std::move(resumer);
     while (!E.launch_over) {
         E.body(E.body_ctx);
         thread_exit();
         park();  // until the next block starts (or the launch ends)
     }
-    asan_start_switch(nullptr, E.scheduler_stack_bottom, E.scheduler_stack_size);
-    return std::move(E.scheduler);
-}
-
-inline void resume(Thread& t) {
-    Engine& E = g_engine;
-    E.current = &t;
-    threadIdx = t.idx;
-    asan_start_switch(&E.scheduler_fake_stack, t.stack_bottom, t.stack_size);
-    t.fiber = std::move(t.fiber).resume();
-    asan_finish_switch(E.scheduler_fake_stack, nullptr, nullptr);
-    E.current = nullptr;
+    // the launch is over: this fiber ends and control returns to the scheduler
+    Context& self = E.current->context;
+    E.switched_from = &self;
+    asan_start_switch(nullptr, E.scheduler.stack_bottom, E.scheduler.stack_size);
+    return std::move(E.scheduler.fiber);
 }
 
 [[noreturn]] inline void deadlock() {
@@ -504,17 +568,12 @@ inline void run_block() {
         t.ready = true;
     }
     if (E.dynamic_smem_bytes) memset(E.dynamic_smem, 0xFF, E.dynamic_smem_bytes);
-    while (E.live > 0) {
-        bool progressed = false;
-        for (unsigned k = 0; k < n; k++) {
-            Thread& t = E.threads[E.reverse ? n - 1 - k : k];
-            if (!t.ready) continue;
-            t.ready = false;
-            progressed = true;
-            resume(t);
-        }
-        if (!progressed) deadlock();
+    while (E.live > 0) {  // one round: the ready threads run in order, each handing on
+        Thread* first = next_ready(nullptr);
+        if (!first) deadlock();
+        run_thread(E.scheduler, *first);
     }
+    E.current = nullptr;
 }
 
 inline void ensure_stacks(unsigned n) {
@@ -568,11 +627,11 @@ inline int run_grid(Site launch_site, dim3 grid, dim3 block, size_t dynamic_smem
     for (unsigned i = 0; i < E.nthreads; i++) {
         Thread& t = E.threads[i];
         t.idx = uint3{i % block.x, i / block.x % block.y, i / (block.x * block.y)};
-        PoolStackAllocator alloc{&E.stacks[i]};
+        PoolStackAllocator alloc{&E.stacks[i], i % 64};
         boost::context::stack_context sc = alloc.allocate();
-        t.stack_bottom = (char*)sc.sp - sc.size;
-        t.stack_size = sc.size;
-        t.fiber = boost::context::fiber(std::allocator_arg, std::move(alloc), thread_main);
+        t.context.stack_bottom = (char*)sc.sp - sc.size;
+        t.context.stack_size = sc.size;
+        t.context.fiber = boost::context::fiber(std::allocator_arg, std::move(alloc), thread_main);
     }
     for (unsigned z = 0; z < grid.z; z++)
         for (unsigned y = 0; y < grid.y; y++)
@@ -581,7 +640,8 @@ inline int run_grid(Site launch_site, dim3 grid, dim3 block, size_t dynamic_smem
                 run_block();
             }
     E.launch_over = true;
-    for (Thread& t : E.threads) resume(t);  // each fiber returns from thread_main
+    for (Thread& t : E.threads) run_thread(E.scheduler, t);  // each fiber leaves thread_main
+    E.current = nullptr;
     E.threads.clear();
     g_launch_in_progress = 0;
     return 0;
