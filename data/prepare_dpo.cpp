@@ -4,6 +4,7 @@
 // fits pairs into --max-len by an explicit policy, splits off a deterministic validation set,
 // and prints what it did. Bad lines stop it with FILE:LINE and nothing written (or, with
 // --skip-bad, are skipped and counted). Usage: data/prepare_dpo --help; details in data/README.md.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -22,7 +23,8 @@ static const char* USAGE =
     "usage: data/prepare_dpo --input FILE.jsonl[.gz] --output FILE.bin [options]\n"
     "  --input FILE         JSONL preference data, plain or gzipped, one JSON object per line\n"
     "  --output FILE        binary pair file to write (data/pairfile.h, data/README.md)\n"
-    "  --tokenizer DIR      GPT-2 BPE files: encoder.json + vocab.bpe (default tokenizer/gpt2)\n"
+    "  --tokenizer DIR      GPT-2 BPE files: encoder.json + vocab.bpe (default: $DPO_TOKENIZER_DIR,\n"
+    "                       else tokenizer/gpt2 from here or beside the program)\n"
     "  --format F           auto | explicit | implicit | messages (default auto, decided per line):\n"
     "                         explicit  {\"prompt\": str, \"chosen\": str, \"rejected\": str}\n"
     "                         implicit  {\"chosen\": str, \"rejected\": str}, prompt = shared start up to\n"
@@ -42,7 +44,7 @@ static const char* USAGE =
     "  --help               this text\n";
 
 struct Options {
-    std::string input, output, tokenizer_dir = "tokenizer/gpt2", val_output;
+    std::string input, output, tokenizer_dir, val_output;  // tokenizer_dir "": default_tokenizer_dir()
     InputFormat format = FORMAT_AUTO;
     size_t max_len = 0;  // 0: no bound
     TruncatePolicy truncate = TRUNCATE_KEEP_END;
@@ -71,6 +73,10 @@ static Options parse_options(int argc, char** argv) {
         if (a == "--skip-bad") { o.skip_bad = true; continue; }
         if (a == "--no-eos") { o.eos = false; continue; }
         if (a == "--bos") { o.bos = true; continue; }
+        static const char* const with_value[] = {"--input", "--output", "--tokenizer", "--val-output", "--format",
+                                                 "--truncate", "--max-len", "--val-fraction", "--seed"};
+        if (std::find(std::begin(with_value), std::end(with_value), a) == std::end(with_value))
+            usage_error("unknown option " + a);
         if (i + 1 >= argc) usage_error(a + " needs a value");
         const char* v = argv[++i];
         double x;
@@ -102,13 +108,14 @@ static Options parse_options(int argc, char** argv) {
             char* end = nullptr;
             o.seed = strtoull(v, &end, 10);
             if (end == v || *end) usage_error(std::string("--seed ") + v + ": give a non-negative whole number");
-        } else usage_error("unknown option " + a);
+        }
     }
     if (o.input.empty() || o.output.empty()) usage_error("--input and --output are required");
     if (o.val_output.empty() != !have_fraction)
         usage_error("--val-output and --val-fraction go together: give both or neither");
     if (o.output == o.input || o.val_output == o.input || o.val_output == o.output)
         usage_error("--input, --output and --val-output must be different files");
+    if (o.tokenizer_dir.empty()) o.tokenizer_dir = default_tokenizer_dir();
     return o;
 }
 

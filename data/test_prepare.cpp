@@ -314,6 +314,15 @@ static void test_small_formats(const GPT2Tokenizer& tok) {
          pair_decodes_to(tok, s, 2, "The capital of Italy is", " Rome.", " Milan.", true, &why);
     test_report(ok, "format_implicit", "%s %s", why.c_str(), err.c_str());
 
+    // a byte order mark and CRLF line ends
+    std::string crlf = g_dir + "/crlf.jsonl";
+    write_text(crlf, "\xEF\xBB\xBF{\"prompt\": \"Q\", \"chosen\": \" yes\", \"rejected\": \" no\"}\r\n\r\n"
+                     "{\"prompt\": \"R\", \"chosen\": \" a\", \"rejected\": \" b\"}\r\n");
+    ok = run_tool("--input " + crlf + " --output " + bin, &out, &err) == 0 && load_pair_file(bin, &s, &why) &&
+         s.size() == 2 && pair_decodes_to(tok, s, 0, "Q", " yes", " no", true, &why) &&
+         pair_decodes_to(tok, s, 1, "R", " a", " b", true, &why);
+    test_report(ok, "bom_and_crlf", "%s %s", why.c_str(), err.c_str());
+
     // --no-eos and --bos
     ok = run_tool("--input data/testdata/explicit.jsonl --output " + bin + " --no-eos --bos", &out, &err) == 0 &&
          load_pair_file(bin, &s, &why, &flags) && s.prompt(0)[0] == EOT &&
