@@ -1,6 +1,6 @@
 // dev/cuda/test_simt_diagnostics.cu: deliberately broken kernels, one per diagnostic of the CPU
 // execution layer (dev/simt): __syncthreads reached from different lines, a full-mask shuffle
-// after some lanes returned, a deadlock, and (ASan build) an out-of-bounds write. Each runs in a
+// after some lanes returned, a deadlock, lanes passing different masks, and (ASan build) an out-of-bounds write. Each runs in a
 // forked child, since the diagnostic aborts; the test checks that the child died and that its
 // message names this file and the offending line. A correct kernel in a child is the control.
 // Under nvcc the kernels compile (the nvcc check of `make test`) and every check is skipped.
@@ -42,6 +42,14 @@ __global__ void deadlock_kernel(float* out) {
     out[threadIdx.x] = v;
 }
 constexpr int kDeadlockBarrierLine = kDeadlockShuffleLine + 2;
+
+constexpr int kMaskLine = __LINE__ + 4;
+__global__ void mismatched_masks_kernel(float* out) {
+    float v = out[threadIdx.x];
+    const unsigned mask = threadIdx.x < 16 ? 0xffffffffu : 0xffff0000u;  // should be one mask
+    v += __shfl_xor_sync(mask, v, 1);
+    out[threadIdx.x] = v;
+}
 
 constexpr int kOutOfBoundsLine = __LINE__ + 2;
 __global__ void out_of_bounds_kernel(float* out, int n) {
@@ -116,6 +124,7 @@ static float* device_floats(int n) {
 
 static void launch_divergent() { divergent_barrier_kernel<<<1, 64>>>(device_floats(64)); }
 static void launch_shuffle_after_return() { shuffle_after_return_kernel<<<2, 32>>>(device_floats(32)); }
+static void launch_mismatched_masks() { mismatched_masks_kernel<<<1, 32>>>(device_floats(32)); }
 static void launch_deadlock() { deadlock_kernel<<<1, 64>>>(device_floats(64)); }
 [[maybe_unused]] static void launch_out_of_bounds() { out_of_bounds_kernel<<<1, 32>>>(device_floats(100), 100); }
 static void launch_correct() {
@@ -145,6 +154,10 @@ int main() {
         check(("diagnose deadlock" + o).c_str(), run_in_child(launch_deadlock),
               {"deadlock", "threads 0-15: wait in __shfl_xor_sync", at(kDeadlockShuffleLine),
                "wait in __syncthreads at " + at(kDeadlockBarrierLine)});
+        // lanes 16-31 meet among themselves and return; the full-mask shuffle then names them
+        check(("diagnose lanes that pass different masks" + o).c_str(),
+              run_in_child(launch_mismatched_masks),
+              {"returned", "__shfl_xor_sync with mask 0xffffffff", at(kMaskLine)});
     });
 #if defined(__SANITIZE_ADDRESS__)
     check("ASan reports an out-of-bounds write in a kernel", run_in_child(launch_out_of_bounds),

@@ -114,15 +114,20 @@ struct Thread {
 
 // One warp collective in progress: the lanes that posted so far and where their data lives.
 struct WarpMeet {
-    unsigned mask = 0;     // lanes taking part (0: none open)
+    unsigned mask = 0;     // lanes taking part
     unsigned arrived = 0;  // lanes that posted
-    unsigned returned = 0; // lanes of this warp that returned from the kernel
     size_t bytes = 0;
     bool select = false;   // each lane receives one lane's value (src) instead of all 32
     Site site;
     const void* mine[32];
     void* all[32];         // where each lane receives (32*bytes, or bytes when select)
     int src[32];           // select: the lane whose value each lane receives (-1: poison)
+};
+
+// A warp's open collectives (several at once when divergent branches use disjoint masks).
+struct Warp {
+    unsigned returned = 0;  // lanes that returned from the kernel
+    std::vector<WarpMeet> open;
 };
 
 // A fiber stack: mmap'd, with a PROT_NONE guard page below it so an overflow faults at once.
@@ -168,7 +173,7 @@ struct Engine {
     // block-wide
     unsigned live = 0;            // threads that have not returned
     unsigned barrier_arrived = 0;
-    std::vector<WarpMeet> warps;
+    std::vector<Warp> warps;
     std::vector<unsigned char> gather;  // scratch for a warp collective's gathered data
     // the running thread, the scheduler, and the context that made the latest switch
     Thread* current = nullptr;
@@ -359,8 +364,9 @@ inline void syncthreads(const char* file, int line) {
 // Warp collectives.
 
 // Copies every posting lane's value to every posting lane, then lets the waiting lanes go on.
-inline void complete_meet(unsigned warp, WarpMeet& m) {
+inline void complete_meet(unsigned warp, size_t index) {
     Engine& E = g_engine;
+    WarpMeet& m = E.warps[warp].open[index];
     size_t b = m.bytes;
     if (m.select) {
         for (unsigned i = 0; i < 32; i++) {
@@ -391,7 +397,9 @@ inline void complete_meet(unsigned warp, WarpMeet& m) {
         t.wait = Wait::Running;
         if (&t != E.current) t.ready = true;
     }
-    m.mask = m.arrived = 0;
+    std::vector<WarpMeet>& open = E.warps[warp].open;
+    if (index + 1 != open.size()) open[index] = open.back();
+    open.pop_back();
 }
 
 // The rendezvous behind every warp collective; site.what names the intrinsic for diagnostics.
@@ -415,26 +423,33 @@ inline void warp_collective(unsigned mask, const void* mine, void* all, size_t b
                 "(blockDim %ux%ux%u)",
                 site.what, mask, warp, __builtin_popcount(existing), blockDim.x, blockDim.y,
                 blockDim.z);
-    WarpMeet& m = E.warps[warp];
-    unsigned exited = mask & m.returned;
+    Warp& w = E.warps[warp];
+    unsigned exited = mask & w.returned;
     if (exited)
         fail_at(site, true,
                 "%s with mask 0x%08x names lanes that already returned (lanes 0x%08x of warp %u); "
                 "no early return before a collective that names the lane",
                 site.what, mask, exited, warp);
     const bool select = src_lane >= -1;
-    if (m.arrived == 0) {
+    // join the open collective of this kind and mask that awaits this lane, or open a new one
+    // (lanes whose masks disagree never meet: that shows up as a deadlock, masks listed)
+    size_t index = 0;
+    for (; index < w.open.size(); index++) {
+        const WarpMeet& o = w.open[index];
+        if (o.mask == mask && !(o.arrived >> lane & 1) && o.bytes == bytes && o.select == select &&
+            (o.site.what == site.what || strcmp(o.site.what, site.what) == 0))
+            break;
+    }
+    if (index == w.open.size()) {
+        w.open.emplace_back();
+        WarpMeet& m = w.open.back();
         m.mask = mask;
+        m.arrived = 0;
         m.bytes = bytes;
         m.select = select;
         m.site = site;
-    } else if (m.mask != mask || m.bytes != bytes || m.select != select ||
-               (m.site.what != site.what && strcmp(m.site.what, site.what) != 0)) {
-        fail_at(site, true,
-                "lanes of warp %u disagree: lane %u calls %s with mask 0x%08x while other lanes "
-                "wait in %s with mask 0x%08x at %s:%d",
-                warp, lane, site.what, mask, m.site.what, m.mask, m.site.file, m.site.line);
     }
+    WarpMeet& m = w.open[index];
     m.mine[lane] = mine;
     m.all[lane] = all;
     m.src[lane] = src_lane;
@@ -442,7 +457,7 @@ inline void warp_collective(unsigned mask, const void* mine, void* all, size_t b
     t->wait = Wait::Warp;
     t->site = site;
     t->warp_mask = mask;
-    if (m.arrived == m.mask) complete_meet(warp, m);
+    if (m.arrived == m.mask) complete_meet(warp, index);
     else park();
 }
 
@@ -512,13 +527,14 @@ inline void thread_exit() {
     unsigned linear = (unsigned)(t - E.threads.data());
     t->wait = Wait::Done;
     E.live--;
-    WarpMeet& m = E.warps[linear / 32];
-    m.returned |= 1u << (linear % 32);
-    if (m.arrived && (m.mask >> (linear % 32) & 1))
-        fail_at(m.site, true,
-                "lane %u of warp %u returned while other lanes wait in %s with mask 0x%08x, which "
-                "names it; no early return before a collective that names the lane",
-                linear % 32, linear / 32, m.site.what, m.mask);
+    Warp& w = E.warps[linear / 32];
+    w.returned |= 1u << (linear % 32);
+    for (const WarpMeet& m : w.open)
+        if (m.mask >> (linear % 32) & 1)
+            fail_at(m.site, true,
+                    "lane %u of warp %u returned while other lanes wait in %s with mask 0x%08x, "
+                    "which names it; no early return before a collective that names the lane",
+                    linear % 32, linear / 32, m.site.what, m.mask);
     if (E.live > 0 && E.barrier_arrived == E.live) release_barrier();
 }
 
@@ -562,7 +578,10 @@ inline void run_block() {
     unsigned n = E.nthreads;
     E.live = n;
     E.barrier_arrived = 0;
-    for (WarpMeet& m : E.warps) m.mask = m.arrived = m.returned = 0;
+    for (Warp& w : E.warps) {
+        w.returned = 0;
+        w.open.clear();
+    }
     for (Thread& t : E.threads) {
         t.wait = Wait::Running;
         t.ready = true;
@@ -620,7 +639,7 @@ inline int run_grid(Site launch_site, dim3 grid, dim3 block, size_t dynamic_smem
     E.dynamic_smem = (unsigned char*)(((uintptr_t)E.dynamic_smem_storage.data() + 127) & ~(uintptr_t)127);
     blockDim = block;
     gridDim = grid;
-    E.warps.assign((E.nthreads + 31) / 32, WarpMeet{});
+    E.warps.resize((E.nthreads + 31) / 32);
     ensure_stacks(E.nthreads);
     E.threads.clear();
     E.threads.resize(E.nthreads);

@@ -14,7 +14,7 @@ SIMT_REWRITE := dev/simt/rewrite_launches.py
 SIMT_ASAN_FLAGS := -O1 -g -fsanitize=address -fno-omit-frame-pointer
 SIMT_NVCC_FLAGS := -std=c++17 -I. -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
 
-SIMT_KERNEL_TESTS += dev/cuda/test_reduce dev/cuda/test_softmax dev/cuda/test_layernorm \
+SIMT_KERNEL_TESTS += dev/cuda/test_reduce dev/cuda/test_softmax dev/cuda/test_layernorm dev/cuda/test_warp_intrinsics \
                      dev/cuda/test_simt_diagnostics dev/simt/test_rewrite_launches
 
 -include dev/simt/tensor.mk
