@@ -1,7 +1,8 @@
 // dev/cuda/test_simt_diagnostics.cu: deliberately broken kernels, one per diagnostic of the CPU
 // execution layer (dev/simt): __syncthreads reached from different lines, a full-mask shuffle
 // after some lanes returned, a deadlock, lanes passing different masks, and (ASan build) an out-of-bounds write. Each runs in a
-// forked child, since the diagnostic aborts; the test checks that the child died and that its
+// forked child, since the diagnostic aborts (also: a fiber stack overflow, and the NaN poison of
+// dynamic shared memory); the test checks that the child died and that its
 // message names this file and the offending line. A correct kernel in a child is the control.
 // Under nvcc the kernels compile (the nvcc check of `make test`) and every check is skipped.
 #include <string>
@@ -49,6 +50,19 @@ __global__ void mismatched_masks_kernel(float* out) {
     const unsigned mask = threadIdx.x < 16 ? 0xffffffffu : 0xffff0000u;  // should be one mask
     v += __shfl_xor_sync(mask, v, 1);
     out[threadIdx.x] = v;
+}
+
+// A 256 KiB local array does not fit a 64 KiB fiber stack.
+__global__ void stack_overflow_kernel(float* out) {
+    volatile float big[65536];
+    for (int i = 0; i < 65536; i++) big[i] = (float)i;
+    out[threadIdx.x] = big[threadIdx.x * 7];
+}
+
+// Dynamic shared memory starts as 0xFF bytes: NaN as float.
+__global__ void read_uninitialised_smem_kernel(float* out) {
+    DYNAMIC_SHARED(float, buffer);
+    out[threadIdx.x] = buffer[threadIdx.x];
 }
 
 constexpr int kOutOfBoundsLine = __LINE__ + 2;
@@ -124,6 +138,7 @@ static float* device_floats(int n) {
 
 static void launch_divergent() { divergent_barrier_kernel<<<1, 64>>>(device_floats(64)); }
 static void launch_shuffle_after_return() { shuffle_after_return_kernel<<<2, 32>>>(device_floats(32)); }
+[[maybe_unused]] static void launch_stack_overflow() { stack_overflow_kernel<<<1, 32>>>(device_floats(32)); }
 static void launch_mismatched_masks() { mismatched_masks_kernel<<<1, 32>>>(device_floats(32)); }
 static void launch_deadlock() { deadlock_kernel<<<1, 64>>>(device_floats(64)); }
 [[maybe_unused]] static void launch_out_of_bounds() { out_of_bounds_kernel<<<1, 32>>>(device_floats(100), 100); }
@@ -159,6 +174,20 @@ int main() {
               run_in_child(launch_mismatched_masks),
               {"returned", "__shfl_xor_sync with mask 0xffffffff", at(kMaskLine)});
     });
+#if !defined(__SANITIZE_ADDRESS__)
+    check("diagnose a fiber stack overflow", run_in_child(launch_stack_overflow),
+          {"overflowed its 64 KiB fiber stack", "stack_overflow_kernel", kThisFile});
+#endif
+    {
+        float* d = device_floats(32);
+        read_uninitialised_smem_kernel<<<1, 32, 32 * sizeof(float)>>>(d);
+        float got[32];
+        CUDA_CHECK(cudaMemcpy(got, d, sizeof got, cudaMemcpyDeviceToHost));
+        bool all_nan = true;
+        for (float g : got) all_nan = all_nan && g != g;
+        test_report(all_nan, "uninitialised dynamic shared memory reads as NaN");
+        CUDA_CHECK(cudaFree(d));
+    }
 #if defined(__SANITIZE_ADDRESS__)
     check("ASan reports an out-of-bounds write in a kernel", run_in_child(launch_out_of_bounds),
           {"heap-buffer-overflow", at(kOutOfBoundsLine)});

@@ -14,6 +14,7 @@
 #endif
 
 #include <boost/context/fiber.hpp>
+#include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -595,8 +596,49 @@ inline void run_block() {
     E.current = nullptr;
 }
 
+// SIGSEGV handler: a fault in a fiber stack's guard page is a kernel thread overflowing its
+// stack; say so (which thread, which launch) instead of dying silently. Other faults go on to
+// the default action. (Not installed under ASan, which reports stack overflows itself.)
+inline void on_segv(int, siginfo_t* info, void*) {
+    Engine& E = g_engine;
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    for (const Stack& st : E.stacks) {
+        const char* a = (const char*)info->si_addr;
+        if (a >= (const char*)st.base && a < (const char*)st.base + page && E.current) {
+            fprintf(stderr,
+                    "simt: error: thread (%u,%u,%u) of block (%u,%u,%u) overflowed its %zu KiB "
+                    "fiber stack (large local arrays or deep recursion in the kernel)\n"
+                    "  in kernel %s launched at %s:%d\n",
+                    threadIdx.x, threadIdx.y, threadIdx.z, blockIdx.x, blockIdx.y, blockIdx.z,
+                    kStackBytes / 1024, E.launch_site.what, E.launch_site.file,
+                    E.launch_site.line);
+            abort();
+        }
+    }
+    signal(SIGSEGV, SIG_DFL);  // not ours: fault again, with the default action
+}
+
+inline void install_overflow_handler() {
+#if !defined(__SANITIZE_ADDRESS__)
+    static bool installed = false;
+    if (installed) return;
+    installed = true;
+    static std::vector<char> alternate_stack(64 * 1024);  // the handler cannot run on the full one
+    stack_t ss{};
+    ss.ss_sp = alternate_stack.data();
+    ss.ss_size = alternate_stack.size();
+    sigaltstack(&ss, nullptr);
+    struct sigaction sa{};
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, nullptr);
+#endif
+}
+
 inline void ensure_stacks(unsigned n) {
     Engine& E = g_engine;
+    install_overflow_handler();
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     while (E.stacks.size() < n) {
         Stack s;

@@ -11,6 +11,7 @@ SIMT_HEADERS := dev/simt/simt.h dev/simt/cuda_runtime_cpu.h dev/simt/cuda_compat
 SIMT_KERNEL_HEADERS := $(wildcard kernels/*.cuh kernels/*.h)
 SIMT_REWRITTEN := $(patsubst %,build/cpu/%,$(filter %.cuh,$(SIMT_KERNEL_HEADERS)))
 SIMT_REWRITE := dev/simt/rewrite_launches.py
+SIMT_CXXFLAGS := -fstack-clash-protection
 SIMT_ASAN_FLAGS := -O1 -g -fsanitize=address -fno-omit-frame-pointer
 SIMT_NVCC_FLAGS := -std=c++17 -I. -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
 
@@ -38,9 +39,9 @@ build/nvcc/%.status: %.cu $(SIMT_KERNEL_HEADERS) $(SIMT_HEADERS)
 
 define SIMT_KERNEL_TEST_RULES
 $(1): build/cpu/$(1).cu $$(SIMT_REWRITTEN) $$(SIMT_HEADERS)
-	$$(CXX) $$(CXXFLAGS) -iquote build/cpu -x c++ $$< -x none -o $$@ $$(LDLIBS) -lboost_context
+	$$(CXX) $$(CXXFLAGS) $$(SIMT_CXXFLAGS) -iquote build/cpu -x c++ $$< -x none -o $$@ $$(LDLIBS) -lboost_context
 $(1)_asan: build/cpu/$(1).cu $$(SIMT_REWRITTEN) $$(SIMT_HEADERS)
-	$$(CXX) $$(CXXFLAGS) $$(SIMT_ASAN_FLAGS) -iquote build/cpu -x c++ $$< -x none -o $$@ $$(LDLIBS) -lboost_context
+	$$(CXX) $$(CXXFLAGS) $$(SIMT_CXXFLAGS) $$(SIMT_ASAN_FLAGS) -iquote build/cpu -x c++ $$< -x none -o $$@ $$(LDLIBS) -lboost_context
 TEST_BINS += $(1) $(1)_asan
 SIMT_NVCC_STATUS += build/nvcc/$(1).status
 endef
