@@ -102,20 +102,38 @@ static inline bool write_pair_file(const std::string& path, const PairSet& set, 
     if (flags & ~PAIRFILE_KNOWN_FLAGS) { *err = path + ": unknown flags"; return false; }
     const uint32_t width = pairfile_token_bytes(set.vocab_size);
 
-    // index and tokens as stored, hashed as they are produced
-    std::vector<uint8_t> index(set.pairs.size() * PAIRFILE_INDEX_ENTRY_BYTES);
+    std::string tmp = path + ".tmp";
+    FILE* f = fopen(tmp.c_str(), "wb");
+    if (!f) { *err = tmp + ": cannot create: " + strerror(errno) + "; check the directory exists and is writable"; return false; }
+
+    // the header last (it holds the hash); first a placeholder, then the index and the tokens in
+    // chunks, hashed as they are written
+    uint8_t header[PAIRFILE_HEADER_BYTES] = {0};
+    bool ok = fwrite(header, 1, sizeof header, f) == sizeof header;
+    uint64_t hash = FNV64_OFFSET;
+    std::vector<uint8_t> chunk;
+    auto flush = [&]() {
+        hash = fnv1a64(hash, chunk.data(), chunk.size());
+        ok = ok && fwrite(chunk.data(), 1, chunk.size(), f) == chunk.size();
+        chunk.clear();
+    };
+    const size_t chunk_bytes = (size_t)1 << 20;
+    uint8_t e[PAIRFILE_INDEX_ENTRY_BYTES];
     for (size_t i = 0; i < set.pairs.size(); i++) {
-        uint8_t* e = &index[i * PAIRFILE_INDEX_ENTRY_BYTES];
         put_le(e, (uint64_t)set.pairs[i].offset, 8);
         put_le(e + 8, (uint32_t)set.pairs[i].P, 4);
         put_le(e + 12, (uint32_t)set.pairs[i].C, 4);
         put_le(e + 16, (uint32_t)set.pairs[i].R, 4);
+        chunk.insert(chunk.end(), e, e + sizeof e);
+        if (chunk.size() >= chunk_bytes) flush();
     }
-    std::vector<uint8_t> tokens(set.tokens.size() * width);
-    for (size_t j = 0; j < set.tokens.size(); j++) put_le(&tokens[j * width], (uint32_t)set.tokens[j], width);
-    uint64_t hash = fnv1a64(fnv1a64(FNV64_OFFSET, index.data(), index.size()), tokens.data(), tokens.size());
+    for (size_t j = 0; j < set.tokens.size(); j++) {
+        put_le(e, (uint32_t)set.tokens[j], width);
+        chunk.insert(chunk.end(), e, e + width);
+        if (chunk.size() >= chunk_bytes) flush();
+    }
+    flush();
 
-    uint8_t header[PAIRFILE_HEADER_BYTES] = {0};
     memcpy(header + PF_MAGIC, PAIRFILE_MAGIC, 8);
     put_le(header + PF_VERSION, PAIRFILE_VERSION, 4);
     put_le(header + PF_HEADER_BYTES, PAIRFILE_HEADER_BYTES, 4);
@@ -128,13 +146,7 @@ static inline bool write_pair_file(const std::string& path, const PairSet& set, 
     put_le(header + PF_CONTENT_HASH, hash, 8);
     memcpy(header + PF_TOKENIZER_ID, set.tokenizer_id.data(), set.tokenizer_id.size());
     put_le(header + PF_HEADER_HASH, fnv1a64(FNV64_OFFSET, header, PF_HEADER_HASH), 8);
-
-    std::string tmp = path + ".tmp";
-    FILE* f = fopen(tmp.c_str(), "wb");
-    if (!f) { *err = tmp + ": cannot create: " + strerror(errno) + "; check the directory exists and is writable"; return false; }
-    bool ok = fwrite(header, 1, sizeof header, f) == sizeof header &&
-              fwrite(index.data(), 1, index.size(), f) == index.size() &&
-              fwrite(tokens.data(), 1, tokens.size(), f) == tokens.size();
+    ok = ok && fseeko(f, 0, SEEK_SET) == 0 && fwrite(header, 1, sizeof header, f) == sizeof header;
     int write_errno = errno;
     if (fclose(f) != 0 && ok) { ok = false; write_errno = errno; }
     if (!ok) {

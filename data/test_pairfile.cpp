@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <random>
 #include <string>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
 #include "data/pairfile.h"
@@ -137,6 +138,11 @@ int main() {
         out_of_vocab.tokens[0] = 50257;
         test_report(!write_pair_file(path, out_of_vocab, 0, &err) && read_bytes(path) == before,
                     "pairfile_refuses_out_of_vocab");
+        std::string a_dir = dir + "/is_a_directory";  // creating the .tmp works, renaming fails
+        mkdir(a_dir.c_str(), 0755);
+        bool rename_fails = !write_pair_file(a_dir, good, 0, &err);
+        test_report(rename_fails && err.find(a_dir) == 0 && !file_exists(a_dir + ".tmp"), "pairfile_rename_fails",
+                    "err '%s'", err.c_str());
         std::string missing = dir + "/no/such/dir/x.bin";
         bool fails = !write_pair_file(missing, good, 0, &err);
         test_report(fails && err.find(missing) != std::string::npos && !file_exists(missing + ".tmp"),
