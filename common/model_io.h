@@ -153,6 +153,10 @@ static inline bool hf_read_config_json(const std::string& path, const nlohmann::
     if (!get_int("n_embd", &c.channels) || !get_int("n_head", &c.num_heads) || !get_int("n_layer", &c.num_layers) ||
         !get_int(positions_key, &c.max_seq_len) || !get_int("vocab_size", &c.vocab_size))
         return false;
+    if (c.num_layers > 4096) {
+        *err = path + ": n_layer " + std::to_string(c.num_layers) + " is implausible (over 4096)";
+        return false;
+    }
     if (c.channels % c.num_heads != 0) {
         *err = path + ": n_embd " + std::to_string(c.channels) + " is not divisible by n_head " +
                std::to_string(c.num_heads);

@@ -225,7 +225,7 @@ def fixtures(outdir):
     # loadable, every variation of naming and extras
     hf_fixture(outdir, "f32_prefix_lmhead_buffers", f32, "F32", prefix=True, lm_head=f32["wte.weight"][2],
                buffers=True, metadata=pt)
-    hf_fixture(outdir, "f16_plain", f16, "F16")
+    hf_fixture(outdir, "f16_plain", f16, "F16", config=config_json(n_positions=None))  # n_ctx only
     hf_fixture(outdir, "bf16_prefix_buffers_lmhead", bf16, "BF16", prefix=True, buffers=True,
                lm_head=bf16["wte.weight"][2], metadata=pt)
     # sharded: first half of the tensors in one file, the rest in another, plus the index
@@ -292,6 +292,8 @@ def fixtures(outdir):
     hf_fixture(outdir, "bad_unexpected", f32, "F32", expected=False,
                edit_entries=lambda e: e + [("h.0.attn.rotary_emb.inv_freq", "F32", [4], b"\0" * 16)])
     hf_fixture(outdir, "bad_config_missing", f32, "F32", expected=False, config=config_json(n_embd=None))
+    hf_fixture(outdir, "bad_config_layers", f32, "F32", expected=False, config=config_json(n_layer=100000))
+    hf_fixture(outdir, "bad_config_model_type", f32, "F32", expected=False, config=config_json(model_type="llama"))
     hf_fixture(outdir, "bad_config_positions", f32, "F32", expected=False,
                config=config_json(n_positions=2 * MAXT, n_ctx=2 * MAXT))
 
