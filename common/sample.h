@@ -57,7 +57,8 @@ struct SampleSettings {
     int eos_token = 50256;     // generation stops after emitting it; -1 = never
 };
 
-enum class SampleStop { eos, max_new_tokens, context_full };
+// bad_prompt: empty, longer than max_seq_len, or a token id outside [0, vocab_size); nothing generated
+enum class SampleStop { eos, max_new_tokens, context_full, bad_prompt };
 
 struct SampleResult {
     std::vector<int> tokens;  // the generated tokens, not the prompt
@@ -161,8 +162,10 @@ struct Sampler {
     SampleResult generate(const std::vector<int>& prompt) {
         SampleResult r;
         reset();
-        if (prompt.empty() || (int)prompt.size() > cfg.max_seq_len) {
-            r.stop = SampleStop::context_full;
+        bool ok = !prompt.empty() && (int)prompt.size() <= cfg.max_seq_len;
+        for (int token : prompt) ok = ok && token >= 0 && token < cfg.vocab_size;
+        if (!ok) {
+            r.stop = SampleStop::bad_prompt;
             return r;
         }
         const float* z = nullptr;

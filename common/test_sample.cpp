@@ -5,7 +5,7 @@
 //   - top_k = 1 equals greedy; the same seed gives the same tokens, another seed other tokens
 //   - the token frequencies of temperature / top-k / top-p sampling match the distribution
 //     those settings define (computed here in double), and nothing outside it is ever drawn
-//   - generation stops at EOS and when the context is full
+//   - generation stops at EOS and when the context is full; bad prompts are refused
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -129,6 +129,16 @@ int main() {
         std::vector<int> want(greedy_tokens.begin(), greedy_tokens.begin() + first + 1);
         test_report(r.tokens == want && r.stop == SampleStop::eos, "stops_at_eos", "%zu tokens, stop %d",
                     r.tokens.size(), (int)r.stop);
+    }
+
+    // prompts it cannot run are refused, not read out of bounds
+    {
+        Sampler s(cfg, model.params.data(), greedy);
+        std::vector<int> too_long(T + 1, 1), bad_id = {1, V, 2};
+        bool refused = s.generate({}).stop == SampleStop::bad_prompt &&
+                       s.generate(too_long).stop == SampleStop::bad_prompt &&
+                       s.generate(bad_id).stop == SampleStop::bad_prompt && s.generate({-1}).tokens.empty();
+        test_report(refused, "bad_prompts_refused");
     }
 
     // 4. sampling is a function of the seed
