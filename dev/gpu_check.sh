@@ -42,6 +42,15 @@ if [ -n "$gpu_line" ]; then
   arch=$(echo "$gpu_cap" | tr -d ' .')
   ARCH_FLAGS="-arch=sm_$arch"
   echo "gpu_check: $gpu_name (driver $gpu_driver, compute capability $(echo $gpu_cap), $gpu_memory)"
+  # a CUDA runtime newer than the driver supports fails every call with cudaErrorInsufficientDriver
+  driver_cuda=$(nvidia-smi 2>/dev/null | grep -o 'CUDA Version: [0-9.]*' | grep -o '[0-9.]*$')
+  nvcc_cuda=$($NVCC --version | grep -o 'release [0-9.]*' | grep -o '[0-9.]*$')
+  driver_note="driver supports CUDA ${driver_cuda:-?}, nvcc is CUDA ${nvcc_cuda:-?}"
+  if [ -n "$driver_cuda" ] && [ -n "$nvcc_cuda" ] && \
+     [ "$(printf '%s\n%s\n' "$driver_cuda" "$nvcc_cuda" | sort -V | head -1)" != "$nvcc_cuda" ]; then
+    driver_note="$driver_note: **the driver is older than the toolkit; expect cudaErrorInsufficientDriver** (use an nvcc no newer than the driver: NVCC=...)"
+  fi
+  echo "gpu_check: $driver_note"
 else
   ARCH_FLAGS="-gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90"
   echo "gpu_check: no GPU found (nvidia-smi absent or reports none): build-only pass for sm_80 and sm_90"
@@ -56,7 +65,7 @@ build_one() {  # source -> $OUT/<name>, status in $OUT/<name>.build ("ok" or "fa
   then echo ok > "$OUT/$name.build"; else echo failed > "$OUT/$name.build"; fi
 }
 export -f build_one; export NVCC ARCH_FLAGS NVCC_LIBS OUT
-echo "gpu_check: building $(echo $sources | wc -w) programs with $JOBS jobs"
+echo "gpu_check: building $(echo $sources | wc -w) programs and probe_compare with $JOBS jobs"
 printf '%s\n' $sources dev/cuda/probe_compare.cpp | xargs -P "$JOBS" -I{} bash -c 'build_one {}'
 build_ok=1
 build_table=""
@@ -77,7 +86,9 @@ fi
 all_ok=$build_ok
 test_table=""
 failures=""
-for src in dev/cuda/test_*.cu; do
+tests=$(printf '%s\n' $sources | grep '/test_')
+probes=$(printf '%s\n' $sources | grep '/probe_')
+for src in $tests; do
   name=$(basename "$src" .cu)
   [ "$(cat "$OUT/$name.build")" = ok ] || { test_table+="| $name | not built | | | |"$'\n'; continue; }
   t0=$(date +%s%N)
@@ -95,7 +106,7 @@ done
 
 sanitizer_table=""
 if [ "$SANITIZE" = 1 ] && command -v compute-sanitizer > /dev/null 2>&1; then
-  for src in dev/cuda/test_*.cu; do
+  for src in $tests; do
     name=$(basename "$src" .cu)
     [ "$(cat "$OUT/$name.build")" = ok ] || continue
     timeout "$TIMEOUT" compute-sanitizer --tool racecheck --error-exitcode 99 \
@@ -116,14 +127,14 @@ fi
 
 # ---- 4. probes: GPU against the CPU emulation
 probe_text=""
-for src in dev/cuda/probe_*.cu; do
+for src in $probes; do
   name=$(basename "$src" .cu)
   [ -f "build/probes-cpu/$name.txt" ] && continue
   echo "gpu_check: no build/probes-cpu/$name.txt; trying make probe-outputs (CPU emulation)"
   make -j"$JOBS" probe-outputs > "$OUT/probe-outputs.log" 2>&1 || true
   break
 done
-for src in dev/cuda/probe_*.cu; do
+for src in $probes; do
   name=$(basename "$src" .cu)
   probe_text+="#### $name"$'\n\n```\n'
   if [ "$(cat "$OUT/$name.build")" != ok ]; then
@@ -152,7 +163,7 @@ dirty=$(git status --porcelain 2>/dev/null | grep -v '^??' | head -1)
   echo "# gpu_check $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
   echo "- GPU: $gpu_name, compute capability $(echo $gpu_cap), $gpu_memory"
-  echo "- driver: $gpu_driver; $($NVCC --version | tail -2 | head -1)"
+  echo "- driver: $gpu_driver ($driver_note); $($NVCC --version | tail -2 | head -1)"
   echo "- commit: $commit; host: $(hostname), $(nproc) CPUs"
   echo "- result: $([ $all_ok = 1 ] && echo 'everything passed' || echo '**failures, see below**'); took $(( $(date +%s) - started )) s"
   echo

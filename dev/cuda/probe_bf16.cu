@@ -3,7 +3,7 @@
 // the hardware's cvt/add/mul; on the CPU layer it is dev/simt/bf16.h, which matches the toolkit's
 // host code (dev/cuda/test_bf16). dev/gpu_check.sh compares the two bit for bit. Lines:
 // "bf16_<op> <index> 0x.." with the bf16 result in the low 16 bits (the float for to_float).
-#include "dev/simt/cuda_compat.h"
+#include "dev/simt/kernel_test.h"
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -38,17 +38,11 @@ int main() {
     uint64_t state = 0xB0F16ull;   // fixed: both builds must see the same inputs
     while (x.size() < 8192) { state = state * 6364136223846793005ULL + 1442695040888963407ULL; x.push_back((uint32_t)(state >> 32)); }
     int n = (int)x.size();
-    uint32_t *dx, *dout;
-    if (cudaMalloc(&dx, n * 4) || cudaMalloc(&dout, (size_t)OPS * n * 4)) {
-        fprintf(stderr, "probe_bf16: cudaMalloc failed\n");
-        return 1;
-    }
-    cudaMemcpy(dx, x.data(), n * 4, cudaMemcpyHostToDevice);
-    probe_bf16_kernel<<<8, 256>>>(dout, dx, n);
-    std::vector<uint32_t> out((size_t)OPS * n);
-    cudaError_t e = cudaMemcpy(out.data(), dout, out.size() * 4, cudaMemcpyDeviceToHost);
-    if (e == cudaSuccess) e = cudaGetLastError();
-    if (e != cudaSuccess) { fprintf(stderr, "probe_bf16: %s\n", cudaGetErrorString(e)); return 1; }
+    DeviceBuffer<uint32_t> dx(n), dout((size_t)OPS * n);
+    dx.upload(x);
+    probe_bf16_kernel<<<8, 256>>>(dout.ptr, dx.ptr, n);
+    CUDA_CHECK(cudaGetLastError());
+    std::vector<uint32_t> out = dout.download();
     const char* names[OPS] = {"bf16_from_float", "bf16_to_float", "bf16_add", "bf16_mul", "bf16_neg"};
     for (int op = 0; op < OPS; op++)
         for (int i = 0; i < n; i++) printf("%s %d 0x%08x\n", names[op], i, out[(size_t)op * n + i]);

@@ -2,7 +2,7 @@
 // .trans) on a fixed shared-memory tile with fixed scattered row addresses, and prints every lane's
 // registers: "ldmatrix_<variant> <lane> <register> 0x..". The GPU build shows what the hardware
 // loads, the CPU build what the emulation loads; dev/gpu_check.sh compares them (bit for bit).
-#include "dev/simt/cuda_compat.h"
+#include "dev/simt/kernel_test.h"
 #include "kernels/ptx.cuh"
 #include <cstdint>
 #include <cstdio>
@@ -34,19 +34,13 @@ int main() {
     for (size_t i = 0; i < tile.size(); i++) tile[i] = (uint16_t)(i * 40503u + 12345u);   // distinct
     std::vector<int> rows(32), cols(32);
     for (int i = 0; i < 32; i++) { rows[i] = (i * 13 + 7) % 32; cols[i] = 8 * ((i * 5 + 1) % 4); }
-    uint16_t* dtile;
-    int *drows, *dcols;
-    uint32_t* dout;
-    if (cudaMalloc(&dtile, tile.size() * 2) || cudaMalloc(&drows, 32 * 4) || cudaMalloc(&dcols, 32 * 4) ||
-        cudaMalloc(&dout, 6 * 32 * 4 * 4)) { fprintf(stderr, "probe_ldmatrix: cudaMalloc failed\n"); return 1; }
-    cudaMemcpy(dtile, tile.data(), tile.size() * 2, cudaMemcpyHostToDevice);
-    cudaMemcpy(drows, rows.data(), 32 * 4, cudaMemcpyHostToDevice);
-    cudaMemcpy(dcols, cols.data(), 32 * 4, cudaMemcpyHostToDevice);
-    probe_ldmatrix_kernel<<<1, 32>>>(dout, dtile, drows, dcols);
-    std::vector<uint32_t> out(6 * 32 * 4);
-    cudaError_t e = cudaMemcpy(out.data(), dout, out.size() * 4, cudaMemcpyDeviceToHost);
-    if (e == cudaSuccess) e = cudaGetLastError();
-    if (e != cudaSuccess) { fprintf(stderr, "probe_ldmatrix: %s\n", cudaGetErrorString(e)); return 1; }
+    DeviceBuffer<uint16_t> dtile(tile.size());
+    DeviceBuffer<int> drows(32), dcols(32);
+    DeviceBuffer<uint32_t> dout(6 * 32 * 4);
+    dtile.upload(tile); drows.upload(rows); dcols.upload(cols);
+    probe_ldmatrix_kernel<<<1, 32>>>(dout.ptr, dtile.ptr, drows.ptr, dcols.ptr);
+    CUDA_CHECK(cudaGetLastError());
+    std::vector<uint32_t> out = dout.download();
     const char* names[6] = {"x1", "x2", "x4", "x1_trans", "x2_trans", "x4_trans"};
     const int count[6] = {1, 2, 4, 1, 2, 4};
     for (int v = 0; v < 6; v++)

@@ -7,7 +7,7 @@
 //   3 every row of D is 2^24 + 14 x 1 - 2^24 (k order): 0 if summed in k order in fp32, 14 exactly
 //   4 subnormal bf16 inputs and C   5 Inf, NaN and -0 operands   6 random bit patterns
 //   7 sums near the top of the fp32 range (some overflow to Inf)
-#include "dev/simt/cuda_compat.h"
+#include "dev/simt/kernel_test.h"
 #include "kernels/ptx.cuh"
 #include <cstdint>
 #include <cstdio>
@@ -84,17 +84,12 @@ int main() {
                 b[base * 2 + r] = operand(k, false, 2 * t + 8 * r) | (uint32_t)operand(k, false, 2 * t + 1 + 8 * r) << 16;
             for (int i = 0; i < 4; i++) c[base * 4 + i] = accumulator(k);
         }
-    uint32_t *da, *db;
-    float *dc, *dd;
-    if (cudaMalloc(&da, a.size() * 4) || cudaMalloc(&db, b.size() * 4) || cudaMalloc(&dc, c.size() * 4) ||
-        cudaMalloc(&dd, d.size() * 4)) { fprintf(stderr, "probe_mma: cudaMalloc failed\n"); return 1; }
-    cudaMemcpy(da, a.data(), a.size() * 4, cudaMemcpyHostToDevice);
-    cudaMemcpy(db, b.data(), b.size() * 4, cudaMemcpyHostToDevice);
-    cudaMemcpy(dc, c.data(), c.size() * 4, cudaMemcpyHostToDevice);
-    probe_mma_kernel<<<CASES, 32>>>(dd, da, db, dc);
-    cudaError_t e = cudaMemcpy(d.data(), dd, d.size() * 4, cudaMemcpyDeviceToHost);
-    if (e == cudaSuccess) e = cudaGetLastError();
-    if (e != cudaSuccess) { fprintf(stderr, "probe_mma: %s\n", cudaGetErrorString(e)); return 1; }
+    DeviceBuffer<uint32_t> da(a.size()), db(b.size());
+    DeviceBuffer<float> dc(c.size()), dd(d.size());
+    da.upload(a); db.upload(b); dc.upload(c);
+    probe_mma_kernel<<<CASES, 32>>>(dd.ptr, da.ptr, db.ptr, dc.ptr);
+    CUDA_CHECK(cudaGetLastError());
+    d = dd.download();
     for (int k = 0; k < CASES; k++)
         for (int lane = 0; lane < 32; lane++)
             for (int i = 0; i < 4; i++) {

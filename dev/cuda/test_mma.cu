@@ -61,6 +61,7 @@ static void test_mma(const char* name) {
     CUDA_CHECK(cudaGetLastError());
     std::vector<float> D = dD.download();
     // D = C + A B with B[k][n] = B_stored[n][k]; fp32 accumulation of 17 terms: |err| <= 17 u sum|terms|
+    // with u = 2^-24, doubled for hardware that truncates (a misplaced element is off by O(1))
     double worst = 0;
     for (int p = 0; p < problems; p++)
         for (int m = 0; m < 16; m++)
@@ -70,7 +71,7 @@ static void test_mma(const char* name) {
                     double t = (double)(float)A[p * 256 + m * 16 + k] * (double)(float)B[p * 128 + n * 16 + k];
                     ref += t; mag += fabs(t);
                 }
-                double err = fabs(D[p * 128 + m * 8 + n] - ref) / (mag * 17 * 0x1p-24);
+                double err = fabs(D[p * 128 + m * 8 + n] - ref) / (mag * 2 * 17 * 0x1p-24);
                 if (!(err <= worst)) worst = err;   // NaN counts as worst
             }
     test_report(worst <= 1.0, name, "error %.3g times the fp32 accumulation bound", worst);
@@ -181,7 +182,7 @@ static void test_gemm(const char* order) {
 
 // ------------------------------------------------------------------------------------------------
 // Diagnostics of the emulation (CPU layer only; on a GPU these kernels are undefined behaviour).
-constexpr int kMisalignedLine = __LINE__ + 6;
+[[maybe_unused]] constexpr int kMisalignedLine = __LINE__ + 6;
 __global__ void misaligned_ldmatrix_kernel(uint32_t* out) {
     __shared__ __align__(16) __nv_bfloat16 s[16 * 16];
     for (int i = threadIdx.x; i < 256; i += 32) s[i] = __float2bfloat16(0.0f);
@@ -190,7 +191,7 @@ __global__ void misaligned_ldmatrix_kernel(uint32_t* out) {
     ldmatrix_x1(r, &s[threadIdx.x % 8 * 16 + 4]);   // 8-byte offset: rows must be 16-byte aligned
     out[threadIdx.x] = r[0];
 }
-constexpr int kMixedLineX4 = __LINE__ + 7;
+[[maybe_unused]] constexpr int kMixedLineX4 = __LINE__ + 7;
 __global__ void mixed_ldmatrix_kernel(uint32_t* out) {
     __shared__ __align__(16) __nv_bfloat16 s[32 * 8];
     for (int i = threadIdx.x; i < 256; i += 32) s[i] = __float2bfloat16(0.0f);
@@ -234,7 +235,7 @@ static void test_diagnostics(const char* order) {
     test_report(ok, name.c_str(), "child did not abort with the expected message:\n%s", said.c_str());
     said.clear();
     name = std::string("diagnose_lanes_in_different_ldmatrix_") + order;
-    ok = dies_saying(launch_mixed, {"disagree", "ldmatrix.x4", "ldmatrix.x2", here + std::to_string(kMixedLineX4)}, said);
+    ok = dies_saying(launch_mixed, {"ldmatrix.x4", "ldmatrix.x2", here + std::to_string(kMixedLineX4)}, said);
     test_report(ok, name.c_str(), "child did not abort with the expected message:\n%s", said.c_str());
 }
 #endif
