@@ -5,3 +5,23 @@ MODEL_HEADERS = common/gpt2.h common/dpo.h common/model_config.h common/rng.h da
 TEST_BINS += common/test_model
 common/test_model: common/test_model.cpp $(MODEL_HEADERS) data/pairs.h dev/test_util.h
 	$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS_LIBS) $(LDLIBS)
+
+TRAIN_HEADERS = $(MODEL_HEADERS) common/train_config.h common/train_log.h common/checkpoint.h \
+                common/ref_cache.h common/hash.h common/model_io.h common/safetensors.h \
+                data/dataloader.h data/pairfile.h data/pairs.h kernels/adamw.cuh
+
+ALL_BINS += train_dpo_cpu
+train_dpo_cpu: train_dpo_cpu.cpp $(TRAIN_HEADERS)
+	$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS_LIBS) $(LDLIBS)
+
+# The bundled synthetic task (data/synthetic/*.bin are committed; this remakes them).
+data/make_synthetic: data/make_synthetic.cpp data/pairfile.h data/pairs.h common/rng.h
+	$(CXX) $(CXXFLAGS) -o $@ $<
+synthetic: data/make_synthetic
+	./data/make_synthetic data/synthetic
+.PHONY: synthetic
+
+run: train_dpo_cpu
+	./train_dpo_cpu
+
+TEST_BINS += common/test_trainer.sh

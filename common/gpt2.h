@@ -21,12 +21,16 @@
 #include "data/batch.h"
 #include "kernels/gelu.cuh"
 
+// Loops with less work than this run on one thread: a parallel region costs microseconds, and
+// far more on a busy machine, which would dominate a small model.
+static const size_t PARALLEL_MIN_WORK = 1 << 16;
+
 // ----------------------------------------------------------------------------------------------
 // matmul: out[N,OC] = inp[N,IC] · weight[OC,IC]^T + bias[OC]   (bias may be null)
 
 template <typename T>
 void matmul_forward(T* out, const T* inp, const T* weight, const T* bias, int N, int IC, int OC) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * IC * OC >= PARALLEL_MIN_WORK)
     for (int n = 0; n < N; n++) {
         const T* x = inp + (size_t)n * IC;
         for (int o = 0; o < OC; o++) {
@@ -53,7 +57,7 @@ template <typename T>
 void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
                      int N, int IC, int OC) {
     if (dinp) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * IC * OC >= PARALLEL_MIN_WORK)
         for (int n = 0; n < N; n++) {
             T* dx = dinp + (size_t)n * IC;
             for (int i = 0; i < IC; i++) dx[i] = 0;
@@ -64,7 +68,7 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
             }
         }
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * IC * OC >= PARALLEL_MIN_WORK)
     for (int o = 0; o < OC; o++) {
         T* dw = dweight + (size_t)o * IC;
         T db = 0;
@@ -87,7 +91,7 @@ inline void matmul_backward(float* dinp, float* dweight, float* dbias, const flo
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f,
                 dweight, IC);
     if (dbias) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * OC >= PARALLEL_MIN_WORK)
         for (int o = 0; o < OC; o++) {
             float s = 0;
             for (int n = 0; n < N; n++) s += dout[(size_t)n * OC + o];
@@ -102,7 +106,7 @@ inline void matmul_backward(float* dinp, float* dweight, float* dbias, const flo
 template <typename T>
 void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* weight, const T* bias,
                        int N, int C, float eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * C >= PARALLEL_MIN_WORK)
     for (int n = 0; n < N; n++) {
         const T* x = inp + (size_t)n * C;
         T m = 0;
@@ -125,7 +129,7 @@ void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* i
                         const T* weight, const T* mean, const T* rstd, int N, int C) {
     int nthreads = omp_get_max_threads();
     std::vector<T> partial((size_t)nthreads * 2 * C, (T)0);  // per thread: dweight, dbias
-#pragma omp parallel
+#pragma omp parallel if ((size_t)N * C >= PARALLEL_MIN_WORK)
     {
         T* pw = partial.data() + (size_t)omp_get_thread_num() * 2 * C;
         T* pb = pw + C;
@@ -202,7 +206,7 @@ void attention_forward(T* out, T* att, const T* qkv, const PackedRows& rows, int
     const int hs = C / NH, N = rows.N, C3 = 3 * C;
     const T scale = (T)1 / std::sqrt((T)hs);
     const size_t att_stride = rows.att_off[N];
-#pragma omp parallel for collapse(2) schedule(dynamic, 8)
+#pragma omp parallel for collapse(2) schedule(dynamic, 8) if (att_stride * C >= PARALLEL_MIN_WORK)
     for (int q = 0; q < N; q++) {
         for (int h = 0; h < NH; h++) {
             const int base = q - rows.col[q];  // packed index of the row's column 0
@@ -248,7 +252,7 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* att,
     const T scale = (T)1 / std::sqrt((T)hs);
     const size_t att_stride = rows.att_off[N];
     memset(dqkv, 0, sizeof(T) * (size_t)N * C3);
-#pragma omp parallel for collapse(2) schedule(dynamic, 1)
+#pragma omp parallel for collapse(2) schedule(dynamic, 1) if (att_stride * C >= PARALLEL_MIN_WORK)
     for (int r = 0; r < R; r++) {
         for (int h = 0; h < NH; h++) {
             std::vector<T> datt;
@@ -385,7 +389,7 @@ struct GPT2 {
 
         // token + position embeddings
         encoded.resize((size_t)N * C);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * C >= PARALLEL_MIN_WORK)
         for (int q = 0; q < N; q++) {
             const T* te = param[0] + (size_t)tok[q] * C;
             const T* pe = param[1] + (size_t)pos[q] * C;
@@ -412,7 +416,7 @@ struct GPT2 {
                               lp(8, l, C), lp(9, l, C), N, C, cfg.layernorm_eps);
             matmul_forward(a.fch.data(), a.ln2.data(), lp(10, l, 4 * C * C), lp(11, l, 4 * C), N, C, 4 * C);
             const size_t n4 = (size_t)N * 4 * C;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n4 >= PARALLEL_MIN_WORK)
             for (size_t i = 0; i < n4; i++) a.fch_gelu[i] = gelu_forward_scalar(a.fch[i]);
             matmul_forward(a.res3.data(), a.fch_gelu.data(), lp(12, l, 4 * C * C), lp(13, l, C), N, 4 * C, C);
             add_inplace(a.res3.data(), a.res2.data(), (size_t)N * C);
@@ -430,7 +434,7 @@ struct GPT2 {
         logp.resize(M); logit_mean.resize(M);
         if (M == 0) return;
         matmul_forward(probs.data(), lnf_scored.data(), param[0], (const T*)nullptr, M, C, V);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)M * V >= PARALLEL_MIN_WORK)
         for (int m = 0; m < M; m++) {
             T* z = &probs[(size_t)m * V];
             T maxv = z[0], total = 0;
@@ -455,7 +459,7 @@ struct GPT2 {
         // d logits = dlogp * (onehot(target) - probs), in place over probs' copy
         if (M > 0) {
             std::vector<T> dlogits((size_t)M * V);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)M * V >= PARALLEL_MIN_WORK)
             for (int m = 0; m < M; m++) {
                 const T* p = &probs[(size_t)m * V];
                 T* d = &dlogits[(size_t)m * V];
@@ -484,7 +488,7 @@ struct GPT2 {
             matmul_backward(dbuf_4c.data(), lg(12, l, 4 * C * C), lg(13, l, C), dres.data(),
                             a.fch_gelu.data(), lp(12, l, 4 * C * C), N, 4 * C, C);
             const size_t n4 = (size_t)N * 4 * C;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n4 >= PARALLEL_MIN_WORK)
             for (size_t i = 0; i < n4; i++) dbuf_4c2[i] = dbuf_4c[i] * gelu_grad_scalar(a.fch[i]);
             matmul_backward(dbuf_c.data(), lg(10, l, 4 * C * C), lg(11, l, 4 * C), dbuf_4c2.data(),
                             a.ln2.data(), lp(10, l, 4 * C * C), N, C, 4 * C);
@@ -513,7 +517,7 @@ struct GPT2 {
     T* lp(int i, int l, size_t n) { return param[i] + (size_t)l * n; }
     T* lg(int i, int l, size_t n) { return grad[i] + (size_t)l * n; }
     static void add_inplace(T* y, const T* x, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_WORK)
         for (size_t i = 0; i < n; i++) y[i] += x[i];
     }
 };

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# End-to-end tests of train_dpo_cpu: exact resume, bad input (checkpoints, reference caches,
+# over-long pairs) and the embedded default run. Prints PASS/FAIL lines for dev/run_tests.sh.
+set -u
+BIN=./train_dpo_cpu
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+report() {  # report OK NAME WHY
+    if [ "$1" = 0 ]; then echo "PASS $2"; else echo "FAIL $2: $3"; fails=$((fails + 1)); fi
+}
+# the "loss" of every step record, in order
+step_losses() { grep -v '"eval_' "$1" | sed -n 's/.*"step": \([0-9]*\), "loss": \([^,]*\),.*/\1 \2/p'; }
+small="--batch-pairs 8 --eval-every 0 --log-every 100 --threads 2"
+
+# 1. resume: 12 steps straight == 6 steps, stop, resume, 6 steps (bitwise: losses and weights)
+$BIN --steps 12 --out "$tmp/a" $small --checkpoint-every 4 >"$tmp/a.txt" 2>&1
+$BIN --steps 12 --stop-after 6 --out "$tmp/b" $small --checkpoint-every 4 >"$tmp/b1.txt" 2>&1
+$BIN --steps 12 --resume --out "$tmp/b" $small --checkpoint-every 4 >"$tmp/b2.txt" 2>&1
+step_losses "$tmp/a/log.jsonl" >"$tmp/la"; step_losses "$tmp/b/log.jsonl" >"$tmp/lb"
+ok=1
+[ "$(wc -l <"$tmp/la")" = 12 ] && cmp -s "$tmp/la" "$tmp/lb" && cmp -s "$tmp/a/checkpoint.bin" "$tmp/b/checkpoint.bin" && ok=0
+report $ok resume_is_bitwise_identical "losses or final weights differ: $(diff "$tmp/la" "$tmp/lb" | head -3 | tr '\n' ' ')"
+
+# 2. a resumed run after a crash drops the log records written after the last checkpoint
+cp "$tmp/b/log.jsonl" "$tmp/full.jsonl"
+$BIN --steps 12 --stop-after 8 --out "$tmp/c" $small --checkpoint-every 4 >/dev/null 2>&1
+printf '{"step": 9, "loss": 123}\n' >>"$tmp/c/log.jsonl"         # as if it crashed after step 9
+cp "$tmp/c/checkpoint.bin" "$tmp/c8.bin"
+$BIN --steps 12 --resume "$tmp/c8.bin" --out "$tmp/c" $small --checkpoint-every 4 >/dev/null 2>&1
+step_losses "$tmp/c/log.jsonl" >"$tmp/lc"
+cmp -s "$tmp/la" "$tmp/lc"; report $? resume_drops_records_after_the_checkpoint "$(diff "$tmp/la" "$tmp/lc" | head -3 | tr '\n' ' ')"
+
+# 3. a foreign file as checkpoint: clear error, non-zero exit, nothing written
+head -c 5000 /dev/urandom >"$tmp/foreign.bin"
+mkdir -p "$tmp/d"
+$BIN --resume "$tmp/foreign.bin" --out "$tmp/d" $small >"$tmp/d.txt" 2>&1; rc=$?
+ok=1; [ $rc -ne 0 ] && grep -q "foreign.bin: not a checkpoint of this trainer" "$tmp/d.txt" && [ -z "$(ls -A "$tmp/d")" ] && ok=0
+report $ok foreign_checkpoint_is_rejected "rc=$rc: $(head -c 300 "$tmp/d.txt")"
+
+# 4. a truncated checkpoint
+head -c 100000 "$tmp/a/checkpoint.bin" >"$tmp/trunc.bin"
+$BIN --resume "$tmp/trunc.bin" --out "$tmp/d" $small >"$tmp/e.txt" 2>&1; rc=$?
+ok=1; [ $rc -ne 0 ] && grep -q "trunc.bin: is 100000 bytes, expected .*truncated" "$tmp/e.txt" && ok=0
+report $ok truncated_checkpoint_is_rejected "rc=$rc: $(head -c 300 "$tmp/e.txt")"
+
+# 5. a flipped byte in a checkpoint's weights
+cp "$tmp/a/checkpoint.bin" "$tmp/flip.bin"
+printf '\x55' | dd of="$tmp/flip.bin" bs=1 seek=4000 conv=notrunc 2>/dev/null
+$BIN --model "$tmp/flip.bin" --steps 1 --out "$tmp/f" $small >"$tmp/f.txt" 2>&1; rc=$?
+ok=1; [ $rc -ne 0 ] && grep -q "flip.bin: contents do not match the checksum" "$tmp/f.txt" && ok=0
+report $ok corrupt_checkpoint_is_rejected "rc=$rc: $(head -c 300 "$tmp/f.txt")"
+
+# 6. a reference cache made for another model (another seed) is an error, not reused
+$BIN --steps 1 --seed 5 --out "$tmp/g" $small >/dev/null 2>&1
+cp "$tmp/g/ref_logps_train.bin" "$tmp/g_ref.bin"
+$BIN --steps 1 --seed 6 --out "$tmp/g" $small >"$tmp/g.txt" 2>&1; rc=$?
+ok=1; [ $rc -ne 0 ] && grep -q "belongs to another model" "$tmp/g.txt" && cmp -s "$tmp/g_ref.bin" "$tmp/g/ref_logps_train.bin" && ok=0
+report $ok reference_cache_for_another_model_is_rejected "rc=$rc: $(head -c 300 "$tmp/g.txt")"
+
+# 7. ... and for other data
+$BIN --steps 1 --seed 5 --out "$tmp/g" --train data/synthetic/sort_val.bin --ref-cache "$tmp/g/ref_logps" $small >"$tmp/h.txt" 2>&1; rc=$?
+ok=1; [ $rc -ne 0 ] && grep -q "belongs to another dataset" "$tmp/h.txt" && ok=0
+report $ok reference_cache_for_other_data_is_rejected "rc=$rc: $(head -c 300 "$tmp/h.txt")"
+
+# 8. pairs longer than a row: an error that says what to do; --overlong skip counts them
+$BIN --steps 1 --seq-len 20 --out "$tmp/i" $small >"$tmp/i.txt" 2>&1; rc=$?
+ok=1; [ $rc -ne 0 ] && grep -q -- "--max-len" "$tmp/i.txt" && [ ! -e "$tmp/i/checkpoint.bin" ] && ok=0
+report $ok overlong_pair_is_an_error "rc=$rc: $(head -c 300 "$tmp/i.txt")"
+$BIN --steps 2 --seq-len 26 --overlong skip --out "$tmp/j" $small >"$tmp/j.txt" 2>&1; rc=$?
+ok=1; [ $rc -eq 0 ] && grep -q "training pairs do not fit T=26" "$tmp/j.txt" && ok=0
+report $ok overlong_pairs_skipped_and_counted "rc=$rc: $(head -c 300 "$tmp/j.txt")"
+
+# 9. a truncated pair file
+head -c 3000 data/synthetic/sort_val.bin >"$tmp/short.bin"
+$BIN --steps 1 --train "$tmp/short.bin" --out "$tmp/k" $small >"$tmp/k.txt" 2>&1; rc=$?
+ok=1; [ $rc -ne 0 ] && grep -q "short.bin: byte" "$tmp/k.txt" && ok=0
+report $ok truncated_pair_file_is_rejected "rc=$rc: $(head -c 300 "$tmp/k.txt")"
+
+# 10. no temporary files are left anywhere
+leftover=$(find "$tmp" -name '*.tmp' | head -3)
+[ -z "$leftover" ]; report $? no_partial_files_left "$leftover"
+
+# 11. the embedded default: held-out reward accuracy >= 0.9 (0 at step 0: policy == reference)
+$BIN --out "$tmp/default" >"$tmp/default.txt" 2>&1; rc=$?
+acc0=$(grep '"eval_' "$tmp/default/log.jsonl" | head -1 | sed -n 's/.*"eval_rewards\/accuracies": \([^,]*\),.*/\1/p')
+margin0=$(grep '"eval_' "$tmp/default/log.jsonl" | head -1 | sed -n 's/.*"eval_rewards\/margins": \([^,]*\),.*/\1/p')
+acc=$(grep '"eval_' "$tmp/default/log.jsonl" | tail -1 | sed -n 's/.*"eval_rewards\/accuracies": \([^,]*\),.*/\1/p')
+ok=1; [ $rc -eq 0 ] && awk -v a="$acc" -v a0="$acc0" -v m0="$margin0" 'BEGIN { exit !(a >= 0.9 && a0 == 0 && m0 == 0) }' && ok=0
+report $ok default_run_learns_the_task "rc=$rc, eval accuracy at step 0: $acc0 (margin $margin0), at the end: $acc"
+exit $((fails > 0))

@@ -1,0 +1,416 @@
+// train_dpo_cpu: DPO training of GPT-2 on the CPU (fp32, OpenMP, a BLAS for the matrix
+// products). The executable specification of the math that the GPU trainer is tested against,
+// and the trainer for machines without a GPU.
+//
+//   ./train_dpo_cpu                       the bundled synthetic task with a tiny model
+//   ./train_dpo_cpu --train T.bin --val V.bin --model gpt2/ --out run1 ...
+//   ./train_dpo_cpu score --model M --data PAIRS.bin --out LOGPS.tsv
+//
+// One optimizer step: the dataloader gives this step's pairs packed into micro-batches
+// (data/dataloader.h); for each micro-batch the model runs forward, the DPO loss of every pair
+// is taken against the cached reference log-probs, and the backward accumulates gradients
+// scaled by 1 / pairs-per-step; then clip by global norm and AdamW.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "common/checkpoint.h"
+#include "common/dpo.h"
+#include "common/model_io.h"
+#include "common/ref_cache.h"
+#include "common/train_config.h"
+#include "common/train_log.h"
+#include "data/dataloader.h"
+#include "data/pairfile.h"
+#include "kernels/adamw.cuh"
+
+[[noreturn]] static void fatal(const std::string& msg) {
+    fprintf(stderr, "error: %s\n", msg.c_str());
+    exit(1);
+}
+
+static double now_seconds() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+static void set_threads(int n) {
+    if (n > 0) omp_set_num_threads(n);
+    openblas_set_num_threads(omp_get_max_threads());
+}
+
+// --model: a preset (random init; vocabulary from the data), a checkpoint of this trainer,
+// a Hugging Face GPT-2 directory or an llm.c .bin.
+static void load_model(const std::string& spec, int data_vocab, uint64_t seed, GPT2<float>* model) {
+    ModelConfig cfg;
+    if (model_preset(spec, &cfg)) {
+        cfg.vocab_size = data_vocab;
+        cfg.padded_vocab_size = pad_vocab(data_vocab);
+        model->init_random(cfg, seed);
+        printf("model: preset %s, random init (seed %llu)\n", spec.c_str(), (unsigned long long)seed);
+        return;
+    }
+    std::string err;
+    if (is_checkpoint_file(spec)) {
+        CheckpointState s;
+        if (!load_checkpoint(spec, &s, &err)) fatal(err);
+        model->setup(s.cfg);
+        std::copy(s.params.begin(), s.params.end(), model->params.begin());
+        printf("model: checkpoint %s (step %ld)\n", spec.c_str(), s.step);
+        return;
+    }
+    std::vector<float> params;
+    std::vector<std::string> warnings;
+    ModelLoad r = load_model_any(spec, &cfg, &params, &err, &warnings);
+    for (auto& w : warnings) fprintf(stderr, "warning: %s\n", w.c_str());
+    if (r == ModelLoad::not_recognized)
+        fatal(err + "; --model takes a preset (tiny small d6 d12 d24 d36 d48), a checkpoint of this "
+                    "trainer, a Hugging Face GPT-2 directory or an llm.c .bin");
+    if (r == ModelLoad::failed) fatal(err);
+    model->setup(cfg);
+    std::copy(params.begin(), params.end(), model->params.begin());
+    printf("model: %s\n", spec.c_str());
+}
+
+static void print_model(const ModelConfig& c) {
+    printf("model: L=%d NH=%d C=%d maxT=%d V=%d (padded %d), %.2fM parameters\n", c.num_layers,
+           c.num_heads, c.channels, c.max_seq_len, c.vocab_size, c.padded_vocab_size,
+           num_parameters(c) / 1e6);
+}
+
+static PairSet load_pairs(const std::string& path, const char* what, const ModelConfig* cfg) {
+    PairSet set;
+    std::string err;
+    if (!load_pair_file(path, &set, &err)) fatal(std::string(what) + " data: " + err);
+    if (cfg && set.vocab_size > cfg->vocab_size)
+        fatal(path + ": made with a vocabulary of " + std::to_string(set.vocab_size) + " tokens (" +
+              set.tokenizer_id + ") but the model has " + std::to_string(cfg->vocab_size) +
+              "; prepare the data with the model's tokenizer");
+    return set;
+}
+
+// Log-probs of every pair of a set under the model, forward only, in dataset order.
+struct SetLogps {
+    std::vector<double> chosen, rejected;
+    std::vector<int> n_chosen, n_rejected;
+};
+
+// With skip_overlong, pairs longer than a row are left out (their n_chosen stays 0).
+static SetLogps compute_set_logps(GPT2<float>& model, const PairSet& set, Layout layout,
+                                  bool packing, int B, int T, bool skip_overlong) {
+    std::vector<Batch> batches;
+    std::string err;
+    if (!eval_batches(set, B, T, layout, packing, &batches, &err, skip_overlong)) fatal(err);
+    SetLogps out;
+    out.chosen.assign(set.size(), 0); out.rejected.assign(set.size(), 0);
+    out.n_chosen.assign(set.size(), 0); out.n_rejected.assign(set.size(), 0);
+    for (const Batch& b : batches) {
+        model.forward(b);
+        std::vector<PairLogps> lp = gather_pair_logps(model, b.n_slots());
+        for (int s = 0; s < b.n_slots(); s++) {
+            int64_t i = b.pair_ids[s];
+            out.chosen[i] = lp[s].chosen; out.rejected[i] = lp[s].rejected;
+            out.n_chosen[i] = lp[s].n_chosen; out.n_rejected[i] = lp[s].n_rejected;
+        }
+    }
+    return out;
+}
+
+// The reference log-probs of a set: from the cache file if it belongs to this model and data,
+// else computed (forward only) and written.
+static RefCache reference_logps(GPT2<float>& model, uint64_t ref_hash, const PairSet& set,
+                                const std::string& path, Layout layout, bool packing, int B, int T,
+                                bool skip_overlong) {
+    RefCache cache;
+    bool found;
+    std::string err;
+    if (!load_ref_cache(path, ref_hash, set.content_hash, set.size(), &cache, &found, &err)) fatal(err);
+    if (found) {
+        printf("reference log-probs: %s (cached, %zu pairs)\n", path.c_str(), set.size());
+        return cache;
+    }
+    double t0 = now_seconds();
+    SetLogps lp = compute_set_logps(model, set, layout, packing, B, T, skip_overlong);
+    cache.model_hash = ref_hash; cache.data_hash = set.content_hash;
+    cache.chosen = lp.chosen; cache.rejected = lp.rejected;
+    if (!save_ref_cache(path, cache, &err)) fatal(err);
+    printf("reference log-probs: computed for %zu pairs in %.1fs -> %s\n", set.size(),
+           now_seconds() - t0, path.c_str());
+    return cache;
+}
+
+static PairMetrics evaluate(GPT2<float>& model, const PairSet& set, const RefCache& ref,
+                            const LossSpec& spec, Layout layout, bool packing, int B, int T,
+                            bool skip_overlong) {
+    SetLogps lp = compute_set_logps(model, set, layout, packing, B, T, skip_overlong);
+    PairMetrics m;
+    for (size_t i = 0; i < set.size(); i++) {
+        if (lp.n_chosen[i] == 0) continue;  // over-long, skipped
+        PairResult r;
+        r.policy.chosen = lp.chosen[i]; r.policy.rejected = lp.rejected[i];
+        r.policy.n_chosen = lp.n_chosen[i]; r.policy.n_rejected = lp.n_rejected[i];
+        r.ref_chosen = ref.chosen[i]; r.ref_rejected = ref.rejected[i];
+        double dc, dr;
+        r.loss = pair_loss<double>(spec, r.policy.chosen, r.policy.rejected, r.ref_chosen,
+                                   r.ref_rejected, r.policy.n_chosen, r.policy.n_rejected, &dc, &dr);
+        m.add(r, spec.beta);
+    }
+    return m;
+}
+
+// ----------------------------------------------------------------------------------------------
+// score: log-probs of every pair under a model, as TSV
+
+static int run_score(int argc, char** argv) {
+    std::string model_path, data_path, out_path;
+    bool sharing = true, packing = true;
+    int B = 8, T = 0, threads = 0;
+    for (int i = 2; i < argc; i++) {
+        std::string f = argv[i];
+        auto val = [&]() -> std::string {
+            if (i + 1 >= argc) fatal("score: flag " + f + " needs a value");
+            return argv[++i];
+        };
+        if (f == "--model") model_path = val();
+        else if (f == "--data") data_path = val();
+        else if (f == "--out") out_path = val();
+        else if (f == "--prefix-sharing") sharing = val() == "on";
+        else if (f == "--packing") packing = val() == "on";
+        else if (f == "--seq-len") T = atoi(val().c_str());
+        else if (f == "--micro-rows") B = atoi(val().c_str());
+        else if (f == "--threads") threads = atoi(val().c_str());
+        else if (f == "--help" || f == "-h") { print_usage(argv[0]); return 0; }
+        else fatal("score: unknown flag '" + f + "' (see --help)");
+    }
+    if (model_path.empty() || data_path.empty() || out_path.empty())
+        fatal("score needs --model, --data and --out (see --help)");
+    set_threads(threads);
+    PairSet set = load_pairs(data_path, "score", nullptr);
+    GPT2<float> model;
+    load_model(model_path, set.vocab_size, 0, &model);
+    if (set.vocab_size > model.cfg.vocab_size)
+        fatal(data_path + ": vocabulary of " + std::to_string(set.vocab_size) + " tokens, the model has " +
+              std::to_string(model.cfg.vocab_size));
+    if (T == 0) T = model.cfg.max_seq_len;
+    SetLogps lp = compute_set_logps(model, set, sharing ? LAYOUT_SHARED : LAYOUT_BASELINE, packing, B, T, false);
+    std::string tmp = out_path + ".tmp";
+    FILE* f = fopen(tmp.c_str(), "w");
+    if (!f) fatal("cannot write " + tmp);
+    fprintf(f, "index\tlogp_chosen\tlogp_rejected\tn_chosen\tn_rejected\n");
+    for (size_t i = 0; i < set.size(); i++)
+        fprintf(f, "%zu\t%.9g\t%.9g\t%d\t%d\n", i, lp.chosen[i], lp.rejected[i], lp.n_chosen[i], lp.n_rejected[i]);
+    if (fclose(f) != 0 || rename(tmp.c_str(), out_path.c_str()) != 0) fatal("cannot write " + out_path);
+    printf("scored %zu pairs -> %s\n", set.size(), out_path.c_str());
+    return 0;
+}
+
+// ----------------------------------------------------------------------------------------------
+
+int main(int argc, char** argv) {
+    if (argc > 1 && std::string(argv[1]) == "score") return run_score(argc, argv);
+    for (int i = 1; i < argc; i++) {
+        std::string a = argv[i];
+        if (a == "--help" || a == "-h") { print_usage(argv[0]); return 0; }
+    }
+    TrainConfig tc;
+    std::string err;
+    if (!parse_train_args(argc, argv, 1, &tc, &err)) fatal(err);
+    set_threads(tc.threads);
+    std::error_code ec;
+    std::filesystem::create_directories(tc.out_dir, ec);
+    if (ec) fatal("cannot create output directory " + tc.out_dir + ": " + ec.message());
+    const Layout layout = tc.prefix_sharing ? LAYOUT_SHARED : LAYOUT_BASELINE;
+
+    // data, model, optimizer state
+    const bool convert_only = tc.steps == 0 && !tc.export_hf.empty();
+    PairSet train;
+    if (!convert_only) train = load_pairs(tc.train_file, "training", nullptr);
+    GPT2<float> model;
+    std::vector<float> adam_m, adam_v;
+    long start_step = 0;
+    uint64_t ref_hash = 0;
+    const std::string ckpt_path = tc.out_dir + "/checkpoint.bin";
+    if (!tc.resume.empty()) {
+        std::string path = tc.resume == "auto" ? ckpt_path : tc.resume;
+        CheckpointState s;
+        if (!load_checkpoint(path, &s, &err)) fatal(err + " (cannot resume)");
+        if (s.train_data_hash != train.content_hash)
+            fatal(path + ": this checkpoint was trained on other data than " + tc.train_file +
+                  "; resume with the same --train, or start a new run");
+        if (s.m.empty()) fatal(path + ": has no optimizer state; it can be a --model, not resumed");
+        model.setup(s.cfg);
+        std::copy(s.params.begin(), s.params.end(), model.params.begin());
+        adam_m = s.m; adam_v = s.v;
+        start_step = s.step; ref_hash = s.ref_model_hash;
+        tc.seed = s.seed;
+        printf("resuming from %s at step %ld\n", path.c_str(), start_step);
+    } else {
+        load_model(tc.model, convert_only ? 50257 : train.vocab_size, tc.seed, &model);
+        ref_hash = model_hash(model.cfg, model.params.data(), model.params.size());
+        adam_m.assign(model.params.size(), 0.0f);
+        adam_v.assign(model.params.size(), 0.0f);
+    }
+    const ModelConfig& cfg = model.cfg;
+    print_model(cfg);
+    if (convert_only) {
+        std::vector<std::string> warnings;
+        if (!export_hf_model(tc.export_hf, cfg, model.params.data(), &err, "tokenizer/gpt2", &warnings)) fatal(err);
+        for (auto& w : warnings) fprintf(stderr, "warning: %s\n", w.c_str());
+        printf("exported %s as Hugging Face GPT-2 -> %s\n", tc.model.c_str(), tc.export_hf.c_str());
+        return 0;
+    }
+    if (train.vocab_size > cfg.vocab_size)
+        fatal(tc.train_file + ": made with a vocabulary of " + std::to_string(train.vocab_size) +
+              " tokens (" + train.tokenizer_id + ") but the model has " + std::to_string(cfg.vocab_size) +
+              "; prepare the data with the model's tokenizer");
+    PairSet val;
+    const bool has_val = tc.val_file != "none" && !tc.val_file.empty();
+    if (has_val) val = load_pairs(tc.val_file, "validation", &cfg);
+    if (has_val && tc.skip_overlong) {
+        long n = 0;
+        for (size_t i = 0; i < val.size(); i++)
+            n += !pair_fits(val, (int64_t)i, tc.micro_rows, tc.seq_len > 0 ? tc.seq_len : cfg.max_seq_len, layout);
+        if (n > 0) printf("note: %ld validation pairs do not fit a row; evaluation skips them\n", n);
+    }
+    const int T = tc.seq_len > 0 ? tc.seq_len : cfg.max_seq_len;
+    if (T > cfg.max_seq_len)
+        fatal("--seq-len " + std::to_string(T) + " exceeds the model's context of " + std::to_string(cfg.max_seq_len));
+    const int B = tc.micro_rows;
+
+    LoaderConfig lc;
+    lc.B = B; lc.T = T; lc.pairs_per_step = tc.pairs_per_step; lc.layout = layout;
+    lc.packing = tc.packing; lc.shuffle = tc.shuffle; lc.seed = tc.seed;
+    lc.skip_overlong = tc.skip_overlong;
+    DataLoader loader;
+    if (!loader.init(&train, lc, &err)) fatal(tc.train_file + ": " + err);
+    if (loader.n_overlong > 0)
+        printf("note: %lld training pairs do not fit T=%d; they are skipped and counted (--overlong skip)\n",
+               (long long)loader.n_overlong, T);
+    printf("data: %zu training pairs (%s), %zu validation pairs; layout %s, packing %s, B=%d T=%d, %d pairs/step\n",
+           train.size(), tc.train_file.c_str(), val.size(), tc.prefix_sharing ? "prefix-shared" : "baseline",
+           tc.packing ? "on" : "off", B, T, tc.pairs_per_step);
+
+    // reference log-probs, from the initial weights (on resume: checked against the cache's key)
+    std::string prefix = tc.ref_cache.empty() ? tc.out_dir + "/ref_logps" : tc.ref_cache;
+    RefCache ref_train, ref_val;
+    {
+        GPT2<float>* ref_model = &model;
+        GPT2<float> initial;
+        if (start_step > 0) ref_model = nullptr;  // the weights changed; the cache must exist
+        auto get = [&](const PairSet& set, const std::string& path) {
+            if (ref_model)
+                return reference_logps(*ref_model, ref_hash, set, path, layout, tc.packing, B, T, tc.skip_overlong);
+            RefCache c;
+            bool found;
+            if (!load_ref_cache(path, ref_hash, set.content_hash, set.size(), &c, &found, &err)) fatal(err);
+            if (!found) fatal(path + " is missing: a resumed run needs the reference cache of its first run");
+            return c;
+        };
+        ref_train = get(train, prefix + "_train.bin");
+        if (has_val) ref_val = get(val, prefix + "_val.bin");
+    }
+
+    JsonlLog log;
+    if (!log.open(tc.out_dir + "/log.jsonl", start_step > 0, start_step, &err)) fatal(err);
+    auto run_eval = [&](long step) {
+        if (!has_val) return;
+        double t0 = now_seconds();
+        PairMetrics m = evaluate(model, val, ref_val, tc.loss, layout, tc.packing, B, T, tc.skip_overlong);
+        printf("eval  step %5ld | loss %.4f | rewards/accuracies %.3f | rewards/margins %.4f | %.1fs\n",
+               step, m.mean(m.loss), m.accuracy(), m.margin(), now_seconds() - t0);
+        log.write("\"step\": " + std::to_string(step) + ", " + m.json("eval_"));
+    };
+    auto save = [&](long step) {
+        CheckpointState s;
+        s.cfg = cfg; s.step = step; s.seed = tc.seed; s.ref_model_hash = ref_hash;
+        s.train_data_hash = train.content_hash;
+        s.params = model.params; s.m = adam_m; s.v = adam_v;
+        if (!save_checkpoint(ckpt_path, s, &err)) fatal(err);
+    };
+    if (start_step == 0) run_eval(0);
+
+    // the training loop
+    std::vector<Batch> batches;
+    double time_total = 0;
+    long timed_steps = 0;
+    for (long step = start_step; step < tc.steps; step++) {
+        double t0 = now_seconds();
+        if (!loader.step_batches(step, &batches, &err)) fatal(tc.train_file + ": " + err);
+        const int pairs = loader.last_pairs;
+        if (pairs == 0) fatal("step " + std::to_string(step + 1) + " has no pairs (all skipped as over-long)");
+        model.zero_grad();
+        PairMetrics m;
+        for (const Batch& b : batches) {
+            std::vector<double> rc(b.n_slots()), rr(b.n_slots());
+            for (int s = 0; s < b.n_slots(); s++) {
+                rc[s] = ref_train.chosen[b.pair_ids[s]];
+                rr[s] = ref_train.rejected[b.pair_ids[s]];
+            }
+            for (const PairResult& r : dpo_forward_backward(model, b, rc, rr, tc.loss, 1.0 / pairs))
+                m.add(r, tc.loss.beta);
+        }
+        // global gradient norm, clipping, AdamW
+        double sumsq = 0;
+#pragma omp parallel for reduction(+ : sumsq) schedule(static) if (model.grads.size() >= PARALLEL_MIN_WORK)
+        for (size_t i = 0; i < model.grads.size(); i++) sumsq += (double)model.grads[i] * model.grads[i];
+        const double grad_norm = std::sqrt(sumsq);
+        const double loss = m.mean(m.loss);
+        if (!std::isfinite(loss) || !std::isfinite(grad_norm))
+            fatal("step " + std::to_string(step + 1) + ": the loss or the gradient is not finite (loss " +
+                  std::to_string(loss) + ", grad norm " + std::to_string(grad_norm) +
+                  "); lower --lr or check the data; the last good checkpoint is " + ckpt_path);
+        const float clip = (tc.grad_clip > 0 && grad_norm > tc.grad_clip) ? (float)(tc.grad_clip / grad_norm) : 1.0f;
+        const float lr = learning_rate_at(tc, step);
+        const float bc1 = 1.0f - std::pow(tc.beta1, (float)(step + 1));
+        const float bc2 = 1.0f - std::pow(tc.beta2, (float)(step + 1));
+        size_t sizes[NUM_PARAM_TENSORS], off = 0;
+        param_sizes(cfg, sizes);
+        for (int t = 0; t < NUM_PARAM_TENSORS; t++) {
+            const float wd = param_tensor_decays(t) ? tc.weight_decay : 0.0f;
+#pragma omp parallel for schedule(static) if (sizes[t] >= PARALLEL_MIN_WORK)
+            for (size_t i = off; i < off + sizes[t]; i++)
+                adamw_update_scalar(&model.params[i], &adam_m[i], &adam_v[i], model.grads[i] * clip, lr,
+                                    tc.beta1, tc.beta2, tc.adam_eps, wd, bc1, bc2);
+            off += sizes[t];
+        }
+        const double dt = now_seconds() - t0;
+        if (step > start_step) { time_total += dt; timed_steps++; }  // the first step warms up
+        const long done = step + 1;
+        const double tok_s = loader.last_real_tokens / dt;
+        char rec[512];
+        snprintf(rec, sizeof rec,
+                 "\"step\": %ld, %s, \"grad_norm\": %.9g, \"learning_rate\": %.9g, \"step_ms\": %.3f, "
+                 "\"pairs\": %d, \"tokens\": %ld, \"tokens_per_sec\": %.1f, \"padding\": %.4f, \"epoch\": %.4f",
+                 done, m.json("").c_str(), grad_norm, lr, dt * 1000, pairs, loader.last_real_tokens, tok_s,
+                 loader.padding_fraction(), loader.epoch_progress(done));
+        // m.json starts with "loss"; the record is complete
+        log.write(rec);
+        if (done % tc.log_every == 0 || done == tc.steps || done == start_step + 1) {
+            double avg = timed_steps ? time_total / timed_steps : dt;
+            printf("step %5ld/%ld | loss %.4f | acc %.3f | margin %.4f | norm %.3f | lr %.2e | %.1f ms | %.0f tok/s | eta %s\n",
+                   done, tc.steps, loss, m.accuracy(), m.margin(), grad_norm, lr, dt * 1000, tok_s,
+                   format_duration(avg * (tc.steps - done)).c_str());
+            fflush(stdout);
+        }
+        if (tc.eval_every > 0 && done % tc.eval_every == 0 && done != tc.steps) run_eval(done);
+        if (tc.checkpoint_every > 0 && done % tc.checkpoint_every == 0 && done != tc.steps) save(done);
+        if (done == tc.stop_after && done != tc.steps) {
+            save(done);
+            printf("stopped after step %ld (--stop-after); continue with --resume\n", done);
+            return 0;
+        }
+    }
+    if (start_step < tc.steps || tc.steps == 0) run_eval(tc.steps);
+    save(std::max(tc.steps, start_step));
+    printf("checkpoint: %s\n", ckpt_path.c_str());
+    if (!tc.export_hf.empty()) {
+        std::vector<std::string> warnings;
+        if (!export_hf_model(tc.export_hf, cfg, model.params.data(), &err, "tokenizer/gpt2", &warnings)) fatal(err);
+        for (auto& w : warnings) fprintf(stderr, "warning: %s\n", w.c_str());
+        printf("exported the trained model as Hugging Face GPT-2 -> %s\n", tc.export_hf.c_str());
+    }
+    return 0;
+}
