@@ -1,7 +1,8 @@
 // dev/simt/simt.h: the core of the CPU execution layer for CUDA kernels (g++ only).
 // Every CUDA thread of a block is a fiber (Boost.Context) with its own small stack; blocks run
-// one after another on the calling OS thread. A scheduler resumes the ready fibers of a block
-// round-robin (forward, or reverse with SIMT_REVERSE=1 / simt::set_reverse). __syncthreads and
+// one after another on the calling OS thread. Each round visits the ready fibers of a block in
+// order (forward, or reverse with SIMT_REVERSE=1 / simt::set_reverse); a fiber runs until it
+// blocks and then hands control straight to the next ready one. __syncthreads and
 // the warp collectives park a fiber until every thread they wait for has arrived; the last one
 // to arrive computes the result for all. Misuse that is undefined on a GPU (barriers reached
 // from different lines, shuffles naming lanes that returned, deadlock) aborts with a message
@@ -19,7 +20,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <chrono>
 #include <cstdarg>
 #include <cstdint>
 #include <cstdio>
