@@ -31,8 +31,9 @@
 // ----------------------------------------------------------------------------------------------
 // CPU emulation: each wrapper posts its operands in a full-warp rendezvous of the SIMT layer
 // (simt::warp_collective, the engine behind simt::warp_allgather, called directly so that
-// diagnostics name the instruction and lanes that mix different instructions are caught), then
-// every lane computes its own result registers from the whole warp's operands.
+// diagnostics name the instruction, and lanes in different instructions never meet: the layer's
+// deadlock report names both), then every lane computes its own result registers from the whole
+// warp's operands.
 namespace ptx_emulation {
 
 static inline float bf16_bits_to_float(uint32_t bits16) {

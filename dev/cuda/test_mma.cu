@@ -5,7 +5,7 @@
 //   mma_m16n8k16:   operands placed in registers by the PTX ISA's fragment tables, vs double loop
 //   ldmatrix_*:     x1/x2/x4, plain and .trans, rows at scattered shared-memory addresses, vs the
 //                   documented element-to-lane placement computed on the host
-//   matmul_tile_*:  C = A B^T for tile multiples and ragged edges, vs a double loop
+//   matmul_tile_*:  C = A B^T (tn) and C = A B (nn), tile multiples and ragged edges, vs a double loop
 //   diagnose_*:     (CPU layer only) deliberately broken kernels: a misaligned ldmatrix row, lanes
 //                   of one warp in different tensor-core instructions; each must abort naming the line
 #include "dev/simt/kernel_test.h"
@@ -135,15 +135,17 @@ static void test_ldmatrix(const char* name) {
 }
 
 // ------------------------------------------------------------------------------------------------
-// GEMM tile kernel against a double loop: |err| <= K u sum_k |a b| (fp32 accumulation), times 2.
-static double gemm_error(int M, int N, int K) {
+// GEMM tile kernels against a double loop: |err| <= K u sum_k |a b| (fp32 accumulation), times 2.
+// b_kn: B stored [K,N] (matmul_tile_bf16_nn), else [N,K] (matmul_tile_bf16_tn).
+static double gemm_error(int M, int N, int K, bool b_kn) {
     std::vector<__nv_bfloat16> A((size_t)M * K), B((size_t)N * K);
     for (auto& x : A) x = __float2bfloat16(uniform(-1, 1));
     for (auto& x : B) x = __float2bfloat16(uniform(-1, 1));
     DeviceBuffer<__nv_bfloat16> dA(A.size()), dB(B.size());
     DeviceBuffer<float> dC((size_t)M * N);
     dA.upload(A); dB.upload(B);
-    matmul_tile_bf16(dC.ptr, dA.ptr, dB.ptr, M, N, K, 0);
+    if (b_kn) matmul_tile_bf16_nn(dC.ptr, dA.ptr, dB.ptr, M, N, K, 0);
+    else matmul_tile_bf16_tn(dC.ptr, dA.ptr, dB.ptr, M, N, K, 0);
     CUDA_CHECK(cudaGetLastError());
     std::vector<float> C = dC.download();
     double worst = 0;
@@ -151,7 +153,8 @@ static double gemm_error(int M, int N, int K) {
         for (int n = 0; n < N; n++) {
             double ref = 0, mag = 0;
             for (int k = 0; k < K; k++) {
-                double t = (double)(float)A[(size_t)m * K + k] * (double)(float)B[(size_t)n * K + k];
+                float b = b_kn ? (float)B[(size_t)k * N + n] : (float)B[(size_t)n * K + k];
+                double t = (double)(float)A[(size_t)m * K + k] * (double)b;
                 ref += t; mag += fabs(t);
             }
             double err = fabs(C[(size_t)m * N + n] - ref) / (2 * K * 0x1p-24 * mag + 1e-30);
@@ -167,17 +170,19 @@ static void test_gemm(const char* order) {
     std::vector<Shape> ragged = {{1, 1, 1}, {17, 9, 5}, {65, 63, 33}, {3, 130, 70}};
     for (int i = 0; i < 2; i++) ragged.push_back({uniform_int(1, 150), uniform_int(1, 150), uniform_int(1, 100)});
     char name[96];
-    for (int pass = 0; pass < 2; pass++) {
-        const std::vector<Shape>& shapes = pass == 0 ? tiles : ragged;
-        double worst = 0;
-        Shape at{0, 0, 0};
-        for (const Shape& s : shapes) {
-            double e = gemm_error(s.M, s.N, s.K);
-            if (!(e <= worst)) { worst = e; at = s; }
+    for (int b_kn = 0; b_kn < 2; b_kn++)
+        for (int pass = 0; pass < 2; pass++) {
+            const std::vector<Shape>& shapes = pass == 0 ? tiles : ragged;
+            double worst = 0;
+            Shape at{0, 0, 0};
+            for (const Shape& s : shapes) {
+                double e = gemm_error(s.M, s.N, s.K, b_kn);
+                if (!(e <= worst)) { worst = e; at = s; }
+            }
+            snprintf(name, sizeof name, "matmul_tile_bf16_%s_%s_%s", b_kn ? "nn" : "tn",
+                     pass == 0 ? "tile_multiples" : "ragged_edges", order);
+            test_report(worst <= 1.0, name, "error %.3g times the bound at M=%d N=%d K=%d", worst, at.M, at.N, at.K);
         }
-        snprintf(name, sizeof name, "matmul_tile_bf16_%s_%s", pass == 0 ? "tile_multiples" : "ragged_edges", order);
-        test_report(worst <= 1.0, name, "error %.3g times the bound at M=%d N=%d K=%d", worst, at.M, at.N, at.K);
-    }
 }
 
 // ------------------------------------------------------------------------------------------------
