@@ -52,6 +52,11 @@ dev/simt/test_nvcc_build: dev/simt/test_nvcc_build.cpp $(SIMT_NVCC_STATUS) dev/t
 	$(CXX) $(CXXFLAGS) '-DSIMT_NVCC_STATUS="$(SIMT_NVCC_STATUS)"' $< -o $@ $(LDLIBS)
 TEST_BINS += dev/simt/test_nvcc_build
 
+# The CPU stand-ins for the CUDA runtime (a plain g++ test: no launches to rewrite).
+dev/simt/test_cuda_runtime_cpu: dev/simt/test_cuda_runtime_cpu.cpp $(SIMT_HEADERS)
+	$(CXX) $(CXXFLAGS) $< -o $@ $(LDLIBS) -lboost_context
+TEST_BINS += dev/simt/test_cuda_runtime_cpu
+
 # Speed of the emulator: reducing 1M floats with 256-thread blocks.
 dev/simt/bench_reduce: build/cpu/dev/simt/bench_reduce.cu $(SIMT_REWRITTEN) $(SIMT_HEADERS)
 	$(CXX) $(CXXFLAGS) -iquote build/cpu -x c++ $< -x none -o $@ $(LDLIBS) -lboost_context
