@@ -38,9 +38,9 @@ build/nvcc/%.status: %.cu $(SIMT_KERNEL_HEADERS) dev/simt/cuda_compat.h dev/simt
 	else echo FAIL > $@; cat $@.log >> $@; rm -f $@.log; fi
 
 define SIMT_KERNEL_TEST_RULES
-$(1): build/cpu/$(1).cu $$(SIMT_REWRITTEN) $$(SIMT_HEADERS)
+$(1): build/cpu/$(1).cu $$(SIMT_REWRITTEN) $$(SIMT_KERNEL_HEADERS) $$(SIMT_HEADERS)
 	$$(CXX) $$(CXXFLAGS) $$(SIMT_CXXFLAGS) -iquote build/cpu -x c++ $$< -x none -o $$@ $$(LDLIBS) -lboost_context
-$(1)_asan: build/cpu/$(1).cu $$(SIMT_REWRITTEN) $$(SIMT_HEADERS)
+$(1)_asan: build/cpu/$(1).cu $$(SIMT_REWRITTEN) $$(SIMT_KERNEL_HEADERS) $$(SIMT_HEADERS)
 	$$(CXX) $$(CXXFLAGS) $$(SIMT_CXXFLAGS) $$(SIMT_ASAN_FLAGS) -iquote build/cpu -x c++ $$< -x none -o $$@ $$(LDLIBS) -lboost_context
 TEST_BINS += $(1) $(1)_asan
 SIMT_NVCC_STATUS += build/nvcc/$(1).status
@@ -58,7 +58,7 @@ dev/simt/test_cuda_runtime_cpu: dev/simt/test_cuda_runtime_cpu.cpp $(SIMT_HEADER
 TEST_BINS += dev/simt/test_cuda_runtime_cpu
 
 # Speed of the emulator: reducing 1M floats with 256-thread blocks.
-dev/simt/bench_reduce: build/cpu/dev/simt/bench_reduce.cu $(SIMT_REWRITTEN) $(SIMT_HEADERS)
+dev/simt/bench_reduce: build/cpu/dev/simt/bench_reduce.cu $(SIMT_REWRITTEN) $(SIMT_KERNEL_HEADERS) $(SIMT_HEADERS)
 	$(CXX) $(CXXFLAGS) -iquote build/cpu -x c++ $< -x none -o $@ $(LDLIBS) -lboost_context
 ALL_BINS += dev/simt/bench_reduce
 
