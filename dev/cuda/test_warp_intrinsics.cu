@@ -1,6 +1,7 @@
 // dev/cuda/test_warp_intrinsics.cu: the warp intrinsics (__shfl*_sync with widths, ballot, any,
-// all, __syncwarp, partial masks) in a 3-D block, against values worked out on the host from the
-// CUDA Programming Guide's rules. On the CPU this checks the emulation (both thread orders, ASan);
+// all, __syncwarp, partial masks) in a 3-D block, the block votes (__syncthreads_count/and/or)
+// and __constant__ memory, against values worked out on the host from the CUDA Programming
+// Guide's rules. On the CPU this checks the emulation (both thread orders, ASan);
 // on a GPU the same expectations check the hardware, so the two are compared through them.
 #include <vector>
 
@@ -37,6 +38,21 @@ __global__ void warp_intrinsics_kernel(int* out) {
     r[14] = __float_as_int(__shfl_xor_sync(full, 0.5f * (float)v, 3));
     const long long wide = (long long)v << 33;
     r[15] = (int)(__shfl_down_sync(full, wide, 1) >> 33);
+}
+
+__constant__ int kVoteModulus[1];
+
+// out (5,): block votes over 96 threads.
+__global__ void block_vote_kernel(int* out) {
+    const int t = threadIdx.x;
+    const int count = __syncthreads_count(t % kVoteModulus[0] == 0);
+    const int all_true = __syncthreads_and(t < 1000);
+    const int all_false = __syncthreads_and(t != 50);
+    const int any_true = __syncthreads_or(t == 95);
+    const int any_false = __syncthreads_or(t > 1000);
+    if (t == 7) {
+        out[0] = count; out[1] = all_true; out[2] = all_false; out[3] = any_true; out[4] = any_false;
+    }
 }
 
 // The expected result of each operation for lane `lane` of a warp whose lane i holds value(i).
@@ -94,6 +110,16 @@ int main() {
             test_report(bad_index < 0, name, "block %d thread %d: got %d, want %d",
                         bad_index / 64, bad_index % 64, got, want);
         }
+        const int modulus = 3;
+        CUDA_CHECK(cudaMemcpyToSymbol(kVoteModulus, &modulus, sizeof(int)));
+        DeviceBuffer<int> d_votes(5);
+        block_vote_kernel<<<1, 96>>>(d_votes.ptr);
+        CUDA_CHECK(cudaGetLastError());
+        std::vector<int> votes = d_votes.download();
+        char name[96];
+        snprintf(name, sizeof name, "block votes and __constant__ order=%s", order);
+        test_report(votes == std::vector<int>{32, 1, 0, 1, 0}, name, "got %d %d %d %d %d",
+                    votes[0], votes[1], votes[2], votes[3], votes[4]);
     });
     return test_exit();
 }

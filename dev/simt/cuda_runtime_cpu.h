@@ -92,6 +92,22 @@ inline cudaError_t cudaMemset(void* dst, int value, size_t bytes) {
     memset(dst, value, bytes);
     return cudaSuccess;
 }
+// symbol: a __constant__ or __device__ variable (a host global here).
+template <class T>
+inline cudaError_t cudaMemcpyToSymbol(T& symbol, const void* src, size_t bytes, size_t offset = 0,
+                                      cudaMemcpyKind = cudaMemcpyHostToDevice) {
+    if (offset + bytes > sizeof(T)) return cudaErrorInvalidValue;
+    memcpy((char*)&symbol + offset, src, bytes);
+    return cudaSuccess;
+}
+template <class T>
+inline cudaError_t cudaMemcpyFromSymbol(void* dst, const T& symbol, size_t bytes, size_t offset = 0,
+                                        cudaMemcpyKind = cudaMemcpyDeviceToHost) {
+    if (offset + bytes > sizeof(T)) return cudaErrorInvalidValue;
+    memcpy(dst, (const char*)&symbol + offset, bytes);
+    return cudaSuccess;
+}
+
 inline cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
     *free_bytes = 64ull << 30;
     *total_bytes = 80ull << 30;

@@ -46,6 +46,7 @@
 #define __noinline__ __attribute__((noinline))
 #define __align__(n) __attribute__((aligned(n)))
 #define __launch_bounds__(...)
+#define __constant__  // a host global; set it with cudaMemcpyToSymbol as on a GPU
 // A __shared__ variable becomes a function-local static: blocks run one after another and all
 // threads of a block see the one static, so it is per-block storage. It keeps the previous
 // block's values (it cannot be poisoned): uninitialised reads of __shared__ arrays go unseen.
@@ -110,6 +111,7 @@ struct Thread {
     Wait wait = Wait::Running;
     Site site;
     unsigned warp_mask = 0;        // the mask it passed, while it waits in a warp collective
+    bool predicate = false;        // its __syncthreads_count/and/or operand
     bool ready = false;
 };
 
@@ -174,6 +176,7 @@ struct Engine {
     // block-wide
     unsigned live = 0;            // threads that have not returned
     unsigned barrier_arrived = 0;
+    unsigned barrier_count = 0;   // threads whose predicate held at the last barrier
     std::vector<Warp> warps;
     std::vector<unsigned char> gather;  // scratch for a warp collective's gathered data
     // the running thread, the scheduler, and the context that made the latest switch
@@ -342,23 +345,29 @@ inline void release_barrier() {
             abort();
         }
     }
+    E.barrier_count = 0;
     for (unsigned i = 0; i < E.nthreads; i++) {
         Thread& t = E.threads[i];
         if (t.wait != Wait::Barrier) continue;
+        E.barrier_count += t.predicate;
         t.wait = Wait::Running;
         if (&t != E.current) t.ready = true;
     }
     E.barrier_arrived = 0;
 }
 
-inline void syncthreads(const char* file, int line) {
+// __syncthreads; returns how many of the threads passing it had a true predicate (read at once
+// on resuming, before the next barrier can complete and overwrite it).
+inline int syncthreads(const char* file, int line, int predicate = 0) {
     Engine& E = g_engine;
     Thread* t = E.current;
     t->wait = Wait::Barrier;
     t->site = Site{file, line, "__syncthreads"};
+    t->predicate = predicate != 0;
     E.barrier_arrived++;
     if (E.barrier_arrived == E.live) release_barrier();
     else park();
+    return (int)E.barrier_count;
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -738,6 +747,9 @@ void launch(dim3 grid, dim3 block, size_t dynamic_smem, void (*kernel)(Params...
 // ----------------------------------------------------------------------------------------------
 // Barriers and warp intrinsics (macros, so that diagnostics name the caller's file and line).
 #define __syncthreads() simt::syncthreads(__FILE__, __LINE__)
+#define __syncthreads_count(pred) simt::syncthreads(__FILE__, __LINE__, pred)
+#define __syncthreads_and(pred) (simt::syncthreads(__FILE__, __LINE__, !(pred)) == 0)
+#define __syncthreads_or(pred) (simt::syncthreads(__FILE__, __LINE__, pred) != 0)
 #define __syncwarp(...) simt::syncwarp(simt::mask_arg(__VA_ARGS__), __FILE__, __LINE__)
 #define __shfl_sync(mask, var, src, ...)                                                         \
     simt::shuffle(simt::Shfl::Idx, mask, var, src, simt::width_arg(__VA_ARGS__), "__shfl_sync",   \
