@@ -1,9 +1,10 @@
 // dev/cuda/test_simt_diagnostics.cu: deliberately broken kernels, one per diagnostic of the CPU
-// execution layer (dev/simt): __syncthreads reached from different lines, a full-mask shuffle
-// after some lanes returned, a deadlock, lanes passing different masks, and (ASan build) an out-of-bounds write. Each runs in a
-// forked child, since the diagnostic aborts (also: a fiber stack overflow, and the NaN poison of
-// dynamic shared memory); the test checks that the child died and that its
-// message names this file and the offending line. A correct kernel in a child is the control.
+// execution layer (dev/simt): __syncthreads reached from different lines or after threads
+// returned, a full-mask shuffle after some lanes returned, a deadlock, lanes passing different
+// masks, a fiber stack overflow, and (ASan build) an out-of-bounds write. Each runs in a forked
+// child, since the diagnostic aborts; the test checks that the child died and that its message
+// names this file and the offending line. A correct kernel in a child is the control; the NaN
+// poison of dynamic shared memory is checked too.
 // Under nvcc the kernels compile (the nvcc check of `make test`) and every check is skipped.
 #include <string>
 
@@ -22,6 +23,15 @@ __global__ void divergent_barrier_kernel(float* out) {
     }
 }
 constexpr int kDivergentLineB = kDivergentLineA + 2;
+
+constexpr int kEarlyReturnBarrierLine = __LINE__ + 5;
+__global__ void barrier_after_return_kernel(float* out, int n) {
+    const int i = threadIdx.x;
+    if (i >= n) return;  // threads n.. leave, yet the barrier below waits for the whole block
+    out[i] *= 2.0f;
+    __syncthreads();
+    out[i] += out[(i + 1) % n];
+}
 
 constexpr int kShuffleLine = __LINE__ + 5;
 __global__ void shuffle_after_return_kernel(float* out) {
@@ -139,6 +149,7 @@ static float* device_floats(int n) {
 static void launch_divergent() { divergent_barrier_kernel<<<1, 64>>>(device_floats(64)); }
 static void launch_shuffle_after_return() { shuffle_after_return_kernel<<<2, 32>>>(device_floats(32)); }
 [[maybe_unused]] static void launch_stack_overflow() { stack_overflow_kernel<<<1, 32>>>(device_floats(32)); }
+static void launch_barrier_after_return() { barrier_after_return_kernel<<<1, 64>>>(device_floats(64), 40); }
 static void launch_mismatched_masks() { mismatched_masks_kernel<<<1, 32>>>(device_floats(32)); }
 static void launch_deadlock() { deadlock_kernel<<<1, 64>>>(device_floats(64)); }
 [[maybe_unused]] static void launch_out_of_bounds() { out_of_bounds_kernel<<<1, 32>>>(device_floats(100), 100); }
@@ -163,6 +174,10 @@ int main() {
         check(("diagnose __syncthreads from different lines" + o).c_str(), run_in_child(launch_divergent),
               {"__syncthreads reached from different lines", at(kDivergentLineA), at(kDivergentLineB),
                "divergent_barrier_kernel"});
+        check(("diagnose __syncthreads after threads returned" + o).c_str(),
+              run_in_child(launch_barrier_after_return),
+              {"returned", "__syncthreads", "no early return before a barrier",
+               at(kEarlyReturnBarrierLine), "barrier_after_return_kernel"});
         check(("diagnose full-mask shuffle after lanes returned" + o).c_str(),
               run_in_child(launch_shuffle_after_return),
               {"returned", "__shfl_xor_sync", at(kShuffleLine), "shuffle_after_return_kernel"});

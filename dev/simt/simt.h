@@ -323,6 +323,7 @@ inline void park() {
 // __syncthreads.
 
 // Lets every thread waiting at the barrier go on, after checking they all came from one line.
+// (Every thread of the block is there: returning before a barrier is diagnosed.)
 inline void release_barrier() {
     Engine& E = g_engine;
     const Thread* first = nullptr;
@@ -364,6 +365,11 @@ inline int syncthreads(const char* file, int line, int predicate = 0) {
     t->wait = Wait::Barrier;
     t->site = Site{file, line, "__syncthreads"};
     t->predicate = predicate != 0;
+    if (E.live < E.nthreads)
+        fail_at(t->site, true,
+                "__syncthreads reached after %u thread(s) of the block returned; every thread "
+                "must reach every barrier (no early return before a barrier)",
+                E.nthreads - E.live);
     E.barrier_arrived++;
     if (E.barrier_arrived == E.live) release_barrier();
     else park();
@@ -529,8 +535,8 @@ inline void syncwarp(unsigned mask, const char* file, int line) {
 // ----------------------------------------------------------------------------------------------
 // Thread exit and the scheduler.
 
-// Called when a thread returns from the kernel: it may complete a barrier, and it must not be
-// named by a warp collective its lanes are waiting in.
+// Called when a thread returns from the kernel: no barrier may be waiting for it, and no warp
+// collective its lanes wait in may name it.
 inline void thread_exit() {
     Engine& E = g_engine;
     Thread* t = E.current;
@@ -545,7 +551,14 @@ inline void thread_exit() {
                     "lane %u of warp %u returned while other lanes wait in %s with mask 0x%08x, "
                     "which names it; no early return before a collective that names the lane",
                     linear % 32, linear / 32, m.site.what, m.mask);
-    if (E.live > 0 && E.barrier_arrived == E.live) release_barrier();
+    if (E.barrier_arrived > 0) {
+        const Thread* waiting = E.threads.data();
+        while (waiting->wait != Wait::Barrier) waiting++;
+        fail_at(waiting->site, true,
+                "thread %u returned while other threads wait at __syncthreads; every thread must "
+                "reach every barrier (no early return before a barrier)",
+                linear);
+    }
 }
 
 inline boost::context::fiber thread_main(boost::context::fiber&& resumer) {
