@@ -7,17 +7,25 @@
 CXX      ?= g++
 NVCC     ?= $(shell command -v nvcc 2>/dev/null || echo /usr/local/cuda/bin/nvcc)
 CXXFLAGS ?= -O3 -march=native -fopenmp
-CXXFLAGS += -std=c++17 -Wall -Wextra -Wno-unused-parameter -I. -I/usr/include/x86_64-linux-gnu/openblas-pthread
+CXXFLAGS += -std=c++17 -Wall -Wextra -Wno-unused-parameter -I. -I/usr/include/x86_64-linux-gnu/openblas-openmp
 LDLIBS   += -lm
-BLAS_LIBS = -lopenblas
+# OpenBLAS built on OpenMP: BLAS calls share the trainer's OpenMP threads instead of fighting
+# them for the cores (the pthread build's threads and OpenMP's spinning workers oversubscribe).
+BLAS_DIR  = /usr/lib/x86_64-linux-gnu/openblas-openmp
+BLAS_LIBS = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas
 
 ALL_BINS  :=
 TEST_BINS :=
 
 .PHONY: all test run deps clean
-all: deps
+all:
 
-# Install missing Debian packages (headers checked each time; apt-get only when absent).
+# Missing Debian packages (JSON, zlib, OpenBLAS, Boost.Context) are installed before anything is
+# built: the check runs whenever make reads this file (headers only; apt-get only when absent).
+DEPS_STATUS := $(shell ./dev/install_deps.sh >&2; echo $$?)
+ifneq ($(DEPS_STATUS),0)
+$(error dev/install_deps.sh could not install the Debian packages the build needs (see above))
+endif
 deps:
 	@./dev/install_deps.sh
 
@@ -26,7 +34,7 @@ include common/common.mk common/interop.mk tokenizer/tokenizer.mk data/data.mk d
 
 all: $(ALL_BINS)
 
-test: deps $(ALL_BINS) $(TEST_BINS)
+test: $(ALL_BINS) $(TEST_BINS)
 	@./dev/run_tests.sh $(TEST_BINS)
 
 clean:

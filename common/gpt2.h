@@ -318,7 +318,7 @@ struct GPT2 {
     std::vector<T> logp;                        // [M] log-prob of each scored token's target
     std::vector<T> logit_mean;                  // [M] mean logit over the vocabulary
     // backward scratch
-    std::vector<T> dres, dbuf_c, dbuf_3c, dbuf_4c, dbuf_4c2, dlnf_scored;
+    std::vector<T> dres, dbuf_c, dbuf_3c, dbuf_4c, dbuf_4c2, dlnf_scored, dlogits;
 
     GPT2() = default;
     GPT2(const GPT2& o) { *this = o; }
@@ -458,7 +458,7 @@ struct GPT2 {
 
         // d logits = dlogp * (onehot(target) - probs), in place over probs' copy
         if (M > 0) {
-            std::vector<T> dlogits((size_t)M * V);
+            dlogits.resize((size_t)M * V);
 #pragma omp parallel for schedule(static) if ((size_t)M * V >= PARALLEL_MIN_WORK)
             for (int m = 0; m < M; m++) {
                 const T* p = &probs[(size_t)m * V];

@@ -5,8 +5,7 @@ set -u
 need=()
 [ -f /usr/include/nlohmann/json.hpp ]                              || need+=(nlohmann-json3-dev)
 [ -f /usr/include/zlib.h ]                                         || need+=(zlib1g-dev)
-[ -f /usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h ] ||
-  [ -f /usr/include/openblas/cblas.h ]                             || need+=(libopenblas-dev)
+[ -f /usr/include/x86_64-linux-gnu/openblas-openmp/cblas.h ]      || need+=(libopenblas-openmp-dev)
 [ -f /usr/include/boost/context/fiber.hpp ]                        || need+=(libboost-context-dev)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "install_deps: missing ${need[*]}; installing with apt-get" >&2
