@@ -5,6 +5,7 @@
 //   ./train_dpo_cpu                       the bundled synthetic task with a tiny model
 //   ./train_dpo_cpu --train T.bin --val V.bin --model gpt2/ --out run1 ...
 //   ./train_dpo_cpu score --model M --data PAIRS.bin --out LOGPS.tsv
+//   ./train_dpo_cpu sample --model M --prompt "TEXT"
 //
 // One optimizer step: the dataloader gives this step's pairs packed into micro-batches
 // (data/dataloader.h); for each micro-batch the model runs forward, the DPO loss of every pair
@@ -15,6 +16,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -22,11 +25,13 @@
 #include "common/dpo.h"
 #include "common/model_io.h"
 #include "common/ref_cache.h"
+#include "common/sample.h"
 #include "common/train_config.h"
 #include "common/train_log.h"
 #include "data/dataloader.h"
 #include "data/pairfile.h"
 #include "kernels/adamw.cuh"
+#include "tokenizer/gpt2_tokenizer.h"
 
 [[noreturn]] static void fatal(const std::string& msg) {
     fprintf(stderr, "error: %s\n", msg.c_str());
@@ -208,9 +213,102 @@ static int run_score(int argc, char** argv) {
 }
 
 // ----------------------------------------------------------------------------------------------
+// sample: continuations of prompts, with a KV cache (common/sample.h)
+
+// Text of tokens: GPT-2's BPE when the model has its vocabulary, else the ids in brackets.
+struct TokenPrinter {
+    GPT2Tokenizer tok;
+    bool text = false;
+    void init(int vocab_size) {
+        std::string err;
+        text = vocab_size == 50257 && tok.load(default_tokenizer_dir(), &err);
+    }
+    std::string show(const std::vector<int>& ids) const {
+        if (text) {
+            std::vector<int32_t> v(ids.begin(), ids.end());
+            return tok.decode(v.data(), v.size());
+        }
+        std::string s = "[";
+        for (size_t i = 0; i < ids.size(); i++) s += (i ? " " : "") + std::to_string(ids[i]);
+        return s + "]";
+    }
+};
+
+static int run_sample(int argc, char** argv) {
+    std::string model_path, prompts_file, tokenizer_dir;
+    std::vector<std::string> prompts, id_prompts;
+    SampleSettings ss;
+    ss.max_new_tokens = 64;
+    for (int i = 2; i < argc; i++) {
+        std::string f = argv[i];
+        auto val = [&]() -> std::string {
+            if (i + 1 >= argc) fatal("sample: flag " + f + " needs a value");
+            return argv[++i];
+        };
+        if (f == "--model") model_path = val();
+        else if (f == "--prompt") prompts.push_back(val());
+        else if (f == "--prompts") prompts_file = val();
+        else if (f == "--prompt-ids") id_prompts.push_back(val());
+        else if (f == "--tokenizer") tokenizer_dir = val();
+        else if (f == "--max-tokens") ss.max_new_tokens = atoi(val().c_str());
+        else if (f == "--temperature") ss.temperature = (float)atof(val().c_str());
+        else if (f == "--top-k") ss.top_k = atoi(val().c_str());
+        else if (f == "--top-p") ss.top_p = (float)atof(val().c_str());
+        else if (f == "--greedy") ss.greedy = true;
+        else if (f == "--seed") ss.seed = strtoull(val().c_str(), nullptr, 10);
+        else if (f == "--help" || f == "-h") { print_usage(argv[0]); return 0; }
+        else fatal("sample: unknown flag '" + f + "' (see --help)");
+    }
+    if (model_path.empty()) fatal("sample needs --model (see --help)");
+    if (!prompts_file.empty()) {
+        std::ifstream in(prompts_file);
+        if (!in) fatal("sample: cannot read " + prompts_file);
+        std::string line;
+        while (std::getline(in, line)) if (!line.empty()) prompts.push_back(line);
+    }
+    if (prompts.empty() && id_prompts.empty()) fatal("sample needs --prompt TEXT, --prompts FILE or --prompt-ids \"1 2 3\"");
+    if (ss.temperature <= 0) ss.greedy = true;
+    GPT2<float> model;
+    load_model(model_path, 50257, 0, &model);
+    GPT2Tokenizer tok;
+    std::string err;
+    std::vector<std::vector<int>> inputs;
+    if (!prompts.empty()) {
+        if (!tok.load(tokenizer_dir.empty() ? default_tokenizer_dir() : tokenizer_dir, &err)) fatal("sample: " + err);
+        if (tok.vocab_size() > model.cfg.vocab_size)
+            fatal("sample: the tokenizer has " + std::to_string(tok.vocab_size()) + " tokens, the model " +
+                  std::to_string(model.cfg.vocab_size) + "; use --prompt-ids for models with other vocabularies");
+        for (const std::string& p : prompts) {
+            std::vector<int32_t> ids;
+            if (!tok.encode(p, &ids, &err)) fatal("sample: prompt '" + p + "': " + err);
+            inputs.push_back(std::vector<int>(ids.begin(), ids.end()));
+        }
+    }
+    for (const std::string& p : id_prompts) {
+        std::vector<int> ids;
+        std::istringstream in(p);
+        int id;
+        while (in >> id) ids.push_back(id);
+        inputs.push_back(ids);
+    }
+    TokenPrinter printer;
+    printer.init(model.cfg.vocab_size);
+    Sampler sampler(model.cfg, model.params.data(), ss);
+    for (const std::vector<int>& ids : inputs) {
+        SampleResult r = sampler.generate(ids);
+        if (r.stop == SampleStop::bad_prompt)
+            fatal("sample: a prompt is empty, longer than the context of " + std::to_string(model.cfg.max_seq_len) +
+                  " tokens, or has ids outside the vocabulary");
+        printf("--- prompt: %s\n%s\n", printer.show(ids).c_str(), printer.show(r.tokens).c_str());
+    }
+    return 0;
+}
+
+// ----------------------------------------------------------------------------------------------
 
 int main(int argc, char** argv) {
     if (argc > 1 && std::string(argv[1]) == "score") return run_score(argc, argv);
+    if (argc > 1 && std::string(argv[1]) == "sample") return run_sample(argc, argv);
     for (int i = 1; i < argc; i++) {
         std::string a = argv[i];
         if (a == "--help" || a == "-h") { print_usage(argv[0]); return 0; }
@@ -330,7 +428,24 @@ int main(int argc, char** argv) {
         s.params = model.params; s.m = adam_m; s.v = adam_v;
         if (!save_checkpoint(ckpt_path, s, &err)) fatal(err);
     };
+    // a few validation prompts, continued greedily every --sample-every steps
+    TokenPrinter printer;
+    printer.init(cfg.vocab_size);
+    auto run_samples = [&](long step) {
+        const PairSet& src = has_val ? val : train;
+        SampleSettings ss;
+        ss.greedy = true;
+        ss.max_new_tokens = tc.sample_tokens;
+        ss.eos_token = src.pairs[0].C > 0 ? src.chosen(0)[src.pairs[0].C - 1] : -1;  // the responses' end token
+        Sampler sampler(cfg, model.params.data(), ss);
+        for (int i = 0; i < tc.sample_prompts && i < (int)src.size(); i++) {
+            std::vector<int> prompt(src.prompt(i), src.prompt(i) + src.pairs[i].P);
+            SampleResult r = sampler.generate(prompt);
+            printf("sample step %ld | %s -> %s\n", step, printer.show(prompt).c_str(), printer.show(r.tokens).c_str());
+        }
+    };
     if (start_step == 0) run_eval(0);
+    if (start_step == 0 && tc.sample_every > 0) run_samples(0);
 
     // the training loop
     std::vector<Batch> batches;
@@ -396,6 +511,7 @@ int main(int argc, char** argv) {
             fflush(stdout);
         }
         if (tc.eval_every > 0 && done % tc.eval_every == 0 && done != tc.steps) run_eval(done);
+        if (tc.sample_every > 0 && (done % tc.sample_every == 0 || done == tc.steps)) run_samples(done);
         if (tc.checkpoint_every > 0 && done % tc.checkpoint_every == 0 && done != tc.steps) save(done);
         if (done == tc.stop_after && done != tc.steps) {
             save(done);

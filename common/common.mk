@@ -7,8 +7,9 @@ common/test_model: common/test_model.cpp $(MODEL_HEADERS) data/pairs.h dev/test_
 	$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS_LIBS) $(LDLIBS)
 
 TRAIN_HEADERS = $(MODEL_HEADERS) common/train_config.h common/train_log.h common/checkpoint.h \
-                common/ref_cache.h common/hash.h common/model_io.h common/safetensors.h \
-                data/dataloader.h data/pairfile.h data/pairs.h kernels/adamw.cuh
+                common/ref_cache.h common/hash.h common/model_io.h common/safetensors.h common/sample.h \
+                data/dataloader.h data/pairfile.h data/pairs.h kernels/adamw.cuh tokenizer/gpt2_tokenizer.h \
+                tokenizer/unicode_tables.h
 
 ALL_BINS += train_dpo_cpu
 train_dpo_cpu: train_dpo_cpu.cpp $(TRAIN_HEADERS)

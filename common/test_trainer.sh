@@ -81,7 +81,32 @@ report $ok truncated_pair_file_is_rejected "rc=$rc: $(head -c 300 "$tmp/k.txt")"
 leftover=$(find "$tmp" -name '*.tmp' | head -3)
 [ -z "$leftover" ]; report $? no_partial_files_left "$leftover"
 
-# 11. the embedded default: held-out reward accuracy >= 0.9 (0 at step 0: policy == reference)
+# 11. score: shared and baseline layouts agree, and equal the training forward's log-probs
+# (one step at lr 0 over all 256 validation pairs: the step's logps/chosen is their mean)
+$BIN --train data/synthetic/sort_val.bin --val none --steps 1 --lr 0 --batch-pairs 256 --no-shuffle \
+     --out "$tmp/s" --threads 2 >/dev/null 2>&1
+$BIN score --model "$tmp/s/checkpoint.bin" --data data/synthetic/sort_val.bin --out "$tmp/s/on.tsv" >/dev/null 2>&1
+$BIN score --model "$tmp/s/checkpoint.bin" --data data/synthetic/sort_val.bin --out "$tmp/s/off.tsv" \
+     --prefix-sharing off --packing off >/dev/null 2>&1
+ok=1
+[ "$(head -1 "$tmp/s/on.tsv")" = "$(printf 'index\tlogp_chosen\tlogp_rejected\tn_chosen\tn_rejected')" ] &&
+  [ "$(wc -l <"$tmp/s/on.tsv")" = 257 ] &&
+  paste "$tmp/s/on.tsv" "$tmp/s/off.tsv" | awk -F'\t' 'NR > 1 {
+      for (i = 2; i <= 3; i++) { d = $i - $(i + 5); if (d < 0) d = -d; a = $i < 0 ? -$i : $i; if (d > 1e-5 * a) bad = 1 }
+      if ($4 != $9 || $5 != $10 || $4 < 1) bad = 1 } END { exit bad }' && ok=0
+report $ok score_shared_and_baseline_agree "$(head -3 "$tmp/s/on.tsv" | tr '\n' ' ') vs $(head -3 "$tmp/s/off.tsv" | tr '\n' ' ')"
+train_mean=$(grep -v '"eval_' "$tmp/s/log.jsonl" | sed -n 's/.*"logps\/chosen": \([^,]*\),.*/\1/p')
+score_mean=$(awk -F'\t' 'NR > 1 { s += $2; n++ } END { printf "%.9g", s / n }' "$tmp/s/on.tsv")
+awk -v a="$train_mean" -v b="$score_mean" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && d <= 1e-5 * (a < 0 ? -a : a)) }'
+report $? score_equals_training_forward "training step mean logp(chosen) $train_mean, score mean $score_mean"
+
+# 12. sample: greedy continuation of a prompt given as ids is deterministic and in the vocabulary
+$BIN sample --model "$tmp/a/checkpoint.bin" --prompt-ids "3 1 2 10" --greedy --max-tokens 8 >"$tmp/s1.txt" 2>&1; rc=$?
+$BIN sample --model "$tmp/a/checkpoint.bin" --prompt-ids "3 1 2 10" --greedy --max-tokens 8 >"$tmp/s2.txt" 2>&1
+ok=1; [ $rc -eq 0 ] && cmp -s "$tmp/s1.txt" "$tmp/s2.txt" && grep -q -- "--- prompt: \[3 1 2 10\]" "$tmp/s1.txt" && ok=0
+report $ok sample_cli_greedy_is_deterministic "rc=$rc: $(head -c 300 "$tmp/s1.txt")"
+
+# 13. the embedded default: held-out reward accuracy >= 0.9 (0 at step 0: policy == reference)
 $BIN --out "$tmp/default" >"$tmp/default.txt" 2>&1; rc=$?
 acc0=$(grep '"eval_' "$tmp/default/log.jsonl" | head -1 | sed -n 's/.*"eval_rewards\/accuracies": \([^,]*\),.*/\1/p')
 margin0=$(grep '"eval_' "$tmp/default/log.jsonl" | head -1 | sed -n 's/.*"eval_rewards\/margins": \([^,]*\),.*/\1/p')

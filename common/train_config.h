@@ -33,6 +33,7 @@ struct TrainConfig {
     int warmup = 10;
     int eval_every = 50, log_every = 10, checkpoint_every = 50;
     int threads = 0;                // 0 = OpenMP's default
+    int sample_every = 50, sample_prompts = 2, sample_tokens = 32;  // greedy samples during training
     bool skip_overlong = false;
     bool shuffle = true;
 };
@@ -69,6 +70,7 @@ inline void print_usage(const char* prog) {
     printf(
         "usage: %s [options]              train with DPO (defaults: the bundled synthetic task)\n"
         "       %s score --model M --data PAIRS.bin --out LOGPS.tsv [--prefix-sharing on|off]\n"
+        "       %s sample --model M --prompt TEXT [--max-tokens N --temperature T --top-k K --top-p P]\n"
         "\n"
         "data and model\n"
         "  --train FILE            training pairs, a binary pair file from data/prepare_dpo\n"
@@ -109,8 +111,16 @@ inline void print_usage(const char* prog) {
         "  --eval-every N          evaluate on --val every N steps (default 50; 0 = only at the end)\n"
         "  --log-every N           print a step line every N steps (default 10)\n"
         "  --checkpoint-every N    write OUT/checkpoint.bin every N steps (default 50; 0 = only at the end)\n"
-        "  --threads N             OpenMP/BLAS threads (default: all cores)\n",
-        prog, prog);
+        "  --sample-every N        print greedy continuations of a few validation prompts every N\n"
+        "                          steps (default 50; 0 = off)\n"
+        "  --sample-prompts K      how many prompts (default 2)    --sample-tokens N  their length (default 32)\n"
+        "  --threads N             OpenMP/BLAS threads (default: all cores)\n"
+        "\n"
+        "score writes index, logp_chosen, logp_rejected, n_chosen, n_rejected per pair (TSV); flags\n"
+        "  --prefix-sharing, --packing, --seq-len, --micro-rows, --threads as above.\n"
+        "sample --model M (--prompt TEXT | --prompts FILE | --prompt-ids \"1 2 3\") [--max-tokens N (64)]\n"
+        "  [--temperature T (1)] [--top-k K] [--top-p P] [--greedy] [--seed S] [--tokenizer DIR]\n",
+        prog, prog, prog);
 }
 
 // Splits "a,b,c".
@@ -197,6 +207,9 @@ inline bool parse_train_args(int argc, char** argv, int first, TrainConfig* c, s
         else if (flag == "--log-every") { ok = integer(&n, 1); c->log_every = (int)n; }
         else if (flag == "--checkpoint-every") { ok = integer(&n, 0); c->checkpoint_every = (int)n; }
         else if (flag == "--threads") { ok = integer(&n, 0); c->threads = (int)n; }
+        else if (flag == "--sample-every") { ok = integer(&n, 0); c->sample_every = (int)n; }
+        else if (flag == "--sample-prompts") { ok = integer(&n, 1); c->sample_prompts = (int)n; }
+        else if (flag == "--sample-tokens") { ok = integer(&n, 1); c->sample_tokens = (int)n; }
         else if (flag == "--no-shuffle") c->shuffle = false;
         else if (flag == "--overlong") {
             std::string v;
