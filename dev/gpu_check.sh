@@ -13,6 +13,9 @@
 # Exit status with a GPU: 0 if every build, test, sanitizer run and exact probe passed, else 1.
 # The mma probe is a measurement (the emulation does not model the tensor cores' rounding), so its
 # differences are reported, not failed.
+# To extend it (the GPU trainer's end-to-end test and benchmarks): a dev/cuda/test_*.cu is picked up
+# by itself; other steps go before section 5, adding their results to a table of the report and
+# setting all_ok=0 on failure.
 # Environment: NVCC (nvcc to use), NVCC_LIBS (extra link flags, e.g. -lcublas), GPU_CHECK_JOBS
 # (parallel builds), GPU_CHECK_TIMEOUT (seconds per test run, default 120), GPU_CHECK_SANITIZE=0
 # (skip compute-sanitizer).
