@@ -2,7 +2,8 @@
 // (special values, every rounding edge of a few exponents, random bit patterns). On a GPU this is
 // the hardware's cvt/add/mul; on the CPU layer it is dev/simt/bf16.h, which matches the toolkit's
 // host code (dev/cuda/test_bf16). dev/gpu_check.sh compares the two bit for bit. Lines:
-// "bf16_<op> <index> 0x.." with the bf16 result in the low 16 bits (the float for to_float).
+// "bf16_<op> <index> 0x.." with each result as the bits of the float it equals (a bf16 in the
+// high half), so that dev/cuda/probe_compare recognises NaNs and measures ulps.
 #include "dev/simt/kernel_test.h"
 #include <cstdint>
 #include <cstdio>
@@ -21,11 +22,11 @@ __global__ void probe_bf16_kernel(uint32_t* out, const uint32_t* x, int n) {
         float back = __bfloat162float(lo);
         uint32_t back_bits;
         memcpy(&back_bits, &back, 4);
-        out[TO_BF16 * n + i] = __bfloat16_as_ushort(__float2bfloat16(f));
+        out[TO_BF16 * n + i] = (uint32_t)__bfloat16_as_ushort(__float2bfloat16(f)) << 16;
         out[TO_FLOAT * n + i] = back_bits;
-        out[ADD * n + i] = __bfloat16_as_ushort(lo + hi);
-        out[MUL * n + i] = __bfloat16_as_ushort(lo * hi);
-        out[NEG * n + i] = __bfloat16_as_ushort(-lo);
+        out[ADD * n + i] = (uint32_t)__bfloat16_as_ushort(lo + hi) << 16;
+        out[MUL * n + i] = (uint32_t)__bfloat16_as_ushort(lo * hi) << 16;
+        out[NEG * n + i] = (uint32_t)__bfloat16_as_ushort(-lo) << 16;
     }
 }
 
