@@ -454,7 +454,7 @@ int main(int argc, char** argv) {
     for (long step = start_step; step < tc.steps; step++) {
         double t0 = now_seconds();
         if (!loader.step_batches(step, &batches, &err)) fatal(tc.train_file + ": " + err);
-        const int pairs = loader.last_pairs;
+        const int pairs = loader.step_pairs_used(step);  // the loss is the mean over these (all ranks)
         if (pairs == 0) fatal("step " + std::to_string(step + 1) + " has no pairs (all skipped as over-long)");
         model.zero_grad();
         PairMetrics m;
