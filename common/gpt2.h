@@ -91,11 +91,17 @@ inline void matmul_backward(float* dinp, float* dweight, float* dbias, const flo
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f,
                 dweight, IC);
     if (dbias) {
+        // column sums, walking dout row by row (contiguous) over one block of columns per task
+        const int block = 64;
 #pragma omp parallel for schedule(static) if ((size_t)N * OC >= PARALLEL_MIN_WORK)
-        for (int o = 0; o < OC; o++) {
-            float s = 0;
-            for (int n = 0; n < N; n++) s += dout[(size_t)n * OC + o];
-            dbias[o] += s;
+        for (int o0 = 0; o0 < OC; o0 += block) {
+            const int o1 = std::min(OC, o0 + block);
+            float s[block] = {0};
+            for (int n = 0; n < N; n++) {
+                const float* d = dout + (size_t)n * OC;
+                for (int o = o0; o < o1; o++) s[o - o0] += d[o];
+            }
+            for (int o = o0; o < o1; o++) dbias[o] += s[o - o0];
         }
     }
 }
@@ -439,12 +445,13 @@ struct GPT2 {
             T* z = &probs[(size_t)m * V];
             T maxv = z[0], total = 0;
             for (int v = 0; v < V; v++) { maxv = std::max(maxv, z[v]); total += z[v]; }
+            const T target_logit = z[target[m]];
             T sum = 0;
-            for (int v = 0; v < V; v++) sum += std::exp(z[v] - maxv);
-            T lse = maxv + std::log(sum);
-            logp[m] = z[target[m]] - lse;
+            for (int v = 0; v < V; v++) { z[v] = std::exp(z[v] - maxv); sum += z[v]; }
+            logp[m] = target_logit - maxv - std::log(sum);
             logit_mean[m] = total / V;
-            for (int v = 0; v < V; v++) z[v] = std::exp(z[v] - lse);
+            const T inv = (T)1 / sum;
+            for (int v = 0; v < V; v++) z[v] *= inv;
         }
     }
 

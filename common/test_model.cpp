@@ -290,7 +290,23 @@ static void test_loss_formulas() {
                 "loss_weighted_combination");
 }
 
+// GELU (computed as x * sigmoid(2u)) against GPT-2's tanh form, written out here
+static void test_gelu_closed_form() {
+    double worst_double = 0, worst_float = 0;
+    for (double x = -12; x <= 12; x += 0.01) {
+        float xf = (float)x;
+        double want = 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+        double want_f = 0.5 * xf * (1 + std::tanh(std::sqrt(2 / M_PI) * (xf + 0.044715 * xf * xf * xf)));
+        worst_double = std::max(worst_double, std::fabs(gelu_forward_scalar<double>(x) - want));
+        worst_float = std::max(worst_float, std::fabs(gelu_forward_scalar<float>(xf) - want_f) /
+                                                (std::fabs(want_f) + 1e-6));
+    }
+    test_report(worst_double < 1e-12 && worst_float < 1e-5, "gelu_matches_tanh_form",
+                "max abs difference %.3g (double), max relative %.3g (float)", worst_double, worst_float);
+}
+
 int main() {
+    test_gelu_closed_form();
     test_loss_formulas();
     test_gradcheck();
     test_equivalence();
