@@ -2,7 +2,9 @@
 // llm.c's train_gpt2.c is usually timed at: B=4 rows of T=64 tokens, (almost) every token
 // scored. Each row is one prefix-shared unit with P=1, C=R=31, so 62 of its 64 tokens have a
 // target, like language-model training. Also times OpenBLAS sgemm on the layer shapes, in the
-// same run, so the numbers can be read against what the BLAS can do on this machine.
+// same run, so the numbers can be read against what the BLAS can do on this machine, and checks
+// the BLAS result (dev/bench_cpu_step.sh runs it with the BLAS kernels the environment asks for
+// and with OpenBLAS's own choice).
 //   usage: dev/bench_cpu_step [steps (default 5)] [threads (default all)]
 #include <chrono>
 #include <cstdio>
@@ -76,15 +78,28 @@ int main(int argc, char** argv) {
     printf("mean step %.3f s: %.0f tokens/s, %.1f GFLOP/s (forward+backward alone %.3f s)\n", per_step,
            tokens / per_step, flops / per_step / 1e9, fb_total / steps);
 
-    // sgemm on the MLP's shape (N=256 tokens, 768 -> 3072), same threads
+    // sgemm on the MLP's shape (N=256 tokens, 768 -> 3072), same threads; its result is checked
+    // against a double loop, since BLAS kernels chosen for this CPU are what is being timed
     int N = B * T, K = 768, O = 3072;
-    std::vector<float> x((size_t)N * K, 0.5f), w((size_t)O * K, 0.25f), y((size_t)N * O);
+    std::vector<float> x((size_t)N * K), w((size_t)O * K), y((size_t)N * O);
+    for (auto& e : x) e = (float)rng.normal();
+    for (auto& e : w) e = (float)rng.normal();
     double t0 = now();
     int reps = 20;
     for (int r = 0; r < reps; r++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, O, K, 1.0f, x.data(), K, w.data(), K, 0.0f, y.data(), O);
     double gemm = (now() - t0) / reps;
-    printf("OpenBLAS sgemm %dx%dx%d: %.1f GFLOP/s\n", N, O, K, 2.0 * N * O * K / gemm / 1e9);
+    double worst = 0;
+    for (int n = 0; n < N; n += 37) {
+        for (int o = 0; o < O; o += 101) {
+            double ref = 0;
+            for (int k = 0; k < K; k++) ref += (double)x[(size_t)n * K + k] * w[(size_t)o * K + k];
+            worst = std::max(worst, std::fabs(ref - y[(size_t)n * O + o]) / std::sqrt((double)K));
+        }
+    }
+    printf("OpenBLAS (%s kernels) sgemm %dx%dx%d: %.1f GFLOP/s, error vs double %.2g (%s)\n",
+           openblas_get_corename(), N, O, K, 2.0 * N * O * K / gemm / 1e9, worst,
+           worst < 1e-5 ? "ok" : "WRONG RESULTS");
     printf("tokens_per_sec %.1f\n", tokens / per_step);
     return 0;
 }

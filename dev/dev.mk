@@ -10,4 +10,4 @@ dev/bench_cpu_step: dev/bench_cpu_step.cpp $(MODEL_HEADERS) common/train_config.
 bench-cpu: train_dpo_cpu data/prepare_dpo
 	./dev/bench_cpu.sh
 bench-cpu-step: dev/bench_cpu_step
-	./dev/bench_cpu_step 5
+	./dev/bench_cpu_step.sh

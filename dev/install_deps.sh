@@ -7,6 +7,7 @@ need=()
 [ -f /usr/include/zlib.h ]                                         || need+=(zlib1g-dev)
 [ -f /usr/include/x86_64-linux-gnu/openblas-openmp/cblas.h ]      || need+=(libopenblas-openmp-dev)
 [ -f /usr/include/boost/context/fiber.hpp ]                        || need+=(libboost-context-dev)
+command -v python3 >/dev/null                                      || need+=(python3)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "install_deps: missing ${need[*]}; installing with apt-get" >&2
 if [ "$(id -u)" != 0 ]; then
