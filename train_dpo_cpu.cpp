@@ -86,14 +86,17 @@ static void print_model(const ModelConfig& c) {
            num_parameters(c) / 1e6);
 }
 
-static PairSet load_pairs(const std::string& path, const char* what, const ModelConfig* cfg) {
+static void check_vocabulary(const PairSet& set, const std::string& path, const ModelConfig& cfg) {
+    if (set.vocab_size > cfg.vocab_size)
+        fatal(path + ": made with a vocabulary of " + std::to_string(set.vocab_size) + " tokens (" +
+              set.tokenizer_id + ") but the model has " + std::to_string(cfg.vocab_size) +
+              "; prepare the data with the model's tokenizer");
+}
+
+static PairSet load_pairs(const std::string& path, const char* what) {
     PairSet set;
     std::string err;
     if (!load_pair_file(path, &set, &err)) fatal(std::string(what) + " data: " + err);
-    if (cfg && set.vocab_size > cfg->vocab_size)
-        fatal(path + ": made with a vocabulary of " + std::to_string(set.vocab_size) + " tokens (" +
-              set.tokenizer_id + ") but the model has " + std::to_string(cfg->vocab_size) +
-              "; prepare the data with the model's tokenizer");
     return set;
 }
 
@@ -193,12 +196,10 @@ static int run_score(int argc, char** argv) {
     if (model_path.empty() || data_path.empty() || out_path.empty())
         fatal("score needs --model, --data and --out (see --help)");
     set_threads(threads);
-    PairSet set = load_pairs(data_path, "score", nullptr);
+    PairSet set = load_pairs(data_path, "score");
     GPT2<float> model;
     load_model(model_path, set.vocab_size, 0, &model);
-    if (set.vocab_size > model.cfg.vocab_size)
-        fatal(data_path + ": vocabulary of " + std::to_string(set.vocab_size) + " tokens, the model has " +
-              std::to_string(model.cfg.vocab_size));
+    check_vocabulary(set, data_path, model.cfg);
     if (T == 0) T = model.cfg.max_seq_len;
     SetLogps lp = compute_set_logps(model, set, sharing ? LAYOUT_SHARED : LAYOUT_BASELINE, packing, B, T, false);
     std::string tmp = out_path + ".tmp";
@@ -325,7 +326,7 @@ int main(int argc, char** argv) {
     // data, model, optimizer state
     const bool convert_only = tc.steps == 0 && !tc.export_hf.empty();
     PairSet train;
-    if (!convert_only) train = load_pairs(tc.train_file, "training", nullptr);
+    if (!convert_only) train = load_pairs(tc.train_file, "training");
     GPT2<float> model;
     std::vector<float> adam_m, adam_v;
     long start_step = 0;
@@ -360,13 +361,13 @@ int main(int argc, char** argv) {
         printf("exported %s as Hugging Face GPT-2 -> %s\n", tc.model.c_str(), tc.export_hf.c_str());
         return 0;
     }
-    if (train.vocab_size > cfg.vocab_size)
-        fatal(tc.train_file + ": made with a vocabulary of " + std::to_string(train.vocab_size) +
-              " tokens (" + train.tokenizer_id + ") but the model has " + std::to_string(cfg.vocab_size) +
-              "; prepare the data with the model's tokenizer");
+    check_vocabulary(train, tc.train_file, cfg);
     PairSet val;
     const bool has_val = tc.val_file != "none" && !tc.val_file.empty();
-    if (has_val) val = load_pairs(tc.val_file, "validation", &cfg);
+    if (has_val) {
+        val = load_pairs(tc.val_file, "validation");
+        check_vocabulary(val, tc.val_file, cfg);
+    }
     if (has_val && tc.skip_overlong) {
         long n = 0;
         for (size_t i = 0; i < val.size(); i++)
@@ -395,12 +396,10 @@ int main(int argc, char** argv) {
     std::string prefix = tc.ref_cache.empty() ? tc.out_dir + "/ref_logps" : tc.ref_cache;
     RefCache ref_train, ref_val;
     {
-        GPT2<float>* ref_model = &model;
-        GPT2<float> initial;
-        if (start_step > 0) ref_model = nullptr;  // the weights changed; the cache must exist
         auto get = [&](const PairSet& set, const std::string& path) {
-            if (ref_model)
-                return reference_logps(*ref_model, ref_hash, set, path, layout, tc.packing, B, T, tc.skip_overlong);
+            if (start_step == 0)
+                return reference_logps(model, ref_hash, set, path, layout, tc.packing, B, T, tc.skip_overlong);
+            // resumed: the weights are no longer the initial ones, so the first run's cache must exist
             RefCache c;
             bool found;
             if (!load_ref_cache(path, ref_hash, set.content_hash, set.size(), &c, &found, &err)) fatal(err);

@@ -77,11 +77,17 @@ $BIN --steps 1 --train "$tmp/short.bin" --out "$tmp/k" $small >"$tmp/k.txt" 2>&1
 ok=1; [ $rc -ne 0 ] && grep -q "short.bin: byte" "$tmp/k.txt" && ok=0
 report $ok truncated_pair_file_is_rejected "rc=$rc: $(head -c 300 "$tmp/k.txt")"
 
-# 10. no temporary files are left anywhere
+# 10. data tokenized for another vocabulary than the model's (GPT-2 tokens, a 12-token model)
+./data/prepare_dpo --input data/testdata/explicit.jsonl --output "$tmp/gpt2.bin" >/dev/null 2>&1
+$BIN --model "$tmp/a/checkpoint.bin" --train "$tmp/gpt2.bin" --val none --steps 1 --out "$tmp/v" $small >"$tmp/v.txt" 2>&1; rc=$?
+ok=1; [ $rc -ne 0 ] && grep -q "gpt2.bin: made with a vocabulary of 50257 tokens (gpt2-bpe-.*) but the model has 12" "$tmp/v.txt" && ok=0
+report $ok vocabulary_mismatch_is_rejected "rc=$rc: $(head -c 300 "$tmp/v.txt")"
+
+# 11. no temporary files are left anywhere
 leftover=$(find "$tmp" -name '*.tmp' | head -3)
 [ -z "$leftover" ]; report $? no_partial_files_left "$leftover"
 
-# 11. score: shared and baseline layouts agree, and equal the training forward's log-probs
+# 12. score: shared and baseline layouts agree, and equal the training forward's log-probs
 # (one step at lr 0 over all 256 validation pairs: the step's logps/chosen is their mean)
 $BIN --train data/synthetic/sort_val.bin --val none --steps 1 --lr 0 --batch-pairs 256 --no-shuffle \
      --out "$tmp/s" --threads 2 >/dev/null 2>&1
@@ -100,13 +106,13 @@ score_mean=$(awk -F'\t' 'NR > 1 { s += $2; n++ } END { printf "%.9g", s / n }' "
 awk -v a="$train_mean" -v b="$score_mean" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && d <= 1e-5 * (a < 0 ? -a : a)) }'
 report $? score_equals_training_forward "training step mean logp(chosen) $train_mean, score mean $score_mean"
 
-# 12. sample: greedy continuation of a prompt given as ids is deterministic and in the vocabulary
+# 13. sample: greedy continuation of a prompt given as ids is deterministic and in the vocabulary
 $BIN sample --model "$tmp/a/checkpoint.bin" --prompt-ids "3 1 2 10" --greedy --max-tokens 8 >"$tmp/s1.txt" 2>&1; rc=$?
 $BIN sample --model "$tmp/a/checkpoint.bin" --prompt-ids "3 1 2 10" --greedy --max-tokens 8 >"$tmp/s2.txt" 2>&1
 ok=1; [ $rc -eq 0 ] && cmp -s "$tmp/s1.txt" "$tmp/s2.txt" && grep -q -- "--- prompt: \[3 1 2 10\]" "$tmp/s1.txt" && ok=0
 report $ok sample_cli_greedy_is_deterministic "rc=$rc: $(head -c 300 "$tmp/s1.txt")"
 
-# 13. the embedded default: held-out reward accuracy >= 0.9 (0 at step 0: policy == reference)
+# 14. the embedded default: held-out reward accuracy >= 0.9 (0 at step 0: policy == reference)
 $BIN --out "$tmp/default" >"$tmp/default.txt" 2>&1; rc=$?
 acc0=$(grep '"eval_' "$tmp/default/log.jsonl" | head -1 | sed -n 's/.*"eval_rewards\/accuracies": \([^,]*\),.*/\1/p')
 margin0=$(grep '"eval_' "$tmp/default/log.jsonl" | head -1 | sed -n 's/.*"eval_rewards\/margins": \([^,]*\),.*/\1/p')
