@@ -170,26 +170,55 @@ static PairMetrics evaluate(GPT2<float>& model, const PairSet& set, const RefCac
 }
 
 // ----------------------------------------------------------------------------------------------
+// The flags of the score and sample subcommands: a missing or malformed value is an error.
+struct FlagReader {
+    int argc;
+    char** argv;
+    const char* command;
+    int i = 2;  // after "train_dpo_cpu <command>"
+
+    bool next(std::string* flag) {
+        if (i >= argc) return false;
+        *flag = argv[i++];
+        return true;
+    }
+    std::string str(const std::string& flag) {
+        if (i >= argc) fatal(std::string(command) + ": flag " + flag + " needs a value (see --help)");
+        return argv[i++];
+    }
+    double num(const std::string& flag) {
+        std::string v = str(flag);
+        char* end = nullptr;
+        double d = strtod(v.c_str(), &end);
+        if (end == v.c_str() || *end != '\0' || !std::isfinite(d))
+            fatal(std::string(command) + ": flag " + flag + ": '" + v + "' is not a number");
+        return d;
+    }
+    bool on_off(const std::string& flag) {
+        std::string v = str(flag);
+        if (v != "on" && v != "off") fatal(std::string(command) + ": flag " + flag + " takes on or off");
+        return v == "on";
+    }
+};
+
+// ----------------------------------------------------------------------------------------------
 // score: log-probs of every pair under a model, as TSV
 
 static int run_score(int argc, char** argv) {
     std::string model_path, data_path, out_path;
     bool sharing = true, packing = true;
     int B = 8, T = 0, threads = 0;
-    for (int i = 2; i < argc; i++) {
-        std::string f = argv[i];
-        auto val = [&]() -> std::string {
-            if (i + 1 >= argc) fatal("score: flag " + f + " needs a value");
-            return argv[++i];
-        };
-        if (f == "--model") model_path = val();
-        else if (f == "--data") data_path = val();
-        else if (f == "--out") out_path = val();
-        else if (f == "--prefix-sharing") sharing = val() == "on";
-        else if (f == "--packing") packing = val() == "on";
-        else if (f == "--seq-len") T = atoi(val().c_str());
-        else if (f == "--micro-rows") B = atoi(val().c_str());
-        else if (f == "--threads") threads = atoi(val().c_str());
+    FlagReader flags{argc, argv, "score"};
+    std::string f;
+    while (flags.next(&f)) {
+        if (f == "--model") model_path = flags.str(f);
+        else if (f == "--data") data_path = flags.str(f);
+        else if (f == "--out") out_path = flags.str(f);
+        else if (f == "--prefix-sharing") sharing = flags.on_off(f);
+        else if (f == "--packing") packing = flags.on_off(f);
+        else if (f == "--seq-len") T = (int)flags.num(f);
+        else if (f == "--micro-rows") B = (int)flags.num(f);
+        else if (f == "--threads") threads = (int)flags.num(f);
         else if (f == "--help" || f == "-h") { print_usage(argv[0]); return 0; }
         else fatal("score: unknown flag '" + f + "' (see --help)");
     }
@@ -203,12 +232,12 @@ static int run_score(int argc, char** argv) {
     if (T == 0) T = model.cfg.max_seq_len;
     SetLogps lp = compute_set_logps(model, set, sharing ? LAYOUT_SHARED : LAYOUT_BASELINE, packing, B, T, false);
     std::string tmp = out_path + ".tmp";
-    FILE* f = fopen(tmp.c_str(), "w");
-    if (!f) fatal("cannot write " + tmp);
-    fprintf(f, "index\tlogp_chosen\tlogp_rejected\tn_chosen\tn_rejected\n");
+    FILE* tsv = fopen(tmp.c_str(), "w");
+    if (!tsv) fatal("cannot write " + tmp);
+    fprintf(tsv, "index\tlogp_chosen\tlogp_rejected\tn_chosen\tn_rejected\n");
     for (size_t i = 0; i < set.size(); i++)
-        fprintf(f, "%zu\t%.9g\t%.9g\t%d\t%d\n", i, lp.chosen[i], lp.rejected[i], lp.n_chosen[i], lp.n_rejected[i]);
-    if (fclose(f) != 0 || rename(tmp.c_str(), out_path.c_str()) != 0) fatal("cannot write " + out_path);
+        fprintf(tsv, "%zu\t%.9g\t%.9g\t%d\t%d\n", i, lp.chosen[i], lp.rejected[i], lp.n_chosen[i], lp.n_rejected[i]);
+    if (fclose(tsv) != 0 || rename(tmp.c_str(), out_path.c_str()) != 0) fatal("cannot write " + out_path);
     printf("scored %zu pairs -> %s\n", set.size(), out_path.c_str());
     return 0;
 }
@@ -240,23 +269,21 @@ static int run_sample(int argc, char** argv) {
     std::vector<std::string> prompts, id_prompts;
     SampleSettings ss;
     ss.max_new_tokens = 64;
-    for (int i = 2; i < argc; i++) {
-        std::string f = argv[i];
-        auto val = [&]() -> std::string {
-            if (i + 1 >= argc) fatal("sample: flag " + f + " needs a value");
-            return argv[++i];
-        };
-        if (f == "--model") model_path = val();
-        else if (f == "--prompt") prompts.push_back(val());
-        else if (f == "--prompts") prompts_file = val();
-        else if (f == "--prompt-ids") id_prompts.push_back(val());
-        else if (f == "--tokenizer") tokenizer_dir = val();
-        else if (f == "--max-tokens") ss.max_new_tokens = atoi(val().c_str());
-        else if (f == "--temperature") ss.temperature = (float)atof(val().c_str());
-        else if (f == "--top-k") ss.top_k = atoi(val().c_str());
-        else if (f == "--top-p") ss.top_p = (float)atof(val().c_str());
+    FlagReader flags{argc, argv, "sample"};
+    std::string f;
+    while (flags.next(&f)) {
+        if (f == "--model") model_path = flags.str(f);
+        else if (f == "--prompt") prompts.push_back(flags.str(f));
+        else if (f == "--prompts") prompts_file = flags.str(f);
+        else if (f == "--prompt-ids") id_prompts.push_back(flags.str(f));
+        else if (f == "--tokenizer") tokenizer_dir = flags.str(f);
+        else if (f == "--max-tokens") ss.max_new_tokens = (int)flags.num(f);
+        else if (f == "--temperature") ss.temperature = (float)flags.num(f);
+        else if (f == "--top-k") ss.top_k = (int)flags.num(f);
+        else if (f == "--top-p") ss.top_p = (float)flags.num(f);
         else if (f == "--greedy") ss.greedy = true;
-        else if (f == "--seed") ss.seed = strtoull(val().c_str(), nullptr, 10);
+        else if (f == "--seed") ss.seed = (uint64_t)flags.num(f);
+        else if (f == "--eos-id") ss.eos_token = (int)flags.num(f);
         else if (f == "--help" || f == "-h") { print_usage(argv[0]); return 0; }
         else fatal("sample: unknown flag '" + f + "' (see --help)");
     }

@@ -119,7 +119,8 @@ inline void print_usage(const char* prog) {
         "score writes index, logp_chosen, logp_rejected, n_chosen, n_rejected per pair (TSV); flags\n"
         "  --prefix-sharing, --packing, --seq-len, --micro-rows, --threads as above.\n"
         "sample --model M (--prompt TEXT | --prompts FILE | --prompt-ids \"1 2 3\") [--max-tokens N (64)]\n"
-        "  [--temperature T (1)] [--top-k K] [--top-p P] [--greedy] [--seed S] [--tokenizer DIR]\n",
+        "  [--temperature T (1)] [--top-k K] [--top-p P] [--greedy] [--seed S] [--tokenizer DIR]\n"
+        "  [--eos-id N (stop token, default 50256)]\n",
         prog, prog, prog);
 }
 
