@@ -192,10 +192,12 @@ struct PackedRows {
         row_of.resize(N); col.resize(N); end.resize(N); lo.resize(N); att_off.resize(N + 1);
         for (int r = 0; r < b.B; r++) {
             const int32_t* e = &b.end[(size_t)r * b.T];
+            // the smallest visible key min{k : e[k] > t} never decreases with t, so one scan per row
+            // (the query always sees itself, which stops it)
+            int first = 0;
             for (int t = 0; t < b.row_len[r]; t++) {
                 int q = off[r] + t;
                 row_of[q] = r; col[q] = t; end[q] = e[t];
-                int first = 0;  // smallest visible key (the query always sees itself)
                 while (e[first] <= t) first++;
                 lo[q] = first;
             }
