@@ -395,16 +395,15 @@ int main(int argc, char** argv) {
         val = load_pairs(tc.val_file, "validation");
         check_vocabulary(val, tc.val_file, cfg);
     }
-    if (has_val && tc.skip_overlong) {
-        long n = 0;
-        for (size_t i = 0; i < val.size(); i++)
-            n += !pair_fits(val, (int64_t)i, tc.micro_rows, tc.seq_len > 0 ? tc.seq_len : cfg.max_seq_len, layout);
-        if (n > 0) printf("note: %ld validation pairs do not fit a row; evaluation skips them\n", n);
-    }
     const int T = tc.seq_len > 0 ? tc.seq_len : cfg.max_seq_len;
     if (T > cfg.max_seq_len)
         fatal("--seq-len " + std::to_string(T) + " exceeds the model's context of " + std::to_string(cfg.max_seq_len));
     const int B = tc.micro_rows;
+    if (has_val && tc.skip_overlong) {
+        long n = 0;
+        for (size_t i = 0; i < val.size(); i++) n += !pair_fits(val, (int64_t)i, B, T, layout);
+        if (n > 0) printf("note: %ld validation pairs do not fit a row; evaluation skips them\n", n);
+    }
 
     LoaderConfig lc;
     lc.B = B; lc.T = T; lc.pairs_per_step = tc.pairs_per_step; lc.layout = layout;
