@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <vector>
 #include <cblas.h>
 #include <omp.h>
@@ -301,6 +302,24 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* att,
 }
 
 // ----------------------------------------------------------------------------------------------
+// Activation storage, sized once for the largest micro-batch (B*T tokens) and not initialised:
+// a page of it is faulted in when a micro-batch first reaches it, and never again. (Growing
+// std::vectors to each micro-batch's size instead re-faulted gigabytes whenever a micro-batch
+// was larger than all before it, which cost seconds per step for GPT-2 124M.)
+template <typename T>
+struct ActivationBuffer {
+    std::unique_ptr<T[]> mem;
+    size_t capacity = 0;
+    void reserve(size_t n) {
+        if (n <= capacity) return;
+        mem.reset(new T[n]);  // default-initialised: untouched pages cost nothing
+        capacity = n;
+    }
+    T* data() { return mem.get(); }
+    const T* data() const { return mem.get(); }
+    T& operator[](size_t i) { return mem[i]; }
+    const T& operator[](size_t i) const { return mem[i]; }
+};
 
 template <typename T>
 struct GPT2 {
@@ -315,18 +334,18 @@ struct GPT2 {
     std::vector<int> scored, target;            // [M] packed index and target of scored tokens
     std::vector<int> scored_slot;               // [M] pair slot in the batch
     std::vector<int8_t> scored_side;            // [M] SIDE_CHOSEN / SIDE_REJECTED
-    std::vector<T> encoded;                     // [N,C]
+    ActivationBuffer<T> encoded;                // [N,C]
     struct Layer {
-        std::vector<T> ln1, ln1_mean, ln1_rstd, qkv, att, atty, res2, ln2, ln2_mean, ln2_rstd,
+        ActivationBuffer<T> ln1, ln1_mean, ln1_rstd, qkv, att, atty, res2, ln2, ln2_mean, ln2_rstd,
             fch, fch_gelu, res3;
     };
     std::vector<Layer> layers;
-    std::vector<T> lnf, lnf_mean, lnf_rstd;     // [N,C], [N], [N]
-    std::vector<T> lnf_scored, probs;           // [M,C], [M,V]
+    ActivationBuffer<T> lnf, lnf_mean, lnf_rstd;  // [N,C], [N], [N]
+    ActivationBuffer<T> lnf_scored, probs;        // [M,C], [M,V]
     std::vector<T> logp;                        // [M] log-prob of each scored token's target
     std::vector<T> logit_mean;                  // [M] mean logit over the vocabulary
     // backward scratch
-    std::vector<T> dres, dbuf_c, dbuf_3c, dbuf_4c, dbuf_4c2, dlnf_scored, dlogits;
+    ActivationBuffer<T> dres, dbuf_c, dbuf_3c, dbuf_4c, dbuf_4c2, dlnf_scored, dlogits;
 
     GPT2() = default;
     GPT2(const GPT2& o) { *this = o; }
@@ -394,9 +413,12 @@ struct GPT2 {
             }
         }
         const int M = (int)scored.size();
+        // capacities for the largest micro-batch of this shape: every token of every row, each
+        // row's attention at most T(T+1)/2 probabilities per head, every token scored
+        const size_t cap = (size_t)b.B * b.T, att_cap = (size_t)b.B * b.T * (b.T + 1) / 2 * NH;
 
         // token + position embeddings
-        encoded.resize((size_t)N * C);
+        encoded.reserve(cap * C);
 #pragma omp parallel for schedule(static) if ((size_t)N * C >= PARALLEL_MIN_WORK)
         for (int q = 0; q < N; q++) {
             const T* te = param[0] + (size_t)tok[q] * C;
@@ -408,12 +430,12 @@ struct GPT2 {
         const T* x = encoded.data();
         for (int l = 0; l < L; l++) {
             Layer& a = layers[l];
-            a.ln1.resize((size_t)N * C); a.ln1_mean.resize(N); a.ln1_rstd.resize(N);
-            a.qkv.resize((size_t)N * 3 * C); a.att.resize((size_t)NH * rows.att_off[N]);
-            a.atty.resize((size_t)N * C); a.res2.resize((size_t)N * C);
-            a.ln2.resize((size_t)N * C); a.ln2_mean.resize(N); a.ln2_rstd.resize(N);
-            a.fch.resize((size_t)N * 4 * C); a.fch_gelu.resize((size_t)N * 4 * C);
-            a.res3.resize((size_t)N * C);
+            a.ln1.reserve(cap * C); a.ln1_mean.reserve(cap); a.ln1_rstd.reserve(cap);
+            a.qkv.reserve(cap * 3 * C); a.att.reserve(att_cap);
+            a.atty.reserve(cap * C); a.res2.reserve(cap * C);
+            a.ln2.reserve(cap * C); a.ln2_mean.reserve(cap); a.ln2_rstd.reserve(cap);
+            a.fch.reserve(cap * 4 * C); a.fch_gelu.reserve(cap * 4 * C);
+            a.res3.reserve(cap * C);
             layernorm_forward(a.ln1.data(), a.ln1_mean.data(), a.ln1_rstd.data(), x,
                               lp(2, l, C), lp(3, l, C), N, C, cfg.layernorm_eps);
             matmul_forward(a.qkv.data(), a.ln1.data(), lp(4, l, 3 * C * C), lp(5, l, 3 * C), N, C, 3 * C);
@@ -430,15 +452,15 @@ struct GPT2 {
             add_inplace(a.res3.data(), a.res2.data(), (size_t)N * C);
             x = a.res3.data();
         }
-        lnf.resize((size_t)N * C); lnf_mean.resize(N); lnf_rstd.resize(N);
+        lnf.reserve(cap * C); lnf_mean.reserve(cap); lnf_rstd.reserve(cap);
         layernorm_forward(lnf.data(), lnf_mean.data(), lnf_rstd.data(), x, param[14], param[15],
                           N, C, cfg.layernorm_eps);
 
         // LM head (tied to wte) on the scored tokens only; padded vocabulary rows are never used
-        lnf_scored.resize((size_t)M * C);
+        lnf_scored.reserve(cap * C);
         for (int m = 0; m < M; m++)
             memcpy(&lnf_scored[(size_t)m * C], &lnf[(size_t)scored[m] * C], sizeof(T) * C);
-        probs.resize((size_t)M * V);
+        probs.reserve(cap * V);
         logp.resize(M); logit_mean.resize(M);
         if (M == 0) return;
         matmul_forward(probs.data(), lnf_scored.data(), param[0], (const T*)nullptr, M, C, V);
@@ -461,13 +483,14 @@ struct GPT2 {
     void backward(const T* dlogp) {
         const int C = cfg.channels, NH = cfg.num_heads, V = cfg.vocab_size, L = cfg.num_layers;
         const int N = rows.N, M = (int)scored.size();
-        dres.assign((size_t)N * C, (T)0);
-        dbuf_c.resize((size_t)N * C); dbuf_3c.resize((size_t)N * 3 * C);
-        dbuf_4c.resize((size_t)N * 4 * C); dbuf_4c2.resize((size_t)N * 4 * C);
+        const size_t cap = encoded.capacity / C;  // tokens the forward reserved for
+        dres.reserve(cap * C); dbuf_c.reserve(cap * C); dbuf_3c.reserve(cap * 3 * C);
+        dbuf_4c.reserve(cap * 4 * C); dbuf_4c2.reserve(cap * 4 * C);
+        std::fill_n(dres.data(), (size_t)N * C, (T)0);
 
         // d logits = dlogp * (onehot(target) - probs), in place over probs' copy
         if (M > 0) {
-            dlogits.resize((size_t)M * V);
+            dlogits.reserve(cap * V);
 #pragma omp parallel for schedule(static) if ((size_t)M * V >= PARALLEL_MIN_WORK)
             for (int m = 0; m < M; m++) {
                 const T* p = &probs[(size_t)m * V];
@@ -475,12 +498,12 @@ struct GPT2 {
                 for (int v = 0; v < V; v++) d[v] = -dlogp[m] * p[v];
                 d[target[m]] += dlogp[m];
             }
-            dlnf_scored.resize((size_t)M * C);
+            dlnf_scored.reserve(cap * C);
             matmul_backward(dlnf_scored.data(), grad[0], (T*)nullptr, dlogits.data(),
                             lnf_scored.data(), param[0], M, C, V);
         }
         // scatter into the final LayerNorm's output gradient, then through it
-        std::fill(dbuf_c.begin(), dbuf_c.end(), (T)0);
+        std::fill_n(dbuf_c.data(), (size_t)N * C, (T)0);
         for (int m = 0; m < M; m++) {
             T* d = &dbuf_c[(size_t)scored[m] * C];
             const T* s = &dlnf_scored[(size_t)m * C];
