@@ -5,7 +5,7 @@
 // Rows are handled one warp each; the parameter gradients are reduced per column without
 // atomics, so results are deterministic. Kernels first, then the launchers.
 #pragma once
-#include "dev/simt/cuda_compat.h"
+#include "kernels/cuda_common.h"
 #include "kernels/reduce.cuh"
 
 constexpr float LAYERNORM_EPS = 1e-5f;

@@ -18,7 +18,7 @@
 //     B stored [K,N]: rows are k, so ldmatrix.trans transposes each 8x8 matrix into place.
 #pragma once
 #include <cstdint>
-#include "dev/simt/cuda_compat.h"
+#include "kernels/cuda_common.h"
 #include "kernels/ptx.cuh"
 
 constexpr int MATMUL_TILE_BM = 64;       // rows of C per block

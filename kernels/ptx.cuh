@@ -19,7 +19,7 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
-#include "dev/simt/cuda_compat.h"
+#include "kernels/cuda_common.h"
 
 #if defined(__CUDACC__)
 #define PTX_CALLER

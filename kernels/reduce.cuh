@@ -5,7 +5,7 @@
 #pragma once
 #include <cassert>
 #include <cstddef>
-#include "dev/simt/cuda_compat.h"
+#include "kernels/cuda_common.h"
 
 // Sum of v over the 32 lanes of the warp; every lane gets the result.
 __device__ __forceinline__ float warp_reduce_sum(float v) {

@@ -3,7 +3,7 @@
 // Kernels first, then the launcher.
 #pragma once
 #include <cassert>
-#include "dev/simt/cuda_compat.h"
+#include "kernels/cuda_common.h"
 #include "kernels/reduce.cuh"
 
 // inp, out (N, V); one block per row, 1-D blocks of a multiple of 32 threads.

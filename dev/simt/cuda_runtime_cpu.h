@@ -2,7 +2,7 @@
 // host code (launchers, tests, later the GPU trainer) runs unchanged under the emulator.
 // "Device" memory is host memory (filled with 0xFF bytes, NaN as float, when allocated, as a
 // GPU's would hold garbage); streams and events are in-order no-ops (an event records host time);
-// the one device is a plausible sm_90 (H100-like) GPU. g++ only; see dev/simt/cuda_compat.h.
+// the one device is a plausible sm_90 (H100-like) GPU. g++ only; see kernels/cuda_common.h.
 #pragma once
 #include <chrono>
 #include <cstddef>

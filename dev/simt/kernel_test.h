@@ -1,6 +1,6 @@
 // dev/simt/kernel_test.h: helpers for kernel tests that build both ways: with g++ on the CPU
 // execution layer (dev/simt) and with nvcc for a real GPU (dev/gpu_check.sh).
-//   CUDA_CHECK(call)           abort with file:line and the CUDA error if a runtime call fails
+//   CUDA_CHECK(call)           (kernels/cuda_common.h) exit with file:line if a runtime call fails
 //   for_each_thread_order(f)   f("forward") then f("reverse") on the CPU (the emulator's thread
 //                              order each round); once, f("gpu"), on a GPU
 //   fill_uniform(v, lo, hi, rng) / max_rel_error(...)   fresh random inputs and comparisons
@@ -13,18 +13,8 @@
 #include <random>
 #include <vector>
 
-#include "dev/simt/cuda_compat.h"
+#include "kernels/cuda_common.h"
 #include "dev/test_util.h"
-
-#define CUDA_CHECK(call)                                                                         \
-    do {                                                                                         \
-        cudaError_t err_ = (call);                                                               \
-        if (err_ != cudaSuccess) {                                                               \
-            fprintf(stderr, "%s:%d: CUDA error %s: %s\n", __FILE__, __LINE__,                    \
-                    cudaGetErrorName(err_), cudaGetErrorString(err_));                           \
-            exit(1);                                                                             \
-        }                                                                                        \
-    } while (0)
 
 template <class F> void for_each_thread_order(F body) {
 #if SIMT_CPU

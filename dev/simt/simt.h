@@ -8,10 +8,10 @@
 // from different lines, shuffles naming lanes that returned, deadlock) aborts with a message
 // that names the kernel's file and line.
 // Single-threaded by design: launch kernels from one OS thread at a time (checked).
-// Kernel sources include dev/simt/cuda_compat.h, not this file. Link with -lboost_context.
+// Kernel sources include kernels/cuda_common.h, not this file. Link with -lboost_context.
 #pragma once
 #if defined(__CUDACC__)
-#error "dev/simt/simt.h is the CPU emulator; under nvcc include dev/simt/cuda_compat.h instead"
+#error "dev/simt/simt.h is the CPU emulator; under nvcc include kernels/cuda_common.h instead"
 #endif
 
 #include <boost/context/fiber.hpp>

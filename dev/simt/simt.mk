@@ -6,7 +6,7 @@
 # To add a kernel test from another fragment included before this one: SIMT_KERNEL_TESTS += T.
 # Every kernels/*.cuh is rewritten and is a prerequisite of every kernel test.
 
-SIMT_HEADERS := dev/simt/simt.h dev/simt/cuda_runtime_cpu.h dev/simt/cuda_compat.h \
+SIMT_HEADERS := dev/simt/simt.h dev/simt/cuda_runtime_cpu.h kernels/cuda_common.h \
                 dev/simt/kernel_test.h dev/test_util.h $(wildcard dev/simt/bf16.h)
 SIMT_KERNEL_HEADERS := $(wildcard kernels/*.cuh kernels/*.h)
 SIMT_REWRITTEN := $(patsubst %,build/cpu/%,$(filter %.cuh,$(SIMT_KERNEL_HEADERS)))
@@ -30,7 +30,7 @@ build/cpu/%.cuh: %.cuh $(SIMT_REWRITE)
 
 # nvcc compile check of one source: writes "PASS" or "FAIL" and nvcc's messages to the status
 # file; never fails the build, so that test_nvcc_build can report each file.
-build/nvcc/%.status: %.cu $(SIMT_KERNEL_HEADERS) dev/simt/cuda_compat.h dev/simt/kernel_test.h dev/test_util.h
+build/nvcc/%.status: %.cu $(SIMT_KERNEL_HEADERS) kernels/cuda_common.h dev/simt/kernel_test.h dev/test_util.h
 	@mkdir -p $(dir $@)
 	@if [ ! -x "$(NVCC)" ]; then echo "SKIP nvcc not found at $(NVCC)" > $@; \
 	elif $(NVCC) $(SIMT_NVCC_FLAGS) -c $< -o $(basename $@).o > $@.log 2>&1; \

@@ -6,7 +6,7 @@
 #include <ctime>
 #include <vector>
 
-#include "dev/simt/cuda_compat.h"
+#include "kernels/cuda_common.h"
 #include "dev/test_util.h"
 
 __global__ void write_index_kernel(int* out) { out[threadIdx.x] = (int)threadIdx.x; }
