@@ -5,6 +5,9 @@
 //   SIMT_CPU                  1 under the emulator, 0 under nvcc
 //   CUDA_CHECK(call)          a runtime call that must succeed: on failure prints file:line, the
 //                             error's name and description, and exits
+//   floatX                    the type of parameters and activations on the GPU: __nv_bfloat16,
+//                             or float when built with -DENABLE_FP32 (`make PRECISION=FP32`);
+//                             master weights, optimizer moments and every reduction stay fp32
 #pragma once
 #include <cstdio>
 #include <cstdlib>
@@ -35,3 +38,11 @@
             exit(1);                                                                             \
         }                                                                                        \
     } while (0)
+
+#if defined(ENABLE_FP32)
+typedef float floatX;
+#define PRECISION_NAME "fp32"
+#else
+typedef __nv_bfloat16 floatX;
+#define PRECISION_NAME "bf16"
+#endif
