@@ -28,3 +28,7 @@ run: train_dpo_cpu
 	./train_dpo_cpu
 
 TEST_BINS += common/test_trainer.sh
+
+TEST_BINS += cpu/test_cpu_layers
+cpu/test_cpu_layers: cpu/test_cpu_layers.cpp $(MODEL_HEADERS) cpu/adamw.h kernels/adamw.cuh dev/test_util.h
+	$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS_LIBS) $(LDLIBS)
