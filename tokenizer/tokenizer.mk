@@ -1,6 +1,6 @@
 # tokenizer: build fragment included by the top-level Makefile.
 # GPT-2 byte-level BPE (tokenizer/gpt2_tokenizer.h), the tokenize CLI, its test and benchmark.
-TOKENIZER_HEADERS = tokenizer/gpt2_tokenizer.h tokenizer/unicode_tables.h
+TOKENIZER_HEADERS = tokenizer/gpt2_tokenizer.h tokenizer/unicode_tables.h common/hash.h
 
 ALL_BINS  += tokenizer/tokenize tokenizer/bench_tokenizer
 TEST_BINS += tokenizer/test_tokenizer
