@@ -7,7 +7,7 @@ common/test_model: common/test_model.cpp $(MODEL_HEADERS) data/pairs.h dev/test_
 	$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS_LIBS) $(LDLIBS)
 
 TRAIN_HEADERS = $(MODEL_HEADERS) common/train_config.h common/train_log.h common/checkpoint.h \
-                common/ref_cache.h common/hash.h common/model_io.h common/safetensors.h common/sample.h \
+                common/ref_cache.h common/hash.h common/atomic_file.h common/flags.h common/model_io.h common/safetensors.h common/sample.h \
                 data/dataloader.h data/pairfile.h data/pairs.h kernels/adamw.cuh tokenizer/gpt2_tokenizer.h \
                 tokenizer/unicode_tables.h
 
@@ -16,7 +16,7 @@ train_dpo_cpu: train_dpo_cpu.cpp $(TRAIN_HEADERS)
 	$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS_LIBS) $(LDLIBS)
 
 # The bundled synthetic task (data/synthetic/*.bin are committed; this remakes them).
-data/make_synthetic: data/make_synthetic.cpp data/pairfile.h data/pairs.h common/rng.h
+data/make_synthetic: data/make_synthetic.cpp data/pairfile.h data/pairs.h common/atomic_file.h common/hash.h common/rng.h
 	$(CXX) $(CXXFLAGS) -o $@ $<
 synthetic: data/make_synthetic
 	./data/make_synthetic data/synthetic
