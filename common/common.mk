@@ -26,3 +26,9 @@ run: train_dpo_cpu
 	./train_dpo_cpu
 
 TEST_BINS += common/test_trainer.sh
+
+# the flag parser, then every tool given bad flags (so it runs the tools)
+TEST_BINS += common/test_flags
+common/test_flags: common/test_flags.cpp common/flags.h common/train_config.h common/model_config.h \
+                   kernels/dpo_loss.cuh dev/test_util.h | train_dpo_cpu data/prepare_dpo
+	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)

@@ -5,7 +5,7 @@ TOKENIZER_HEADERS = tokenizer/gpt2_tokenizer.h tokenizer/unicode_tables.h common
 ALL_BINS  += tokenizer/tokenize tokenizer/bench_tokenizer
 TEST_BINS += tokenizer/test_tokenizer
 
-tokenizer/tokenize: tokenizer/tokenize.cpp $(TOKENIZER_HEADERS)
+tokenizer/tokenize: tokenizer/tokenize.cpp $(TOKENIZER_HEADERS) common/flags.h
 	$(CXX) $(CXXFLAGS) $< -o $@ $(LDLIBS)
 
 tokenizer/bench_tokenizer: tokenizer/bench_tokenizer.cpp $(TOKENIZER_HEADERS)
