@@ -32,3 +32,6 @@ TEST_BINS += common/test_flags
 common/test_flags: common/test_flags.cpp common/flags.h common/train_config.h common/model_config.h \
                    kernels/dpo_loss.cuh dev/test_util.h | train_dpo_cpu data/prepare_dpo
 	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)
+
+# each common/ header compiles alone with g++ and nvcc and reaches no BLAS, OpenMP or CUDA header
+TEST_BINS += common/test_headers.sh
