@@ -27,6 +27,10 @@ run: train_dpo_cpu
 
 TEST_BINS += common/test_trainer.sh
 
+TEST_BINS += common/test_atomic_file
+common/test_atomic_file: common/test_atomic_file.cpp common/atomic_file.h dev/test_util.h
+	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)
+
 # the flag parser, then every tool given bad flags (so it runs the tools)
 TEST_BINS += common/test_flags
 common/test_flags: common/test_flags.cpp common/flags.h common/train_config.h common/model_config.h \
