@@ -1,4 +1,4 @@
-// dev/cuda/test_simt_diagnostics.cu: deliberately broken kernels, one per diagnostic of the CPU
+// dev/simt/test_simt_diagnostics.cu: deliberately broken kernels, one per diagnostic of the CPU
 // execution layer (dev/simt): __syncthreads reached from different lines or after threads
 // returned, a full-mask shuffle after some lanes returned, a deadlock, lanes passing different
 // masks, a fiber stack overflow, and (ASan build) an out-of-bounds write. Each runs in a forked
@@ -11,7 +11,7 @@
 #include "dev/simt/kernel_test.h"
 #include "kernels/reduce.cuh"
 
-static const char* const kThisFile = "dev/cuda/test_simt_diagnostics.cu";
+static const char* const kThisFile = "dev/simt/test_simt_diagnostics.cu";
 
 constexpr int kDivergentLineA = __LINE__ + 4;
 __global__ void divergent_barrier_kernel(float* out) {
