@@ -34,7 +34,7 @@ deps:
 	@./dev/install_deps.sh
 
 # dev/simt/simt.mk last: it makes the rules for the kernel tests the fragments before it list.
-include common/common.mk common/interop.mk tokenizer/tokenizer.mk data/data.mk data/loader.mk \
+include common/common.mk tokenizer/tokenizer.mk data/data.mk \
         dev/dev.mk dev/cuda/cuda.mk dev/simt/simt.mk
 
 all: $(ALL_BINS)

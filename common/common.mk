@@ -26,3 +26,17 @@ run: train_dpo_cpu
 	./train_dpo_cpu
 
 TEST_BINS += common/test_trainer.sh
+
+# ---- interop: Hugging Face / llm.c checkpoint I/O and sampling; see common/INTEROP.md.
+MODEL_IO_HEADERS = common/model_io.h common/safetensors.h common/model_config.h
+
+TEST_BINS += common/test_model_io
+
+common/test_model_io: common/test_model_io.cpp $(MODEL_IO_HEADERS) dev/test_util.h common/tools/tiny_gpt2.py
+	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)
+
+SAMPLE_HEADERS = common/sample.h common/model_config.h common/rng.h kernels/gelu.cuh kernels/host_device.h
+TEST_BINS += common/test_sample
+
+common/test_sample: common/test_sample.cpp $(SAMPLE_HEADERS) common/gpt2.h data/batch.h dev/test_util.h
+	$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS_LIBS) $(LDLIBS)
