@@ -16,11 +16,13 @@ SIMT_KERNEL_HEADERS := $(wildcard kernels/*.cuh kernels/*.h)
 SIMT_REWRITTEN := $(patsubst %,build/cpu/%,$(filter %.cuh,$(SIMT_KERNEL_HEADERS)))
 SIMT_REWRITE := dev/simt/rewrite_launches.py
 SIMT_CXXFLAGS := -fstack-clash-protection
-SIMT_ASAN_FLAGS := -O1 -g -fsanitize=address -fno-omit-frame-pointer
+# -fsanitize-recover=address: a test may run a child with ASAN_OPTIONS=halt_on_error=0 to see
+# every report (dev/simt/test_simt_checks); without that option the first report still aborts.
+SIMT_ASAN_FLAGS := -O1 -g -fsanitize=address -fsanitize-recover=address -fno-omit-frame-pointer
 SIMT_NVCC_FLAGS := -std=c++17 -I. -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
 
 SIMT_KERNEL_TESTS += dev/simt/test_warp_intrinsics dev/simt/test_simt_diagnostics dev/simt/test_mma \
-                     dev/simt/test_rewrite_launches
+                     dev/simt/test_rewrite_launches dev/simt/test_simt_checks
 
 # Launch rewrite for the CPU build (output never committed; build/ is git-ignored).
 build/cpu/%.cu: %.cu $(SIMT_REWRITE)

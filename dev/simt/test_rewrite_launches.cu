@@ -39,6 +39,12 @@ __global__ void smem_kernel(int* out) {
     }
 }
 
+static std::string named_buffer;
+static const char* named(const char* check, const char* order) {
+    named_buffer = std::string(check) + " order=" + order;
+    return named_buffer.c_str();
+}
+
 static int read_back(const int* d) {
     int v;
     CUDA_CHECK(cudaMemcpy(&v, d, sizeof v, cudaMemcpyDeviceToHost));
@@ -68,44 +74,46 @@ int main() {
     cudaStream_t stream;
     CUDA_CHECK(cudaStreamCreate(&stream));
 
-    // nested template arguments with commas
-    template_kernel<Pair<int, 3>, 7><<<1, 32>>>(d_out);
-    test_report(read_back(d_out) == 3 * 4 + 7, "rewrite: nested template arguments", "got %d", read_back(d_out));
+    for_each_thread_order([&](const char* order) {
+        // nested template arguments with commas
+        template_kernel<Pair<int, 3>, 7><<<1, 32>>>(d_out);
+        test_report(read_back(d_out) == 3 * 4 + 7, named("rewrite: nested template arguments", order), "got %d", read_back(d_out));
 
-    // qualified name, a launch over several lines, config expressions with commas, a stream
-    CUDA_CHECK(cudaMemset(d_out, 0, sizeof(int)));
-    const int before = __LINE__;
-    tricky::add_kernel<<<dim3(2, 1),
-                         dim3(4, 2), 0,
-                         stream>>>(d_out,
-                                   std::max(1, 2),  /* a comment with <<<1, 1>>>() */
-                                   3);
-    const int after = __LINE__;
-    CUDA_CHECK(cudaStreamSynchronize(stream));
-    test_report(read_back(d_out) == 2 * 8 * (2 + 3), "rewrite: multi-line launch with a stream", "got %d", read_back(d_out));
-    test_report(after - before == 6, "rewrite: line numbers kept after a multi-line launch",
-                "__LINE__ moved by %d over 6 lines", after - before);
+        // qualified name, a launch over several lines, config expressions with commas, a stream
+        CUDA_CHECK(cudaMemset(d_out, 0, sizeof(int)));
+        const int before = __LINE__;
+        tricky::add_kernel<<<dim3(2, 1),
+                             dim3(4, 2), 0,
+                             stream>>>(d_out,
+                                       std::max(1, 2),  /* a comment with <<<1, 1>>>() */
+                                       3);
+        const int after = __LINE__;
+        CUDA_CHECK(cudaStreamSynchronize(stream));
+        test_report(read_back(d_out) == 2 * 8 * (2 + 3), named("rewrite: multi-line launch with a stream", order), "got %d", read_back(d_out));
+        test_report(after - before == 6, named("rewrite: line numbers kept after a multi-line launch", order),
+                    "__LINE__ moved by %d over 6 lines", after - before);
 
-    // '>' inside parenthesised template arguments, odd spacing, no arguments
-    flag_kernel<(3 > 2)> <<< 1 , 32 >>> ( d_out );
-    test_report(read_back(d_out) == 11, "rewrite: (a > b) template argument and spacing", "got %d", read_back(d_out));
-    no_args_kernel<<<1, 1>>>();
-    CUDA_CHECK(cudaGetLastError());
+        // '>' inside parenthesised template arguments, odd spacing, no arguments
+        flag_kernel<(3 > 2)> <<< 1 , 32 >>> ( d_out );
+        test_report(read_back(d_out) == 11, named("rewrite: (a > b) template argument and spacing", order), "got %d", read_back(d_out));
+        no_args_kernel<<<1, 1>>>();
+        CUDA_CHECK(cudaGetLastError());
 
-    // dynamic shared memory size as the third value
-    smem_kernel<<<1, 64, 64 * sizeof(int)>>>(d_out);
-    test_report(read_back(d_out) == 63 * 64 / 2, "rewrite: dynamic shared memory", "got %d", read_back(d_out));
+        // dynamic shared memory size as the third value
+        smem_kernel<<<1, 64, 64 * sizeof(int)>>>(d_out);
+        test_report(read_back(d_out) == 63 * 64 / 2, named("rewrite: dynamic shared memory", order), "got %d", read_back(d_out));
 
-    // strings and characters stay as they are
-    const char* text = "k<<<1, 2>>>(x) // not a comment";
-    const char open = '<';
-    test_report(strcmp(text, (std::string("k<<") + "<1, 2>>>(x) // not a comment").c_str()) == 0 && open == '<',
-                "rewrite: string and character literals untouched");
+        // strings and characters stay as they are
+        const char* text = "k<<<1, 2>>>(x) // not a comment";
+        const char open = '<';
+        test_report(strcmp(text, (std::string("k<<") + "<1, 2>>>(x) // not a comment").c_str()) == 0 && open == '<',
+                    named("rewrite: string and character literals untouched", order));
 
-    // a bad configuration is an error of the launch, as on a GPU
-    no_args_kernel<<<1, 2048>>>();
-    test_report(cudaGetLastError() == cudaErrorInvalidConfiguration, "launch: 2048 threads is an invalid configuration");
-    test_report(cudaGetLastError() == cudaSuccess, "launch: cudaGetLastError clears the error");
+        // a bad configuration is an error of the launch, as on a GPU
+        no_args_kernel<<<1, 2048>>>();
+        test_report(cudaGetLastError() == cudaErrorInvalidConfiguration, named("launch: 2048 threads is an invalid configuration", order));
+        test_report(cudaGetLastError() == cudaSuccess, named("launch: cudaGetLastError clears the error", order));
+    });
 
 #if SIMT_CPU
     struct Bad {
