@@ -52,8 +52,9 @@ static int read_back(const int* d) {
 }
 
 #if SIMT_CPU
-// Runs the rewriter on `source` and returns its exit status and messages.
-static int rewrite_fails(const char* source, std::string& messages) {
+// Runs the rewriter on `source` (output in build/cpu/rewrite_test_output.cu); returns its exit
+// status, with its messages in `messages`.
+static int run_rewriter(const char* source, std::string& messages) {
     const char* in = "build/cpu/rewrite_test_input.cu";
     FILE* f = fopen(in, "w");
     if (!f) return -1;
@@ -116,6 +117,33 @@ int main() {
     });
 
 #if SIMT_CPU
+    // static __shared__ declarations in functions get SIMT_SHARED_POISON after them, same line
+    struct Poison {
+        const char* name;
+        const char* source;
+        const char* expect;  // in the output, or nullptr: no SIMT_SHARED_POISON at all
+    } poison[] = {
+        {"rewrite: __shared__ declarators each poisoned", "__global__ void k() {\n  __shared__ int a[2], b, c[3][4];\n}\n",
+         "__shared__ int a[2], b, c[3][4]; SIMT_SHARED_POISON(a); SIMT_SHARED_POISON(b); SIMT_SHARED_POISON(c);\n}"},
+        {"rewrite: multi-line __shared__ declaration, lines kept", "__global__ void k() {\n  __shared__ __align__(16) float s[A ? 2\n : 4];\n}\n",
+         "__shared__ __align__(16) float s[A ? 2\n : 4]; SIMT_SHARED_POISON(s);\n}\n"},
+        {"rewrite: extern __shared__ left alone", "__global__ void k() { extern __shared__ float d[]; }\n", nullptr},
+        {"rewrite: namespace-scope __shared__ left alone", "namespace n {\n__shared__ int g[4];\n}\n", nullptr},
+    };
+    for (const Poison& c : poison) {
+        std::string messages, output;
+        const int status = run_rewriter(c.source, messages);
+        if (FILE* f = fopen("build/cpu/rewrite_test_output.cu", "r")) {
+            char buf[512];
+            size_t got;
+            while ((got = fread(buf, 1, sizeof buf, f)) > 0) output.append(buf, got);
+            fclose(f);
+        }
+        const bool ok = status == 0 && (c.expect ? output.find(c.expect) != std::string::npos
+                                                 : output.find("SIMT_SHARED_POISON") == std::string::npos);
+        test_report(ok, c.name, "status %d, output:\n%s", status, output.c_str());
+    }
+
     struct Bad {
         const char* name;
         const char* source;
@@ -128,7 +156,7 @@ int main() {
     };
     for (const Bad& b : bad) {
         std::string messages;
-        int status = rewrite_fails(b.source, messages);
+        int status = run_rewriter(b.source, messages);
         test_report(status != 0 && messages.find(b.message) != std::string::npos, b.name,
                     "status %d, messages: %s", status, messages.c_str());
     }
