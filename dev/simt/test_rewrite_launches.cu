@@ -2,7 +2,8 @@
 // (dev/simt/rewrite_launches.py) must turn into working calls: nested template arguments with
 // commas, qualified names, launches over several lines, odd spacing, "<<<" inside comments and
 // strings, line numbers kept. Every kernel writes a mark that the test checks. On the CPU it also
-// runs the rewriter on broken launches and checks its error messages. Compiles with nvcc too.
+// runs the rewriter on snippets: the SIMT_SHARED_POISON it adds after static __shared__
+// declarations, and its error messages for broken launches. Compiles with nvcc too.
 #include <cstring>
 #include <string>
 
