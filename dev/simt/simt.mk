@@ -17,6 +17,9 @@ SIMT_NVCC_FLAGS := -std=c++17 -I. -gencode arch=compute_80,code=sm_80 -gencode a
 
 SIMT_KERNEL_TESTS += dev/cuda/test_reduce dev/cuda/test_softmax dev/cuda/test_layernorm dev/cuda/test_warp_intrinsics \
                      dev/cuda/test_simt_diagnostics dev/simt/test_rewrite_launches
+# GPU trainer layers (issue 11): each also built all-fp32 (floatX = float) as T_fp32
+SIMT_KERNEL_TESTS += dev/cuda/attention dev/cuda/logprob
+SIMT_KERNEL_TESTS_FP32 += dev/cuda/attention dev/cuda/logprob
 
 -include dev/simt/tensor.mk
 
@@ -46,6 +49,22 @@ TEST_BINS += $(1) $(1)_asan
 SIMT_NVCC_STATUS += build/nvcc/$(1).status
 endef
 $(foreach t,$(SIMT_KERNEL_TESTS),$(eval $(call SIMT_KERNEL_TEST_RULES,$(t))))
+
+# The all-fp32 build (-DENABLE_FP32, as `make PRECISION=FP32`) of a kernel test: T_fp32 on the CPU
+# layer, and its nvcc compile check (build/nvcc/T.fp32.status).
+build/nvcc/%.fp32.status: %.cu $(SIMT_KERNEL_HEADERS) kernels/cuda_common.h dev/simt/kernel_test.h dev/test_util.h
+	@mkdir -p $(dir $@)
+	@if [ ! -x "$(NVCC)" ]; then echo "SKIP nvcc not found at $(NVCC)" > $@; \
+	elif $(NVCC) $(SIMT_NVCC_FLAGS) -DENABLE_FP32 -c $< -o $(basename $@).o > $@.log 2>&1; \
+	then echo PASS > $@; cat $@.log >> $@; rm -f $@.log $(basename $@).o; \
+	else echo FAIL > $@; cat $@.log >> $@; rm -f $@.log; fi
+define SIMT_KERNEL_TEST_FP32_RULES
+$(1)_fp32: build/cpu/$(1).cu $$(SIMT_REWRITTEN) $$(SIMT_KERNEL_HEADERS) $$(SIMT_HEADERS)
+	$$(CXX) $$(CXXFLAGS) $$(SIMT_CXXFLAGS) -DENABLE_FP32 -iquote build/cpu -x c++ $$< -x none -o $$@ $$(LDLIBS) -lboost_context
+TEST_BINS += $(1)_fp32
+SIMT_NVCC_STATUS += build/nvcc/$(1).fp32.status
+endef
+$(foreach t,$(SIMT_KERNEL_TESTS_FP32),$(eval $(call SIMT_KERNEL_TEST_FP32_RULES,$(t))))
 
 # Reports the nvcc compile check of every kernel test, one PASS/FAIL line per file.
 dev/simt/test_nvcc_build: dev/simt/test_nvcc_build.cpp $(SIMT_NVCC_STATUS) dev/test_util.h
