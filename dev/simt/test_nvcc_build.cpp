@@ -1,7 +1,8 @@
 // dev/simt/test_nvcc_build.cpp: reports whether every kernel test compiled with nvcc for sm_80
 // and sm_90. Make runs nvcc once per file (rule build/nvcc/%.status in dev/simt/simt.mk, and
 // build/nvcc/%.fp32.status for a test's -DENABLE_FP32 build) and records "PASS", "FAIL" or
-// "SKIP why" on the first line of a status file, nvcc's messages below; this program turns each status file into one test line (SIMT_NVCC_STATUS lists them).
+// "SKIP why" on the first line of a status file, nvcc's messages below; this program turns each
+// status file into one test line (SIMT_NVCC_STATUS lists them).
 #include <cstdio>
 #include <cstring>
 #include <sstream>
