@@ -35,6 +35,29 @@ static std::vector<floatX> to_floatX(const std::vector<float>& v) {
     return out;
 }
 
+// The reference in double: the LM-head math of GPT2::forward/backward (common/gpt2.h) on the
+// same floatX logits[M,Vp] (columns < V): lse, logp = logit[target] - lse, the mean logit, and
+// dlogits[M,V] = dlogp * (onehot(target) - softmax).
+static void reference_logprob(const std::vector<floatX>& logits, const std::vector<int>& targets,
+                              const std::vector<float>& dlogp, int M, int V, int Vp, std::vector<double>* lse,
+                              std::vector<double>* logp, std::vector<double>* mean, std::vector<double>* dlogits) {
+    lse->resize(M); logp->resize(M); mean->resize(M); dlogits->resize((size_t)M * V);
+    for (int m = 0; m < M; m++) {
+        const floatX* z = &logits[(size_t)m * Vp];
+        double zmax = -INFINITY, total = 0.0, sum = 0.0;
+        for (int v = 0; v < V; v++) {
+            zmax = std::max(zmax, (double)(float)z[v]);
+            total += (float)z[v];
+        }
+        for (int v = 0; v < V; v++) sum += std::exp((float)z[v] - zmax);
+        (*lse)[m] = zmax + std::log(sum);
+        (*logp)[m] = (float)z[targets[m]] - (*lse)[m];
+        (*mean)[m] = total / V;
+        for (int v = 0; v < V; v++)
+            (*dlogits)[(size_t)m * V + v] = dlogp[m] * ((v == targets[m] ? 1.0 : 0.0) - std::exp((float)z[v] - (*lse)[m]));
+    }
+}
+
 static void test_logprob(const char* order, int M, int V, int Vp, std::mt19937_64& rng) {
     std::vector<float> logits_f((size_t)M * Vp), dlogp(M);
     fill_uniform(logits_f, -30.0f, 30.0f, rng);
@@ -59,26 +82,20 @@ static void test_logprob(const char* order, int M, int V, int Vp, std::mt19937_6
     const std::vector<float> logp = d_logp.download(), lse = d_lse.download(), mean = d_mean.download();
     const std::vector<floatX> dlogits = d_logits.download();
 
+    std::vector<double> want_lse, want_logp, want_mean, want_dlogits;
+    reference_logprob(logits, targets, dlogp, M, V, Vp, &want_lse, &want_logp, &want_mean, &want_dlogits);
     double err_lse = 0.0, err_logp = 0.0, err_mean = 0.0, err_back = 0.0;
     int nonzero_padding = 0;
     auto worse = [](double& worst, double e) { worst = e == e ? std::max(worst, e) : INFINITY; };
     for (int m = 0; m < M; m++) {
-        const floatX* z = &logits[(size_t)m * Vp];
-        double zmax = -INFINITY, total = 0.0, sum = 0.0, zabs = 0.0;
-        for (int v = 0; v < V; v++) {
-            zmax = std::max(zmax, (double)(float)z[v]);
-            total += (float)z[v];
-            zabs = std::max(zabs, std::fabs((double)(float)z[v]));
-        }
-        for (int v = 0; v < V; v++) sum += std::exp((float)z[v] - zmax);
-        const double want_lse = zmax + std::log(sum), want_logp = (float)z[targets[m]] - want_lse;
-        worse(err_lse, std::fabs(lse[m] - want_lse) / (1.0 + std::fabs(want_lse)));
-        worse(err_logp, std::fabs(logp[m] - want_logp) / (1.0 + std::fabs(want_logp)));
-        worse(err_mean, std::fabs(mean[m] - total / V) / zabs);
-        for (int v = 0; v < V; v++) {
-            const double want = dlogp[m] * ((v == targets[m] ? 1.0 : 0.0) - std::exp((float)z[v] - want_lse));
-            worse(err_back, std::fabs((float)dlogits[(size_t)m * Vp + v] - want) / std::fabs(dlogp[m]));
-        }
+        double zabs = 0.0;  // the row's largest |logit|
+        for (int v = 0; v < V; v++) zabs = std::max(zabs, std::fabs((double)(float)logits[(size_t)m * Vp + v]));
+        worse(err_lse, std::fabs(lse[m] - want_lse[m]) / (1.0 + std::fabs(want_lse[m])));
+        worse(err_logp, std::fabs(logp[m] - want_logp[m]) / (1.0 + std::fabs(want_logp[m])));
+        worse(err_mean, std::fabs(mean[m] - want_mean[m]) / zabs);
+        for (int v = 0; v < V; v++)
+            worse(err_back, std::fabs((float)dlogits[(size_t)m * Vp + v] - want_dlogits[(size_t)m * V + v]) /
+                                std::fabs(dlogp[m]));
         for (int v = V; v < Vp; v++) nonzero_padding += (float)dlogits[(size_t)m * Vp + v] != 0.0f;
     }
     char tag[160];
