@@ -1,5 +1,5 @@
 // dev/cuda/attention.cu: checks kernels/attention.cuh against the CPU reference attention in
-// double (common/gpt2.h over PackedRows), and on a GPU benchmarks it.
+// double (cpu/attention.h over cpu::PackedRows), and on a GPU benchmarks it.
 //   ./dev/cuda/attention      the checks: forward out and lse, backward dq, dk, dv, bitwise
 //                             repeatability of the backward, on masks from the real packer and
 //                             adversarial ones (both thread orders under dev/simt)
@@ -13,7 +13,7 @@
 
 #include "dev/simt/kernel_test.h"
 #include "kernels/attention.cuh"
-#include "common/gpt2.h"
+#include "cpu/attention.h"
 #include "data/dataloader.h"
 
 // Errors are measured against the largest magnitude of the reference tensor (a score of 1 is an
@@ -122,7 +122,7 @@ static void check_case(const char* order, const char* label, const Batch& batch,
     const std::vector<floatX> dqkv_again = d_dqkv.download();
 
     // reference: the real tokens packed back to back, in double
-    PackedRows rows;
+    cpu::PackedRows rows;
     rows.build(batch);
     const int N = rows.N;
     std::vector<double> r_qkv((size_t)N * 3 * C), r_dout((size_t)N * C), r_out((size_t)N * C),
@@ -133,8 +133,8 @@ static void check_case(const char* order, const char* label, const Batch& batch,
         for (int i = 0; i < 3 * C; i++) r_qkv[(size_t)p * 3 * C + i] = (float)qkv[g * 3 * C + i];
         for (int i = 0; i < C; i++) r_dout[(size_t)p * C + i] = (float)dout[g * C + i];
     }
-    attention_forward(r_out.data(), r_att.data(), r_qkv.data(), rows, NH, C);
-    attention_backward(r_dqkv.data(), r_dout.data(), r_qkv.data(), r_att.data(), rows, NH, C);
+    cpu::attention_forward(r_out.data(), r_att.data(), r_qkv.data(), rows, NH, C);
+    cpu::attention_backward(r_dqkv.data(), r_dout.data(), r_qkv.data(), r_att.data(), rows, NH, C);
     // lse in double, straight from the visibility rule
     for (int p = 0; p < N; p++)
         for (int h = 0; h < NH; h++) {

@@ -1,6 +1,6 @@
-// dev/cuda/logprob.cu: checks kernels/logprob.cuh against the LM-head math of the CPU reference
-// (GPT2::forward/backward in common/gpt2.h: log-sum-exp, target log-prob, mean logit, and
-// dlogits = dlogp * (onehot - softmax)) written out in double, and on a GPU benchmarks it.
+// dev/cuda/logprob.cu: checks kernels/logprob.cuh against the CPU reference of the LM head
+// (cpu/logprob.h: log-prob of the target, mean logit, dlogits = dlogp * (onehot - softmax)) in
+// double, and on a GPU benchmarks it.
 //   ./dev/cuda/logprob      the checks: random logits in ±30, V not a multiple of the block,
 //                           V = 50257 once; gather_rows and scatter_add_rows
 //   ./dev/cuda/logprob 1    (GPU) time and GB/s of the forward and backward at V = 50257
@@ -12,6 +12,7 @@
 
 #include "dev/simt/kernel_test.h"
 #include "kernels/logprob.cuh"
+#include "cpu/logprob.h"
 
 // Forward: the reference reads the same floatX logits, so in both builds the error is the
 // kernel's fp32 arithmetic: exp and log to a few ulps and sums of up to 50257 terms in a tree of
@@ -35,27 +36,23 @@ static std::vector<floatX> to_floatX(const std::vector<float>& v) {
     return out;
 }
 
-// The reference in double: the LM-head math of GPT2::forward/backward (common/gpt2.h) on the
-// same floatX logits[M,Vp] (columns < V): lse, logp = logit[target] - lse, the mean logit, and
-// dlogits[M,V] = dlogp * (onehot(target) - softmax).
+// The reference: cpu::logprob_forward/backward (cpu/logprob.h) in double. They take the LM head's
+// input and weights (logits = inp · wte^T): with inp the M×M identity and wte[v][m] = logits[m][v]
+// they form exactly the floatX logits the kernels read. lse = logit[target] - logp.
 static void reference_logprob(const std::vector<floatX>& logits, const std::vector<int>& targets,
                               const std::vector<float>& dlogp, int M, int V, int Vp, std::vector<double>* lse,
                               std::vector<double>* logp, std::vector<double>* mean, std::vector<double>* dlogits) {
-    lse->resize(M); logp->resize(M); mean->resize(M); dlogits->resize((size_t)M * V);
+    std::vector<double> inp((size_t)M * M, 0.0), wte((size_t)V * M), probs((size_t)M * V), dinp((size_t)M * M),
+        dwte((size_t)V * M, 0.0), dlogp_d(dlogp.begin(), dlogp.end());
     for (int m = 0; m < M; m++) {
-        const floatX* z = &logits[(size_t)m * Vp];
-        double zmax = -INFINITY, total = 0.0, sum = 0.0;
-        for (int v = 0; v < V; v++) {
-            zmax = std::max(zmax, (double)(float)z[v]);
-            total += (float)z[v];
-        }
-        for (int v = 0; v < V; v++) sum += std::exp((float)z[v] - zmax);
-        (*lse)[m] = zmax + std::log(sum);
-        (*logp)[m] = (float)z[targets[m]] - (*lse)[m];
-        (*mean)[m] = total / V;
-        for (int v = 0; v < V; v++)
-            (*dlogits)[(size_t)m * V + v] = dlogp[m] * ((v == targets[m] ? 1.0 : 0.0) - std::exp((float)z[v] - (*lse)[m]));
+        inp[(size_t)m * M + m] = 1.0;
+        for (int v = 0; v < V; v++) wte[(size_t)v * M + m] = (float)logits[(size_t)m * Vp + v];
     }
+    lse->resize(M); logp->resize(M); mean->resize(M); dlogits->resize((size_t)M * V);
+    cpu::logprob_forward(probs.data(), logp->data(), mean->data(), inp.data(), wte.data(), targets.data(), M, M, V);
+    for (int m = 0; m < M; m++) (*lse)[m] = (float)logits[(size_t)m * Vp + targets[m]] - (*logp)[m];
+    cpu::logprob_backward(dinp.data(), dwte.data(), dlogits->data(), dlogp_d.data(), probs.data(), inp.data(),
+                          wte.data(), targets.data(), M, M, V);
 }
 
 static void test_logprob(const char* order, int M, int V, int Vp, std::mt19937_64& rng) {
