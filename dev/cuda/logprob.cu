@@ -21,8 +21,9 @@
 // the largest |logit|.
 // Backward: every entry of a row is at most |dlogp[m]|, so errors are measured in units of it.
 // The softmax exp(x - lse) inherits lse's fp32 rounding (an ulp of lse ~ 40 is 4e-6), so fp32
-// entries are good to ~1e-6 of |dlogp| (measured up to 9.3e-7): 2e-5; bf16 adds one rounding of each
-// entry to 8 significant bits (at most 2^-8 = 3.9e-3 of it, measured 3.7e-3): 6e-3. Padded columns must be exactly 0.
+// entries are good to ~1e-6 of |dlogp| (measured up to 9.3e-7): 2e-5; bf16 adds one rounding of
+// each entry to 8 significant bits (at most 2^-8 = 3.9e-3 of it, measured 3.7e-3): 6e-3. Padded
+// columns must be exactly 0.
 static const double kTolForward = 1e-5, kTolMean = 1e-6;
 #if defined(ENABLE_FP32)
 static const double kTolBackward = 2e-5;
