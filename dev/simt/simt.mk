@@ -12,6 +12,8 @@
 
 SIMT_HEADERS := dev/simt/simt.h dev/simt/cuda_runtime_cpu.h kernels/cuda_common.h \
                 dev/simt/kernel_test.h dev/test_util.h $(wildcard dev/simt/bf16.h)
+# what the kernel tests' references include: the CPU layers, the batch layout and packer
+SIMT_HEADERS += $(wildcard cpu/*.h data/*.h common/*.h)
 SIMT_KERNEL_HEADERS := $(wildcard kernels/*.cuh kernels/*.h)
 SIMT_REWRITTEN := $(patsubst %,build/cpu/%,$(filter %.cuh,$(SIMT_KERNEL_HEADERS)))
 SIMT_REWRITE := dev/simt/rewrite_launches.py
@@ -56,6 +58,22 @@ SIMT_PROGRAMS += dev/simt/bench_reduce
 $(SIMT_PROGRAMS): %: build/cpu/%.cu $(SIMT_REWRITTEN) $(SIMT_KERNEL_HEADERS) $(SIMT_HEADERS)
 	$(CXX) $(CXXFLAGS) -iquote build/cpu -x c++ $< -x none -o $@ $(LDLIBS) -lboost_context
 ALL_BINS += $(SIMT_PROGRAMS)
+
+# The all-fp32 build (-DENABLE_FP32, as `make PRECISION=FP32`) of a kernel test: T_fp32 on the CPU
+# layer, and its nvcc compile check (build/nvcc/T.fp32.status).
+build/nvcc/%.fp32.status: %.cu $(SIMT_KERNEL_HEADERS) kernels/cuda_common.h dev/simt/kernel_test.h dev/test_util.h
+	@mkdir -p $(dir $@)
+	@if [ ! -x "$(NVCC)" ]; then echo "SKIP nvcc not found at $(NVCC)" > $@; \
+	elif $(NVCC) $(SIMT_NVCC_FLAGS) -DENABLE_FP32 -c $< -o $(basename $@).o > $@.log 2>&1; \
+	then echo PASS > $@; cat $@.log >> $@; rm -f $@.log $(basename $@).o; \
+	else echo FAIL > $@; cat $@.log >> $@; rm -f $@.log; fi
+define SIMT_KERNEL_TEST_FP32_RULES
+$(1)_fp32: build/cpu/$(1).cu $$(SIMT_REWRITTEN) $$(SIMT_KERNEL_HEADERS) $$(SIMT_HEADERS)
+	$$(CXX) $$(CXXFLAGS) $$(SIMT_CXXFLAGS) -DENABLE_FP32 -iquote build/cpu -x c++ $$< -x none -o $$@ $$(LDLIBS) -lboost_context
+TEST_BINS += $(1)_fp32
+SIMT_NVCC_STATUS += build/nvcc/$(1).fp32.status
+endef
+$(foreach t,$(SIMT_KERNEL_TESTS_FP32),$(eval $(call SIMT_KERNEL_TEST_FP32_RULES,$(t))))
 
 # Reports the nvcc compile check of every kernel test, one PASS/FAIL line per file.
 dev/simt/test_nvcc_build: dev/simt/test_nvcc_build.cpp $(SIMT_NVCC_STATUS) dev/test_util.h
