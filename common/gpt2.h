@@ -23,7 +23,7 @@
 #include "common/model_config.h"
 #include "common/rng.h"
 #include "data/batch.h"
-#include "kernels/gelu.cuh"
+#include "kernels/gelu_math.h"
 
 // Loops with less work than this run on one thread: a parallel region costs microseconds, and
 // far more on a busy machine, which would dominate a small model.
