@@ -218,6 +218,7 @@ inline void matmul_cublaslt(void* d, cudaDataType d_type, const floatX* a, const
 
 inline void matmul_forward(floatX* out, const floatX* inp, const floatX* weight, const floatX* bias,
                            int N, int IC, int OC, cudaStream_t stream, floatX* pre_gelu = nullptr) {
+    if (N == 0) return;   // no rows (cuBLASLt takes no empty matrices)
     if (pre_gelu && OC % 8 != 0) {
         fprintf(stderr, "%s:%d: matmul_forward with GELU: OC = %d must be a multiple of 8 (cuBLASLt's "
                 "aux matrix); call it without pre_gelu and use gelu_forward\n", __FILE__, __LINE__, OC);
@@ -230,6 +231,7 @@ inline void matmul_forward(floatX* out, const floatX* inp, const floatX* weight,
 inline void matmul_backward(floatX* dinp, float* dweight, float* dbias, const floatX* dout,
                             const floatX* inp, const floatX* weight, int N, int IC, int OC,
                             cudaStream_t stream) {
+    if (N == 0) return;   // no rows: nothing to add
     if (dinp)
         matmul_cublaslt(dinp, MATMUL_FLOATX_TYPE, weight, dout, IC, N, OC, false, false, 0.0f, nullptr,
                         nullptr, stream);
