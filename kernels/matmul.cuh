@@ -14,7 +14,9 @@
 //
 // Call matmul_setup() once before any matmul and matmul_teardown() at the end: one cuBLASLt handle,
 // one 32 MiB workspace, and a plan per problem (descriptor, layouts, algorithm from the heuristic)
-// built on first use and cached; per call only the bias and aux pointers are set. Every matmul
+// built on first use and cached; per call only the bias and aux pointers are set. The heuristic is
+// told the pointers' real alignment (cuBLASLt otherwise assumes 256 bytes) and allows split-k only
+// with fp32 partial sums reduced in the workspace: every reduction fp32, deterministic. Every matmul
 // shares the workspace, so issue them on one stream. Every cuBLASLt call is checked (CUBLAS_CHECK:
 // file:line and the status). Under g++ (dev/simt) cuBLASLt is dev/simt/cublaslt_cpu.h, a CPU
 // stand-in that checks every argument.
@@ -86,7 +88,7 @@ __global__ void matmul_dbias_kernel(float* dbias, const floatX* dout, int N, int
 // ----------------------------------------------------------------------------------------------
 // cuBLASLt state: the handle, the workspace, and the cached plans.
 
-static const size_t MATMUL_WORKSPACE_BYTES = 32u << 20;   // Hopper's larger kernels want 32 MiB
+static const size_t MATMUL_WORKSPACE_BYTES = 32u << 20;   // cuBLAS's recommendation for Hopper
 
 struct MatmulPlan {
     cublasLtMatmulDesc_t desc;
@@ -186,6 +188,9 @@ inline void matmul_cublaslt(void* d, cudaDataType d_type, const floatX* a, const
         CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
         const uint64_t workspace_bytes = MATMUL_WORKSPACE_BYTES;
         CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes, sizeof(workspace_bytes)));
+        // split-k only with fp32 partial sums in the workspace (not in a bf16 output buffer)
+        const uint32_t reductions = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
+        CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &reductions, sizeof(reductions)));
         CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_a, sizeof(align_a)));
         CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_b, sizeof(align_b)));
         CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_d, sizeof(align_d)));
