@@ -9,6 +9,7 @@
 
 #include "dev/simt/kernel_test.h"
 #include "kernels/matmul.cuh"
+#include "kernels/gelu_math.h"
 #include "cpu/matmul.h"   // the CPU reference: cpu::matmul_forward / cpu::matmul_backward<double>
 
 // Tolerances, as max |got - want| / (|want| + floor) per array.
