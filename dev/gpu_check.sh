@@ -25,7 +25,7 @@
 set -u
 cd "$(dirname "$0")/.."
 NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
-NVCC_LIBS=${NVCC_LIBS:-}
+NVCC_LIBS=${NVCC_LIBS:--lcublasLt -lcublas}   # kernels/matmul.cuh calls cuBLASLt
 JOBS=${GPU_CHECK_JOBS:-$(nproc)}
 TIMEOUT=${GPU_CHECK_TIMEOUT:-120}
 SANITIZE=${GPU_CHECK_SANITIZE:-1}
@@ -68,7 +68,7 @@ sources=$(ls dev/cuda/*.cu dev/simt/test_*.cu dev/cuda/probes/probe_*.cu 2>/dev/
 build_one() {  # source -> $OUT/<name>, status in $OUT/<name>.build ("ok" or "failed")
   local src=$1 name
   name=$(basename "${src%.*}")
-  if $NVCC -O2 -std=c++17 -lineinfo -I. $ARCH_FLAGS "$src" -o "$OUT/$name" $NVCC_LIBS > "$OUT/$name.build.log" 2>&1
+  if $NVCC -O2 -std=c++17 -lineinfo -I. -I/usr/include/x86_64-linux-gnu/openblas-openmp $ARCH_FLAGS "$src" -o "$OUT/$name" $NVCC_LIBS > "$OUT/$name.build.log" 2>&1
   then echo ok > "$OUT/$name.build"; else echo failed > "$OUT/$name.build"; fi
 }
 export -f build_one; export NVCC ARCH_FLAGS NVCC_LIBS OUT

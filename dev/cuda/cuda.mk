@@ -10,8 +10,8 @@
 
 SIMT_KERNEL_TESTS += dev/cuda/reduce dev/cuda/softmax dev/cuda/layernorm dev/cuda/matmul_tile
 # GPU trainer layers (issue 11): each also built all-fp32 (floatX = float, -DENABLE_FP32) as X_fp32
-SIMT_KERNEL_TESTS += dev/cuda/attention dev/cuda/logprob
-SIMT_KERNEL_TESTS_FP32 += dev/cuda/attention dev/cuda/logprob
+SIMT_KERNEL_TESTS += dev/cuda/attention dev/cuda/logprob dev/cuda/matmul dev/cuda/gelu
+SIMT_KERNEL_TESTS_FP32 += dev/cuda/attention dev/cuda/logprob dev/cuda/matmul dev/cuda/gelu
 
 CUDA_PROBES := dev/cuda/probes/probe_mma dev/cuda/probes/probe_ldmatrix dev/cuda/probes/probe_bf16
 SIMT_PROGRAMS += $(CUDA_PROBES)

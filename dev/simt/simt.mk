@@ -11,20 +11,25 @@
 # Every kernels/*.cuh is rewritten and is a prerequisite of every kernel test.
 
 SIMT_HEADERS := dev/simt/simt.h dev/simt/cuda_runtime_cpu.h kernels/cuda_common.h \
-                dev/simt/kernel_test.h dev/test_util.h $(wildcard dev/simt/bf16.h)
+                dev/simt/kernel_test.h dev/test_util.h $(wildcard dev/simt/bf16.h) \
+                dev/simt/cublaslt_cpu.h $(PRECISION_STAMP)
 # what the kernel tests' references include: the CPU layers, the batch layout and packer
 SIMT_HEADERS += $(wildcard cpu/*.h data/*.h common/*.h)
 SIMT_KERNEL_HEADERS := $(wildcard kernels/*.cuh kernels/*.h)
 SIMT_REWRITTEN := $(patsubst %,build/cpu/%,$(filter %.cuh,$(SIMT_KERNEL_HEADERS)))
 SIMT_REWRITE := dev/simt/rewrite_launches.py
-SIMT_CXXFLAGS := -fstack-clash-protection
+SIMT_CXXFLAGS := -fstack-clash-protection $(PRECISION_FLAGS)
 # -fsanitize-recover=address: a test may run a child with ASAN_OPTIONS=halt_on_error=0 to see
 # every report (dev/simt/test_simt_checks); without that option the first report still aborts.
 SIMT_ASAN_FLAGS := -O1 -g -fsanitize=address -fsanitize-recover=address -fno-omit-frame-pointer
-SIMT_NVCC_FLAGS := -std=c++17 -I. -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
+SIMT_NVCC_FLAGS := -std=c++17 -I. -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+                   $(PRECISION_FLAGS) -I/usr/include/x86_64-linux-gnu/openblas-openmp
 
 SIMT_KERNEL_TESTS += dev/simt/test_warp_intrinsics dev/simt/test_simt_diagnostics dev/simt/test_mma \
                      dev/simt/test_rewrite_launches dev/simt/test_simt_checks
+
+# the cuBLASLt stand-in (dev/simt/cublaslt_cpu.h) against double loops, and its error reports
+SIMT_KERNEL_TESTS += dev/simt/test_cublaslt_cpu
 
 # Launch rewrite for the CPU build (output never committed; build/ is git-ignored).
 build/cpu/%.cu: %.cu $(SIMT_REWRITE)
@@ -36,7 +41,7 @@ build/cpu/%.cuh: %.cuh $(SIMT_REWRITE)
 
 # nvcc compile check of one source: writes "PASS" or "FAIL" and nvcc's messages to the status
 # file; never fails the build, so that test_nvcc_build can report each file.
-build/nvcc/%.status: %.cu $(SIMT_KERNEL_HEADERS) kernels/cuda_common.h dev/simt/kernel_test.h dev/test_util.h
+build/nvcc/%.status: %.cu $(SIMT_KERNEL_HEADERS) kernels/cuda_common.h dev/simt/kernel_test.h dev/test_util.h $(PRECISION_STAMP)
 	@mkdir -p $(dir $@)
 	@if [ ! -x "$(NVCC)" ]; then echo "SKIP nvcc not found at $(NVCC)" > $@; \
 	elif $(NVCC) $(SIMT_NVCC_FLAGS) -c $< -o $(basename $@).o > $@.log 2>&1; \
