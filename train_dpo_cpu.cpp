@@ -121,8 +121,12 @@ static SetLogps compute_set_logps(cpu::GPT2<float>& model, const PairSet& set, L
     std::string err;
     std::vector<int64_t> bounds(g_comm.world + 1);  // pairs [bounds[r], bounds[r+1]) on rank r
     const int64_t n_chunks = ((int64_t)set.size() + kEvalChunk - 1) / kEvalChunk;
-    for (int r = 0; r <= g_comm.world; r++)
-        bounds[r] = std::min((int64_t)set.size(), n_chunks * r / g_comm.world * kEvalChunk);
+    for (int r = 0; r < g_comm.world; r++) {
+        int64_t lo, hi;
+        rank_slice(n_chunks, r, g_comm.world, &lo, &hi);
+        bounds[r] = std::min((int64_t)set.size(), lo * kEvalChunk);
+        bounds[r + 1] = std::min((int64_t)set.size(), hi * kEvalChunk);
+    }
     if (!eval_batches(set, B, T, layout, packing, &batches, &err, skip_overlong, nullptr,
                       bounds[g_comm.rank], bounds[g_comm.rank + 1]))
         fatal(err);

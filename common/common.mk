@@ -34,6 +34,9 @@ run: train_dpo_cpu
 
 TEST_BINS += common/test_trainer.sh
 
+# train_dpo_cpu under mpirun with 1, 2 and 3 processes (data parallelism, ZeRO-1)
+TEST_BINS += common/test_data_parallel.sh
+
 TEST_BINS += cpu/test_cpu_layers
 cpu/test_cpu_layers: cpu/test_cpu_layers.cpp $(MODEL_HEADERS) cpu/adamw.h kernels/adamw.cuh dev/test_util.h
 	$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS_LIBS) $(LDLIBS)
