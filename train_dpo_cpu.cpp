@@ -44,6 +44,16 @@ static cpu::MpiComm g_comm;
     g_comm.abort(1);
 }
 
+// An error every rank finds at the same point (after a collective): rank 0 reports it once and
+// every rank stops cleanly.
+[[noreturn]] static void fatal_all_ranks(const std::string& msg) {
+    if (g_comm.rank == 0) fprintf(stderr, "error: %s\n", msg.c_str());
+    fflush(stdout);
+    fflush(stderr);
+    g_comm.finish();
+    exit(1);
+}
+
 static double now_seconds() {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
@@ -506,10 +516,10 @@ static int run_train(int argc, char** argv) {
         const double grad_norm = std::sqrt(all.shard_sumsq);
         const double loss = m.mean(m.loss);
         if (dp.bad_rank >= 0 && g_comm.world > 1)
-            fatal("step " + std::to_string(step + 1) + ": rank " + std::to_string(dp.bad_rank) +
+            fatal_all_ranks("step " + std::to_string(step + 1) + ": rank " + std::to_string(dp.bad_rank) +
                   "'s loss or gradient is not finite; every rank stops; the last good checkpoint is " + ckpt_path);
         if (!std::isfinite(loss) || !std::isfinite(grad_norm))
-            fatal("step " + std::to_string(step + 1) + ": the loss or the gradient is not finite (loss " +
+            fatal_all_ranks("step " + std::to_string(step + 1) + ": the loss or the gradient is not finite (loss " +
                   std::to_string(loss) + ", grad norm " + std::to_string(grad_norm) +
                   "); lower --lr or check the data; the last good checkpoint is " + ckpt_path);
         const float clip = (tc.grad_clip > 0 && grad_norm > tc.grad_clip) ? (float)(tc.grad_clip / grad_norm) : 1.0f;

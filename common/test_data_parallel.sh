@@ -90,6 +90,30 @@ report $? resume_same_world_size_is_bitwise "$(tail -3 "$tmp/r2.txt")"
 why=$(compare_checkpoints "$tmp/w1/checkpoint.bin" "$tmp/r3/checkpoint.bin" 2>&1) && why=$(compare_losses "$tmp/w1/log.jsonl" "$tmp/r3/log.jsonl")
 report $? resume_2_ranks_checkpoint_with_3 "$why $(tail -3 "$tmp/r3.txt")"
 
+# one rank's NaN stops every rank at that step, naming the rank: a reference cache whose pair 7
+# is NaN (--no-shuffle: step 1 is pairs 0..9, rank 1 of 2 takes pairs 5..9)
+python3 - "$tmp/w1/ref_logps_train.bin" "$tmp/nan_train.bin" <<'EOF'
+import struct, sys
+data = bytearray(open(sys.argv[1], 'rb').read())
+head = 40  # magic, version, n_pairs, model hash, data hash, payload hash
+struct.pack_into('<d', data, head + 16 * 7, float('nan'))  # pair 7's chosen log-prob
+def hash_bytes(b):  # common/hash.h, to re-key the payload
+    h, mask = 0xcbf29ce484222325, (1 << 64) - 1
+    for i in range(0, len(b) - len(b) % 8, 8):
+        h = ((h ^ int.from_bytes(b[i:i + 8], 'little')) * 0x100000001b3) & mask
+    for c in b[len(b) - len(b) % 8:]:
+        h = ((h ^ c) * 0x100000001b3) & mask
+    h ^= h >> 33; h = (h * 0xff51afd7ed558ccd) & mask; h ^= h >> 33
+    return h
+struct.pack_into('<Q', data, 32, hash_bytes(bytes(data[head:])))
+open(sys.argv[2], 'wb').write(data)
+EOF
+cp "$tmp/w1/ref_logps_val.bin" "$tmp/nan_val.bin"
+timeout 60 $MPIRUN -np 2 $BIN $common --no-shuffle --out "$tmp/n" --ref-cache "$tmp/nan" >"$tmp/n.txt" 2>&1; rc=$?
+ok=1
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "error: step 1: rank 1's loss or gradient is not finite" "$tmp/n.txt" && ok=0
+report $ok nan_on_one_rank_stops_every_rank "rc $rc: $(tail -4 "$tmp/n.txt" | tr '\n' ' ')"
+
 # a rank killed mid-run ends the whole job, within the timeout, naming the rank
 $MPIRUN -np 2 $BIN $common --steps 1000000 --out "$tmp/k" --ref-cache "$tmp/w1/ref_logps" >"$tmp/k.txt" 2>&1 &
 mpirun_pid=$!
