@@ -34,8 +34,11 @@ run: train_dpo_cpu
 
 TEST_BINS += common/test_trainer.sh
 
-# train_dpo_cpu under mpirun with 1, 2 and 3 processes (data parallelism, ZeRO-1)
-TEST_BINS += common/test_data_parallel.sh
+# data parallelism: the shard and step-sum arithmetic, then train_dpo_cpu under mpirun with 1, 2
+# and 3 processes
+TEST_BINS += common/test_distributed common/test_data_parallel.sh
+common/test_distributed: common/test_distributed.cpp common/distributed.h common/metrics.h common/model_config.h dev/test_util.h
+	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)
 
 TEST_BINS += cpu/test_cpu_layers
 cpu/test_cpu_layers: cpu/test_cpu_layers.cpp $(MODEL_HEADERS) cpu/adamw.h kernels/adamw.cuh dev/test_util.h
