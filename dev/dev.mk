@@ -11,3 +11,4 @@ bench-cpu: train_dpo_cpu data/prepare_dpo
 	./dev/bench_cpu.sh
 bench-cpu-step: dev/bench_cpu_step
 	./dev/bench_cpu_step.sh
+TEST_BINS += dev/test_plot.sh
