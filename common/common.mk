@@ -7,6 +7,7 @@ common/test_model: common/test_model.cpp $(MODEL_HEADERS) data/pairs.h dev/test_
 	$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS_LIBS) $(LDLIBS)
 
 TRAIN_HEADERS = $(MODEL_HEADERS) common/train_config.h common/train_log.h common/checkpoint.h \
+                common/demo_task.h common/exact_match.h common/progress.h \
                 common/ref_cache.h common/hash.h common/model_io.h common/safetensors.h common/sample.h \
                 data/dataloader.h data/pairfile.h data/pairs.h kernels/adamw.cuh tokenizer/gpt2_tokenizer.h \
                 tokenizer/unicode_tables.h
@@ -26,3 +27,7 @@ run: train_dpo_cpu
 	./train_dpo_cpu
 
 TEST_BINS += common/test_trainer.sh
+
+TEST_BINS += common/test_progress
+common/test_progress: common/test_progress.cpp common/progress.h dev/test_util.h
+	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)
