@@ -117,7 +117,7 @@ def main():
             xs, xe = x_values(steps, evals, args.x)
             color = colors[i % len(colors)]
             for j, metric in enumerate(metrics):
-                # chosen solid, rejected dashed; eval as markers
+                # train: chosen solid, rejected dashed; eval: dotted with markers (chosen o, rejected s)
                 style = "-" if j == 0 else "--"
                 suffix = "" if len(metrics) == 1 else " " + metric.split("/")[-1]
                 pts = [(x, r[metric]) for x, r in zip(xs, steps) if metric in r]
@@ -126,8 +126,8 @@ def main():
                     drawn.append({"label": label + suffix, "metric": metric, "points": len(pts)})
                 pts = [(x, r["eval_" + metric]) for x, r in zip(xe, evals) if "eval_" + metric in r]
                 if pts:
-                    ax.plot(*zip(*pts), style, color=color, lw=1.0, marker="o", ms=4, alpha=0.8,
-                            label=label + suffix + " eval")
+                    ax.plot(*zip(*pts), ":", color=color, lw=1.0, marker="o" if j == 0 else "s", ms=5,
+                            mec="black", mew=0.6, label=label + suffix + " eval")
                     drawn.append({"label": label + suffix + " eval", "metric": "eval_" + metric,
                                   "points": len(pts)})
         ax.set_title(title, fontsize=10)
