@@ -3,12 +3,19 @@
 // an order (chosen and rejected hold the same digits), so DPO alone makes the greedy samples
 // ascending but not the prompt's digits; the demo therefore trains with the RPO mix, DPO plus
 // the SFT loss on the chosen response, for long enough that the greedy samples become exact
-// sorts (eval_exact_match, common/exact_match.h).
+// sorts (eval_exact_match, cpu/exact_match.h).
 //
 // These flags are read before the user's, so any flag given on the command line wins.
 #pragma once
 #include <string>
 #include <vector>
+
+#include "data/pairs.h"
+
+// The pair files of data/make_synthetic (the sort task); exact match is on by default for them.
+inline bool is_synthetic_sort_task(const PairSet& set) {
+    return set.tokenizer_id.rfind("synthetic-sort", 0) == 0;
+}
 
 inline const std::vector<std::string>& demo_task_flags() {
     static const std::vector<std::string> flags = {"--loss", "sigmoid,sft", "--steps", "1000",

@@ -3,11 +3,12 @@
 # data"): one panel per metric, the train series and the eval_ series of every run overlaid,
 # labelled with the run directory names.
 #
-#   dev/plot_run.py RUN [RUN ...] [-o FILE.png] [--x step|time] [--title TEXT]
+#   dev/plot_run.py RUN [RUN ...] [-o FILE.png] [--x step|time|cpu] [--title TEXT]
 #
 # --x time puts the training wall-clock seconds on the x axis: the running sum of the step
 # records' step_ms (the reference pass and evaluations are not counted; an eval record sits at
-# the time of the step it follows). Beside the PNG, FILE.png.json summarises what was drawn
+# the time of the step it follows). --x cpu does the same with cpu_ms, the process's CPU time
+# (all threads): on a machine shared with other work it is the steadier measure of cost. Beside the PNG, FILE.png.json summarises what was drawn
 # (panels, series per panel, points per series) for tests and scripts.
 #
 # Runs with Debian's /usr/bin/python3 (the shebang), which sees python3-matplotlib; install it
@@ -58,14 +59,21 @@ def read_log(run):
     return steps, evals
 
 
-def x_values(steps, evals, axis):
+AXIS_LABELS = {"step": "step", "time": "training seconds (wall)", "cpu": "training CPU seconds"}
+
+
+def x_values(steps, evals, axis, run):
     """x of every step record and every eval record: the step, or training seconds so far."""
     if axis == "step":
         return [r["step"] for r in steps], [r["step"] for r in evals]
+    field = "step_ms" if axis == "time" else "cpu_ms"
+    if any(field not in r for r in steps):
+        sys.exit("plot_run: %s/log.jsonl: step records without \"%s\" (a log of an older trainer); "
+                 "use --x step" % (run, field))
     seconds_at = {0: 0.0}
     total = 0.0
     for r in steps:
-        total += r.get("step_ms", 0.0) / 1000.0
+        total += r[field] / 1000.0
         seconds_at[r["step"]] = total
     xs = [seconds_at[r["step"]] for r in steps]
     # an eval at step s comes right after step s (at step 0: before any)
@@ -83,8 +91,8 @@ def main():
     ap = argparse.ArgumentParser(description="Plot training runs from their log.jsonl.")
     ap.add_argument("runs", nargs="+", metavar="RUN", help="run directories (the trainer's --out)")
     ap.add_argument("-o", "--output", default="run.png", help="PNG to write (default run.png)")
-    ap.add_argument("--x", choices=["step", "time"], default="step",
-                    help="x axis: optimizer steps or training wall-clock seconds")
+    ap.add_argument("--x", choices=["step", "time", "cpu"], default="step",
+                    help="x axis: optimizer steps, training wall-clock seconds or training CPU seconds")
     ap.add_argument("--title", default="", help="a title above the panels")
     args = ap.parse_args()
 
@@ -113,8 +121,8 @@ def main():
     for k, (title, metrics) in enumerate(panels):
         ax = axes[k // cols][k % cols]
         drawn = []
-        for i, ((steps, evals), label) in enumerate(zip(logs, labels)):
-            xs, xe = x_values(steps, evals, args.x)
+        for i, ((steps, evals), label, run) in enumerate(zip(logs, labels, args.runs)):
+            xs, xe = x_values(steps, evals, args.x, run)
             color = colors[i % len(colors)]
             for j, metric in enumerate(metrics):
                 # train: chosen solid, rejected dashed; eval: dotted with markers (chosen o, rejected s)
@@ -131,7 +139,7 @@ def main():
                     drawn.append({"label": label + suffix + " eval", "metric": "eval_" + metric,
                                   "points": len(pts)})
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("step" if args.x == "step" else "training seconds", fontsize=8)
+        ax.set_xlabel(AXIS_LABELS[args.x], fontsize=8)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
         if drawn:

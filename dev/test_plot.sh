@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Test of dev/plot_run.py: two tiny training runs, rendered together over steps and over time;
+# Test of dev/plot_run.py: two tiny training runs, rendered together over steps, wall time and CPU time;
 # the PNG must exist and be a PNG, and the sidecar summary (FILE.png.json) must list the expected
 # panels, with each run's train and eval series and as many points as the logs hold records.
 # Installs matplotlib on demand (dev/install_deps.sh plot). Prints PASS/FAIL/SKIP lines.
@@ -26,7 +26,7 @@ n_evals=$(grep -c '"eval_' "$tmp/alpha/log.jsonl")
 report $([ "$n_steps" = 6 ] && [ "$n_evals" = 3 ] && echo 0 || echo 1) tiny_runs_log_their_records \
     "$n_steps step records, $n_evals eval records (expected 6 and 3)"
 
-for axis in step time; do
+for axis in step time cpu; do
     png="$tmp/plot_$axis.png"
     ./dev/plot_run.py "$tmp/alpha" "$tmp/beta" -o "$png" --x $axis >"$tmp/plot_$axis.txt" 2>&1; rc=$?
     ok=1; [ $rc -eq 0 ] && [ -s "$png" ] && [ "$(head -c 8 "$png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] && ok=0

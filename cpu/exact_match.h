@@ -1,21 +1,18 @@
 // Exact-match rate of greedy generation on held-out prompts: the fraction of pairs whose greedy
-// continuation of the prompt (common/sample.h, KV cache) equals the chosen response token for
+// continuation of the prompt (cpu/sample.h, KV cache) equals the chosen response token for
 // token, its end token included. For the bundled sorting task this is "the model sorts the
 // prompt's digits correctly"; a preference metric (rewards/accuracies) cannot show that.
 //
-//   double rate = exact_match_rate(cfg, params, val, n_prompts);   // the first n_prompts pairs
+//   double rate = cpu::exact_match_rate(cfg, params, val, n_prompts);   // the first n_prompts pairs
 #pragma once
 #include <algorithm>
 #include <string>
 #include <vector>
 
-#include "common/sample.h"
+#include "cpu/sample.h"
 #include "data/pairs.h"
 
-// The pair files of data/make_synthetic (the sort task); exact match is on by default for them.
-inline bool is_synthetic_sort_task(const PairSet& set) {
-    return set.tokenizer_id.rfind("synthetic-sort", 0) == 0;
-}
+namespace cpu {
 
 // Generation stops at the chosen response's last token (its end token) or after as many tokens
 // as the chosen response has, so a continuation matches only if it ends where the response does.
@@ -41,3 +38,5 @@ inline double exact_match_rate(const ModelConfig& cfg, const float* params, cons
     }
     return (double)matches / (double)n;
 }
+
+}  // namespace cpu
