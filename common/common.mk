@@ -2,7 +2,7 @@
 MODEL_HEADERS = cpu/gpt2.h cpu/dpo.h cpu/encoder.h cpu/layernorm.h cpu/matmul.h cpu/attention.h \
                 cpu/gelu.h cpu/residual.h cpu/logprob.h cpu/parallel.h common/metrics.h \
                 common/model_config.h common/rng.h data/batch.h kernels/attention_mask.h \
-                kernels/gelu.cuh kernels/dpo_loss.cuh kernels/host_device.h
+                kernels/gelu_math.h kernels/dpo_loss.cuh kernels/host_device.h
 
 TEST_BINS += common/test_model
 common/test_model: common/test_model.cpp $(MODEL_HEADERS) data/pairs.h dev/test_util.h
@@ -10,7 +10,7 @@ common/test_model: common/test_model.cpp $(MODEL_HEADERS) data/pairs.h dev/test_
 
 TRAIN_HEADERS = $(MODEL_HEADERS) common/train_config.h common/train_log.h common/checkpoint.h \
                 common/demo_task.h common/progress.h cpu/exact_match.h \
-                common/ref_cache.h common/hash.h common/model_io.h common/safetensors.h cpu/sample.h cpu/adamw.h \
+                common/ref_cache.h common/hash.h common/atomic_file.h common/flags.h common/model_io.h common/safetensors.h cpu/sample.h cpu/adamw.h \
                 data/dataloader.h data/pairfile.h data/pairs.h kernels/adamw.cuh tokenizer/gpt2_tokenizer.h \
                 tokenizer/unicode_tables.h
 
@@ -19,7 +19,7 @@ train_dpo_cpu: train_dpo_cpu.cpp $(TRAIN_HEADERS)
 	$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS_LIBS) $(LDLIBS)
 
 # The bundled synthetic task (data/synthetic/*.bin are committed; this remakes them).
-data/make_synthetic: data/make_synthetic.cpp data/pairfile.h data/pairs.h common/rng.h
+data/make_synthetic: data/make_synthetic.cpp data/pairfile.h data/pairs.h common/atomic_file.h common/hash.h common/rng.h
 	$(CXX) $(CXXFLAGS) -o $@ $<
 synthetic: data/make_synthetic
 	./data/make_synthetic data/synthetic
@@ -36,4 +36,31 @@ common/test_progress: common/test_progress.cpp common/progress.h dev/test_util.h
 
 TEST_BINS += cpu/test_cpu_layers
 cpu/test_cpu_layers: cpu/test_cpu_layers.cpp $(MODEL_HEADERS) cpu/adamw.h kernels/adamw.cuh dev/test_util.h
+	$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS_LIBS) $(LDLIBS)
+
+TEST_BINS += common/test_atomic_file
+common/test_atomic_file: common/test_atomic_file.cpp common/atomic_file.h dev/test_util.h
+	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)
+
+# the flag parser, then every tool given bad flags (so it runs the tools)
+TEST_BINS += common/test_flags
+common/test_flags: common/test_flags.cpp common/flags.h common/train_config.h common/model_config.h \
+                   kernels/dpo_loss.cuh dev/test_util.h | train_dpo_cpu data/prepare_dpo
+	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)
+
+# each common/ header compiles alone with g++ and nvcc and reaches no BLAS, OpenMP or CUDA header
+TEST_BINS += common/test_headers.sh
+
+# ---- interop: Hugging Face / llm.c checkpoint I/O and sampling; see common/INTEROP.md.
+MODEL_IO_HEADERS = common/model_io.h common/safetensors.h common/model_config.h common/atomic_file.h
+
+TEST_BINS += common/test_model_io
+
+common/test_model_io: common/test_model_io.cpp $(MODEL_IO_HEADERS) dev/test_util.h common/tools/tiny_gpt2.py
+	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)
+
+SAMPLE_HEADERS = cpu/sample.h common/model_config.h common/rng.h kernels/gelu_math.h kernels/host_device.h
+TEST_BINS += common/test_sample
+
+common/test_sample: common/test_sample.cpp $(SAMPLE_HEADERS) $(MODEL_HEADERS) dev/test_util.h
 	$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS_LIBS) $(LDLIBS)

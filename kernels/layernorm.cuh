@@ -1,5 +1,6 @@
-// kernels/layernorm.cuh: LayerNorm forward and backward (fp32), eps = 1e-5.
-//   forward:  out = (x - mean) * rstd * weight + bias, with mean and rstd saved per row
+// kernels/layernorm.cuh: LayerNorm forward and backward (fp32).
+//   forward:  out = (x - mean) * rstd * weight + bias, rstd = 1 / sqrt(var + eps), with mean and
+//             rstd saved per row (eps is the model config's layernorm_eps, 1e-5 for GPT-2)
 //   backward: dinp += rstd * (dnorm - mean(dnorm) - norm * mean(dnorm * norm)), dnorm = dout*weight
 //             dweight += sum over rows of dout * norm, dbias += sum over rows of dout
 // Rows are handled one warp each; the parameter gradients are reduced per column without
@@ -8,14 +9,14 @@
 #include "kernels/cuda_common.h"
 #include "kernels/reduce.cuh"
 
-constexpr float LAYERNORM_EPS = 1e-5f;
 constexpr int LAYERNORM_ROWS_PER_BLOCK = 8;  // one warp per row, 256-thread blocks
 
 // inp, out (N, C); weight, bias (C,); mean, rstd (N,). Block: 32 * LAYERNORM_ROWS_PER_BLOCK.
 __global__ void layernorm_forward_kernel(float* __restrict__ out, float* __restrict__ mean,
                                          float* __restrict__ rstd, const float* __restrict__ inp,
                                          const float* __restrict__ weight,
-                                         const float* __restrict__ bias, int N, int C) {
+                                         const float* __restrict__ bias, int N, int C,
+                                         float eps) {
     const int lane = threadIdx.x % 32;
     const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
     if (row >= N) return;  // the whole warp leaves together; no barrier follows
@@ -28,7 +29,7 @@ __global__ void layernorm_forward_kernel(float* __restrict__ out, float* __restr
         const float d = x[i] - m;
         sum_sq += d * d;
     }
-    const float s = rsqrtf(warp_reduce_sum(sum_sq) / C + LAYERNORM_EPS);
+    const float s = rsqrtf(warp_reduce_sum(sum_sq) / C + eps);
     float* y = out + (size_t)row * C;
     for (int i = lane; i < C; i += 32) y[i] = (x[i] - m) * s * weight[i] + bias[i];
     if (lane == 0) {
@@ -104,14 +105,14 @@ __global__ void layernorm_backward_params_kernel(float* __restrict__ dweight,
 // ----------------------------------------------------------------------------------------------
 // Launchers.
 
-// out (N, C), mean (N,), rstd (N,) from inp (N, C), weight (C,), bias (C,).
+// out (N, C), mean (N,), rstd (N,) from inp (N, C), weight (C,), bias (C,); eps inside the sqrt.
 inline void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
-                              const float* weight, const float* bias, int N, int C,
+                              const float* weight, const float* bias, int N, int C, float eps,
                               cudaStream_t stream) {
     if (N == 0) return;
     const int grid = (N + LAYERNORM_ROWS_PER_BLOCK - 1) / LAYERNORM_ROWS_PER_BLOCK;
     layernorm_forward_kernel<<<grid, 32 * LAYERNORM_ROWS_PER_BLOCK, 0, stream>>>(
-        out, mean, rstd, inp, weight, bias, N, C);
+        out, mean, rstd, inp, weight, bias, N, C, eps);
 }
 
 // Accumulates (+=) into dinp (N, C), dweight (C,), dbias (C,), given dout (N, C), the forward's
