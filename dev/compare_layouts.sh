@@ -9,11 +9,11 @@
 #     the CPU seconds the two processes used (less disturbed by other work on a shared machine),
 #   - plots both runs over steps, training wall-clock seconds and training CPU seconds
 #     (dev/plot_run.py: compare_step.png, compare_time.png, compare_cpu.png).
-#   env: MODEL (small) PAIRS (256) BATCH (16 pairs/step) MAXLEN (256 tokens per pair) THREADS (all)
+#   env: MODEL (d6) PAIRS (128) BATCH (8 pairs/step) MAXLEN (256 tokens per pair) THREADS (all)
 #        LR (3e-4) WORK (build/compare; the runs) PLOT_DIR (WORK; where the PNGs go)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MODEL=${MODEL:-small}; PAIRS=${PAIRS:-256}; BATCH=${BATCH:-16}; MAXLEN=${MAXLEN:-256}
+MODEL=${MODEL:-d6}; PAIRS=${PAIRS:-128}; BATCH=${BATCH:-8}; MAXLEN=${MAXLEN:-256}
 THREADS=${THREADS:-0}; LR=${LR:-3e-4}; WORK=${WORK:-build/compare}; PLOT_DIR=${PLOT_DIR:-$WORK}
 STEPS=$((PAIRS / BATCH))
 mkdir -p "$WORK" "$PLOT_DIR"
