@@ -38,6 +38,8 @@ struct TrainConfig {
     bool skip_overlong = false;
     bool shuffle = true;
     bool zero = true;               // several ranks: ZeRO-1 (sharded AdamW state), else all-reduce
+    bool quiet = false;             // no progress lines for long phases (common/progress.h)
+    long exact_match = -1;          // greedy exact match on this many val prompts; -1 = all for the sort task, else off
 };
 
 // lr at step (0-based): linear warmup to lr, then cosine decay to lr * min_lr_frac at the end
@@ -118,12 +120,15 @@ inline void print_usage(const char* prog) {
         "  --sample-prompts K      how many prompts (default 2)    --sample-tokens N  their length (default 32)\n"
         "  --threads N             OpenMP/BLAS threads (default: all cores; under mpirun the\n"
         "                          cores divided by the ranks on the machine)\n"
+        "  --exact-match N         at each eval, the fraction of the first N validation prompts whose greedy\n"
+        "                          continuation equals the chosen response (default: all for the sort task, else 0)\n"
+        "  --quiet                 no progress lines for the reference pass and evaluations\n"
         "several processes (mpirun -np N %s ...)\n"
         "  --zero 1|0              1: ZeRO-1, each rank keeps and updates 1/N of the AdamW state\n"
         "                          (default); 0: all-reduce of the gradients, full state per rank\n"
         "\n"
         "score writes index, logp_chosen, logp_rejected, n_chosen, n_rejected per pair (TSV); flags\n"
-        "  --prefix-sharing, --packing, --seq-len, --micro-rows, --threads as above.\n"
+        "  --prefix-sharing, --packing, --seq-len, --micro-rows, --threads, --quiet as above.\n"
         "sample --model M (--prompt TEXT | --prompts FILE | --prompt-ids \"1 2 3\") [--max-tokens N (64)]\n"
         "  [--temperature T (1)] [--top-k K] [--top-p P] [--greedy] [--seed S] [--tokenizer DIR]\n"
         "  [--eos-id N (stop token, default 50256)]\n"
@@ -202,6 +207,8 @@ inline bool parse_train_args(int argc, char** argv, int first, TrainConfig* c, s
             int zero = 1;
             if (f.choice(&zero, {"0", "1"})) c->zero = zero == 1;
         }
+        else if (f.is("--exact-match")) f.integer(&c->exact_match, 0, MAX_FLAG_PAIRS);
+        else if (f.is("--quiet")) c->quiet = true;
         else if (f.is("--overlong")) {
             int policy = 0;
             if (f.choice(&policy, {"error", "skip"})) c->skip_overlong = policy == 1;
