@@ -30,7 +30,7 @@
 #include "common/train_log.h"
 #include "data/dataloader.h"
 #include "data/pairfile.h"
-#include "kernels/adamw.cuh"
+#include "kernels/adamw_math.h"
 #include "tokenizer/gpt2_tokenizer.h"
 
 [[noreturn]] static void fatal(const std::string& msg) {

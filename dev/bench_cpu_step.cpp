@@ -13,7 +13,7 @@
 
 #include "common/dpo.h"
 #include "common/train_config.h"
-#include "kernels/adamw.cuh"
+#include "kernels/adamw_math.h"
 
 static double now() {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
