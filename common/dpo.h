@@ -1,12 +1,12 @@
 // From per-token log-probs to the DPO loss of a micro-batch and back: sums the scored tokens of
 // each pair into logp(chosen), logp(rejected), evaluates the loss of every pair
-// (kernels/dpo_loss.cuh) and turns d loss / d logp(pair) into d loss / d logp(token) for the
+// (kernels/dpo_loss_math.h) and turns d loss / d logp(pair) into d loss / d logp(token) for the
 // model's backward. Also the per-pair statistics behind TRL's logged metrics.
 #pragma once
 #include <vector>
 
 #include "common/gpt2.h"
-#include "kernels/dpo_loss.cuh"
+#include "kernels/dpo_loss_math.h"
 
 struct PairLogps {
     double chosen = 0, rejected = 0;           // sums of response-token log-probs

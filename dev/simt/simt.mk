@@ -21,8 +21,8 @@ SIMT_KERNEL_TESTS += dev/cuda/test_reduce dev/cuda/test_softmax dev/cuda/test_la
                      dev/cuda/test_simt_diagnostics dev/simt/test_rewrite_launches
 
 # The GPU trainer's layers (issue 11), in bf16 and all-fp32.
-SIMT_KERNEL_TESTS += dev/cuda/adamw
-SIMT_FP32_TESTS += dev/cuda/adamw
+SIMT_KERNEL_TESTS += dev/cuda/adamw dev/cuda/dpo_loss
+SIMT_FP32_TESTS += dev/cuda/adamw dev/cuda/dpo_loss
 
 -include dev/simt/tensor.mk
 
