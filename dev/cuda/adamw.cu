@@ -1,7 +1,7 @@
 // dev/cuda/adamw.cu: the optimizer step (kernels/adamw.cuh), checked and benchmarked.
 //   ./dev/cuda/adamw        checks: 3 steps of global norm + clipping + AdamW over two tensors
 //                           (one with weight decay, one without) on fresh random fp32 gradients,
-//                           against (a) the CPU trainer's own float update (adamw_update_scalar,
+//                           against (a) the CPU trainer's own float update (cpu/adamw.h, the
 //                           same float operations) and (b) the same steps in double
 //   ./dev/cuda/adamw 1      (GPU only) times version 1 over GPT-2 124M's parameter count
 // Builds with g++ on the CPU execution layer (both thread orders, ASan, -DENABLE_FP32) and nvcc.
@@ -9,6 +9,7 @@
 #include <cstring>
 #include <vector>
 
+#include "cpu/adamw.h"
 #include "dev/simt/kernel_test.h"
 #include "kernels/adamw.cuh"
 
@@ -96,20 +97,24 @@ static void test_adamw(const char* order, const char* config, const AdamSettings
     const std::vector<float> master = d_master.download(), m = d_m.download(), v = d_v.download();
     const std::vector<floatX> params = d_params.download();
 
-    // (a) the CPU trainer's float update with the GPU's clip factors
+    // (a) the CPU trainer's float update (cpu/adamw.h) with the GPU's clip factors
     HostState<float> f{master0, std::vector<float>(n, 0.0f), std::vector<float>(n, 0.0f)};
+    cpu::AdamWSettings cpu_settings;
+    cpu_settings.lr = s.lr;
+    cpu_settings.beta1 = s.beta1;
+    cpu_settings.beta2 = s.beta2;
+    cpu_settings.eps = s.eps;
+    cpu_settings.weight_decay = s.weight_decay;
     // (b) everything in double: norm, clip, moments, update
     HostState<double> d{{master0.begin(), master0.end()}, std::vector<double>(n, 0.0), std::vector<double>(n, 0.0)};
     double worst_norm = 0.0;
     for (int t = 1; t <= steps; t++) {
         const std::vector<float>& g = grads[t - 1];
-        const float bc1 = 1.0f - std::pow(s.beta1, (float)t), bc2 = 1.0f - std::pow(s.beta2, (float)t);
-        for (size_t i = 0; i < n; i++)
-            adamw_update_scalar(&f.master[i], &f.m[i], &f.v[i], g[i] * gpu_clip[t - 1], s.lr, s.beta1,
-                                s.beta2, s.eps, i < n_decay ? s.weight_decay : 0.0f, bc1, bc2);
-        double sumsq = 0.0;
-        for (size_t i = 0; i < n; i++) sumsq += (double)g[i] * g[i];
-        const double norm = std::sqrt(sumsq);
+        cpu::adamw_update(f.master.data(), f.m.data(), f.v.data(), g.data(), n_decay, gpu_clip[t - 1],
+                          cpu_settings, true, t);
+        cpu::adamw_update(f.master.data() + n_decay, f.m.data() + n_decay, f.v.data() + n_decay,
+                          g.data() + n_decay, n_plain, gpu_clip[t - 1], cpu_settings, false, t);
+        const double norm = cpu::global_grad_norm(g.data(), n);
         worst_norm = std::max(worst_norm, std::fabs(gpu_norm[t - 1] - norm) / norm);
         const double clip = (s.grad_clip > 0 && norm > s.grad_clip) ? s.grad_clip / norm : 1.0;
         const double b1 = s.beta1, b2 = s.beta2;

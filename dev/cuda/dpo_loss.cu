@@ -2,7 +2,7 @@
 //   ./dev/cuda/dpo_loss     checks, for every loss type and mixes of them, on random pairs (counts
 //                           of 1 included, scored tokens in row order or shuffled, some pairs with
 //                           |h| in the hundreds): per-pair sums, loss and dlogp against the CPU
-//                           trainer's pair loop (common/dpo.h: sums by slot, pair_loss, times
+//                           trainer's pair loop (cpu/dpo_loss.h: sums by slot, pair_loss, times
 //                           scale) in double, and against the same loop in float; the plan
 //                           builder's errors on bad metadata
 //   ./dev/cuda/dpo_loss 1   (GPU only) times version 1 on a micro-batch of 64 pairs, 32k tokens
@@ -13,6 +13,7 @@
 
 #include "dev/cuda/expect_exit.h"
 #include "dev/simt/kernel_test.h"
+#include "cpu/dpo_loss.h"
 #include "kernels/dpo_loss.cuh"
 
 // The scored tokens of a random micro-batch: per token slot, side, logp, mean logit; per pair the
@@ -61,40 +62,28 @@ static ScoredTokens random_tokens(int S, int max_count, bool shuffled, std::mt19
     return b;
 }
 
-// The CPU trainer's pair loop (common/dpo.h dpo_forward_backward after the forward) in Real:
-// per-slot sums in double in token order, pair_loss<Real>, coefficients times scale.
+// The CPU trainer's pair loop (cpu/dpo_loss.h: what cpu::dpo_forward_backward runs between the
+// model's forward and backward) in Real, on the same scored tokens.
 template <typename Real> struct PairLoop {
-    std::vector<double> chosen, rejected, logit_chosen, logit_rejected;
-    std::vector<int> n_chosen, n_rejected;
-    std::vector<Real> loss, dchosen, drejected, dlogp;
+    std::vector<PairResult> res;           // per pair: sums, counts, loss
+    std::vector<Real> dlogp;               // per scored token
+    std::vector<Real> dchosen, drejected;  // per pair: dlogp at its tokens of each side
 };
 
 template <typename Real>
 static PairLoop<Real> pair_loop(const ScoredTokens& b, const LossSpec& spec, double scale) {
+    const std::vector<Real> logp(b.logp.begin(), b.logp.end());
+    const std::vector<Real> mean_logit(b.mean_logit.begin(), b.mean_logit.end());
+    const std::vector<double> ref_chosen(b.ref_chosen.begin(), b.ref_chosen.end());
+    const std::vector<double> ref_rejected(b.ref_rejected.begin(), b.ref_rejected.end());
     PairLoop<Real> r;
-    const int S = b.S;
-    r.chosen.assign(S, 0.0); r.rejected.assign(S, 0.0);
-    r.logit_chosen.assign(S, 0.0); r.logit_rejected.assign(S, 0.0);
-    r.n_chosen.assign(S, 0); r.n_rejected.assign(S, 0);
-    for (int m = 0; m < b.M; m++) {
-        const int s = b.slot[m];
-        if (b.side[m] == 1) {
-            r.chosen[s] += (double)b.logp[m]; r.n_chosen[s]++; r.logit_chosen[s] += (double)b.mean_logit[m];
-        } else {
-            r.rejected[s] += (double)b.logp[m]; r.n_rejected[s]++; r.logit_rejected[s] += (double)b.mean_logit[m];
-        }
-    }
-    r.loss.resize(S); r.dchosen.resize(S); r.drejected.resize(S);
-    for (int s = 0; s < S; s++) {
-        Real dc, dr;
-        r.loss[s] = pair_loss<Real>(spec, (Real)r.chosen[s], (Real)r.rejected[s], (Real)b.ref_chosen[s],
-                                    (Real)b.ref_rejected[s], r.n_chosen[s], r.n_rejected[s], &dc, &dr);
-        r.dchosen[s] = dc * (Real)scale;
-        r.drejected[s] = dr * (Real)scale;
-    }
     r.dlogp.resize(b.M);
-    for (int m = 0; m < b.M; m++)
-        r.dlogp[m] = b.side[m] == 1 ? r.dchosen[b.slot[m]] : r.drejected[b.slot[m]];
+    r.res = cpu::dpo_pair_losses<Real>(
+        cpu::gather_pair_logps<Real>(logp.data(), mean_logit.data(), b.slot.data(), b.side.data(), b.M, b.S),
+        ref_chosen, ref_rejected, spec, scale, b.slot.data(), b.side.data(), b.M, r.dlogp.data());
+    r.dchosen.assign(b.S, (Real)0);
+    r.drejected.assign(b.S, (Real)0);
+    for (int m = 0; m < b.M; m++) (b.side[m] == 1 ? r.dchosen : r.drejected)[b.slot[m]] = r.dlogp[m];
     return r;
 }
 
@@ -139,15 +128,16 @@ static void run_case(Outcome& out, const ScoredTokens& b, const LossSpec& spec, 
     for (int s = 0; s < b.S; s++) {
         const DpoPairResult& r = res[s];
         // the sums are float values added in double: only the order differs from the reference
-        out.sums.add(r.chosen, want.chosen[s], 1e-9);
-        out.sums.add(r.rejected, want.rejected[s], 1e-9);
-        out.sums.add(r.logit_chosen, want.logit_chosen[s], 1e-9);
-        out.sums.add(r.logit_rejected, want.logit_rejected[s], 1e-9);
-        out.counts_exact = out.counts_exact && r.n_chosen == want.n_chosen[s] && r.n_rejected == want.n_rejected[s];
-        out.loss.add(r.loss, want.loss[s], 1.0);
+        out.sums.add(r.chosen, want.res[s].policy.chosen, 1e-9);
+        out.sums.add(r.rejected, want.res[s].policy.rejected, 1e-9);
+        out.sums.add(r.logit_chosen, want.res[s].policy.logit_chosen, 1e-9);
+        out.sums.add(r.logit_rejected, want.res[s].policy.logit_rejected, 1e-9);
+        out.counts_exact = out.counts_exact && r.n_chosen == want.res[s].policy.n_chosen &&
+                           r.n_rejected == want.res[s].policy.n_rejected;
+        out.loss.add(r.loss, want.res[s].loss, 1.0);
         out.dlogp.add(r.dchosen, want.dchosen[s], dfloor);
         out.dlogp.add(r.drejected, want.drejected[s], dfloor);
-        out.float_path.add(r.loss, cpu_float.loss[s], 1.0);
+        out.float_path.add(r.loss, cpu_float.res[s].loss, 1.0);
         out.float_path.add(r.dchosen, cpu_float.dchosen[s], dfloor);
         out.float_path.add(r.drejected, cpu_float.drejected[s], dfloor);
     }

@@ -1,6 +1,6 @@
 // dev/cuda/encoder.cu: the embedding layer (kernels/encoder.cuh), checked and benchmarked.
 //   ./dev/cuda/encoder      checks forward and the deterministic backward (accumulating into
-//                           random gradients) against plain double loops, on random tokens with
+//                           random gradients) against cpu/encoder.h in double, on random tokens with
 //                           many repeats and position ids that restart as in packed rows; the
 //                           plan builder's errors on out-of-range ids
 //   ./dev/cuda/encoder 1    (GPU only) times version 1 at GPT-2 124M's shape, B=8, T=1024
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "dev/cuda/expect_exit.h"
+#include "cpu/encoder.h"
 #include "dev/simt/kernel_test.h"
 #include "kernels/encoder.cuh"
 
@@ -66,39 +67,45 @@ static void test_encoder(const char* order, int N, int C, int V, int Vp, int max
     const std::vector<floatX> out = d_out.download();
     const std::vector<float> dwte = d_dwte.download(), dwpe = d_dwpe.download();
 
-    // forward in double: the sum of two floatX values, rounded once to floatX on the GPU:
-    // relative error at most half an ulp, 2^-8 in bf16 (8 significand bits), 2^-24 in fp32;
-    // allowed twice that
+    // the reference (cpu/encoder.h) in double on the same floatX values
+    auto to_double = [](const std::vector<floatX>& v) {
+        std::vector<double> d(v.size());
+        for (size_t i = 0; i < v.size(); i++) d[i] = (double)(float)v[i];
+        return d;
+    };
+    const std::vector<double> wte_d = to_double(wte), wpe_d = to_double(wpe), dout_d = to_double(dout);
+    std::vector<double> out_want((size_t)N * C);
+    cpu::encoder_forward(out_want.data(), tokens.data(), pos.data(), wte_d.data(), wpe_d.data(), N, C);
+    std::vector<double> dwte_want(dwte0.begin(), dwte0.end()), dwpe_want(dwpe0.begin(), dwpe0.end());
+    cpu::encoder_backward(dwte_want.data(), dwpe_want.data(), dout_d.data(), tokens.data(), pos.data(), N, C);
+    // the same backward on magnitudes gives each gradient's sum of |terms| (for the error bound)
+    std::vector<double> dout_abs(dout_d.size()), dwte_abs(dwte0.size()), dwpe_abs(dwpe0.size());
+    for (size_t i = 0; i < dout_d.size(); i++) dout_abs[i] = std::fabs(dout_d[i]);
+    for (size_t i = 0; i < dwte0.size(); i++) dwte_abs[i] = std::fabs(dwte0[i]);
+    for (size_t i = 0; i < dwpe0.size(); i++) dwpe_abs[i] = std::fabs(dwpe0[i]);
+    cpu::encoder_backward(dwte_abs.data(), dwpe_abs.data(), dout_abs.data(), tokens.data(), pos.data(), N, C);
+
+    // forward: the sum of two floatX values, rounded once to floatX on the GPU: relative error
+    // at most half an ulp, 2^-8 in bf16 (8 significand bits), 2^-24 in fp32; allowed twice that
     const double fwd_tol = std::is_same<floatX, float>::value ? std::ldexp(1.0, -23) : std::ldexp(1.0, -7);
     double fwd_err = 0.0;
-    for (int n = 0; n < N; n++)
-        for (int c = 0; c < C; c++) {
-            const double want = (double)(float)wte[(size_t)tokens[n] * C + c] + (double)(float)wpe[(size_t)pos[n] * C + c];
-            const double got = (double)(float)out[(size_t)n * C + c];
-            const double e = std::fabs(got - want) / (std::fabs(want) + 1e-6);
-            fwd_err = (e == e) ? std::max(fwd_err, e) : INFINITY;
-        }
+    for (size_t i = 0; i < out_want.size(); i++) {
+        const double e = std::fabs((double)(float)out[i] - out_want[i]) / (std::fabs(out_want[i]) + 1e-6);
+        fwd_err = (e == e) ? std::max(fwd_err, e) : INFINITY;
+    }
 
-    // backward in double, with the error bound of an fp32 sum of k + 1 terms (the k rows, then
-    // the existing gradient): (k + 1) * 2^-24 * (sum of |terms|); rows no token uses untouched
+    // backward: the error bound of an fp32 sum of k + 1 terms (the k rows, then the existing
+    // gradient) is (k + 1) * 2^-24 * (sum of |terms|); rows that no token uses stay untouched
     auto check_backward = [&](const std::vector<float>& got, const std::vector<float>& start,
+                              const std::vector<double>& want, const std::vector<double>& abs_sum,
                               const std::vector<int>& keys, int rows_of_table) {
-        std::vector<double> sum(start.begin(), start.end()), abs_sum(start.size());
         std::vector<int> count(rows_of_table, 0);
-        for (size_t i = 0; i < start.size(); i++) abs_sum[i] = std::fabs(start[i]);
-        for (int n = 0; n < N; n++) {
-            count[keys[n]]++;
-            for (int c = 0; c < C; c++) {
-                const double d = (double)(float)dout[(size_t)n * C + c];
-                sum[(size_t)keys[n] * C + c] += d;
-                abs_sum[(size_t)keys[n] * C + c] += std::fabs(d);
-            }
-        }
+        for (int n = 0; n < N; n++) count[keys[n]]++;
         double worst = 0.0;  // error / bound; at most 1
         for (int r = 0; r < rows_of_table; r++)
             for (int c = 0; c < C; c++) {
                 const size_t i = (size_t)r * C + c;
-                const double e = std::fabs((double)got[i] - sum[i]);
+                const double e = std::fabs((double)got[i] - want[i]);
                 const double bound = (count[r] + 1) * std::ldexp(1.0, -24) * abs_sum[i];
                 const double ratio = count[r] == 0 ? (got[i] == start[i] ? 0.0 : INFINITY)
                                                    : (e == 0.0 ? 0.0 : e / bound);
@@ -106,8 +113,8 @@ static void test_encoder(const char* order, int N, int C, int V, int Vp, int max
             }
         return worst;
     };
-    const double dwte_err = check_backward(dwte, dwte0, tokens, Vp);
-    const double dwpe_err = check_backward(dwpe, dwpe0, pos, max_T);
+    const double dwte_err = check_backward(dwte, dwte0, dwte_want, dwte_abs, tokens, Vp);
+    const double dwpe_err = check_backward(dwpe, dwpe0, dwpe_want, dwpe_abs, pos, max_T);
 
     run();  // again from the same inputs: the backward has no order-dependent sums
     const bool same = d_dwte.download() == dwte && d_dwpe.download() == dwpe;

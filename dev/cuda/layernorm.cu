@@ -1,56 +1,33 @@
 // dev/cuda/layernorm.cu: the LayerNorm kernels (kernels/layernorm.cuh), checked and benchmarked.
 //   ./dev/cuda/layernorm      checks forward, the fused residual forward and the backward (into
-//                             dinp, dweight, dbias, accumulating) against plain double loops on
-//                             fresh random inputs; the loops' backward is itself checked against
-//                             central finite differences first
+//                             dinp, dweight, dbias, accumulating) against cpu/layernorm.h in
+//                             double on fresh random inputs; its backward is itself checked
+//                             against central finite differences first
 //   ./dev/cuda/layernorm 1    (GPU only) times version 1, forward and backward, at GPT-2 124M's
 //                             shape (B*T = 8192 rows of C = 768)
 // Builds with g++ on the CPU execution layer (both thread orders, ASan, -DENABLE_FP32) and nvcc.
 #include <type_traits>
 #include <vector>
 
+#include "cpu/layernorm.h"
 #include "dev/simt/kernel_test.h"
 #include "kernels/layernorm.cuh"
 
-// Reference forward in double: out (N, C), mean (N,), rstd (N,).
+// The reference (cpu/layernorm.h) in double. Forward: out (N, C), mean (N,), rstd (N,).
 static void ref_forward(std::vector<double>& out, std::vector<double>& mean,
                         std::vector<double>& rstd, const std::vector<double>& x,
                         const std::vector<double>& w, const std::vector<double>& b, int N, int C,
-                        double eps) {
-    for (int n = 0; n < N; n++) {
-        const double* row = &x[(size_t)n * C];
-        double m = 0.0, var = 0.0;
-        for (int c = 0; c < C; c++) m += row[c];
-        m /= C;
-        for (int c = 0; c < C; c++) var += (row[c] - m) * (row[c] - m);
-        const double s = 1.0 / std::sqrt(var / C + eps);
-        for (int c = 0; c < C; c++) out[(size_t)n * C + c] = (row[c] - m) * s * w[c] + b[c];
-        mean[n] = m;
-        rstd[n] = s;
-    }
+                        float eps) {
+    cpu::layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, C, eps);
 }
 
-// Reference backward in double; adds into dx, dw, db.
+// Backward; adds into dx, dw, db.
 static void ref_backward(std::vector<double>& dx, std::vector<double>& dw, std::vector<double>& db,
                          const std::vector<double>& dy, const std::vector<double>& x,
                          const std::vector<double>& w, const std::vector<double>& mean,
                          const std::vector<double>& rstd, int N, int C) {
-    for (int n = 0; n < N; n++) {
-        double dnorm_mean = 0.0, dnorm_norm_mean = 0.0;
-        for (int c = 0; c < C; c++) {
-            const size_t i = (size_t)n * C + c;
-            const double norm = (x[i] - mean[n]) * rstd[n];
-            dnorm_mean += dy[i] * w[c] / C;
-            dnorm_norm_mean += dy[i] * w[c] * norm / C;
-            dw[c] += dy[i] * norm;
-            db[c] += dy[i];
-        }
-        for (int c = 0; c < C; c++) {
-            const size_t i = (size_t)n * C + c;
-            const double norm = (x[i] - mean[n]) * rstd[n];
-            dx[i] += (dy[i] * w[c] - dnorm_mean - norm * dnorm_norm_mean) * rstd[n];
-        }
-    }
+    cpu::layernorm_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), mean.data(),
+                            rstd.data(), N, C);
 }
 
 template <typename T> static std::vector<double> to_double(const std::vector<T>& v) {
@@ -77,7 +54,7 @@ static void test_reference_gradient(std::mt19937_64& rng) {
     std::vector<double> x = to_double(xf), w = to_double(wf), b = to_double(bf), dy = to_double(dyf);
     std::vector<double> out(N * C), mean(N), rstd(N), dx(N * C, 0.0), dw(C, 0.0), db(C, 0.0);
     auto loss = [&]() {
-        ref_forward(out, mean, rstd, x, w, b, N, C, 1e-5);
+        ref_forward(out, mean, rstd, x, w, b, N, C, 1e-5f);
         double L = 0.0;
         for (int i = 0; i < N * C; i++) L += out[i] * dy[i];
         return L;

@@ -9,7 +9,7 @@
 # Every kernels/*.cuh is rewritten and is a prerequisite of every kernel test.
 
 SIMT_HEADERS := dev/simt/simt.h dev/simt/cuda_runtime_cpu.h kernels/cuda_common.h \
-                dev/simt/kernel_test.h dev/test_util.h $(wildcard dev/simt/bf16.h) dev/cuda/expect_exit.h
+                dev/simt/kernel_test.h dev/test_util.h $(wildcard dev/simt/bf16.h)
 SIMT_KERNEL_HEADERS := $(wildcard kernels/*.cuh kernels/*.h)
 SIMT_REWRITTEN := $(patsubst %,build/cpu/%,$(filter %.cuh,$(SIMT_KERNEL_HEADERS)))
 SIMT_REWRITE := dev/simt/rewrite_launches.py
@@ -23,6 +23,11 @@ SIMT_KERNEL_TESTS += dev/cuda/test_reduce dev/cuda/test_softmax dev/cuda/test_wa
 # The GPU trainer's layers (issue 11), in bf16 and all-fp32.
 SIMT_KERNEL_TESTS += dev/cuda/encoder dev/cuda/layernorm dev/cuda/adamw dev/cuda/dpo_loss
 SIMT_FP32_TESTS += dev/cuda/encoder dev/cuda/layernorm dev/cuda/adamw dev/cuda/dpo_loss
+# their references (cpu/) are prerequisites of every build of them
+GPU_LAYER_TESTS := dev/cuda/encoder dev/cuda/layernorm dev/cuda/adamw dev/cuda/dpo_loss
+$(foreach t,$(GPU_LAYER_TESTS),$(t) $(t)_asan $(t)_fp32 build/nvcc/$(t).status): \
+    cpu/encoder.h cpu/layernorm.h cpu/adamw.h cpu/dpo_loss.h cpu/parallel.h common/metrics.h \
+    common/model_config.h data/batch.h dev/cuda/expect_exit.h
 
 -include dev/simt/tensor.mk
 
@@ -36,7 +41,7 @@ build/cpu/%.cuh: %.cuh $(SIMT_REWRITE)
 
 # nvcc compile check of one source: writes "PASS" or "FAIL" and nvcc's messages to the status
 # file; never fails the build, so that test_nvcc_build can report each file.
-build/nvcc/%.status: %.cu $(SIMT_KERNEL_HEADERS) kernels/cuda_common.h dev/simt/kernel_test.h dev/test_util.h dev/cuda/expect_exit.h
+build/nvcc/%.status: %.cu $(SIMT_KERNEL_HEADERS) kernels/cuda_common.h dev/simt/kernel_test.h dev/test_util.h
 	@mkdir -p $(dir $@)
 	@if [ ! -x "$(NVCC)" ]; then echo "SKIP nvcc not found at $(NVCC)" > $@; \
 	elif $(NVCC) $(SIMT_NVCC_FLAGS) -c $< -o $(basename $@).o > $@.log 2>&1; \
