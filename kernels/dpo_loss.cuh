@@ -20,18 +20,9 @@
 #include <cstdlib>
 #include <vector>
 
+#include "common/metrics.h"
 #include "kernels/cuda_common.h"
 #include "kernels/dpo_loss_math.h"
-
-// What the host needs about one pair after the loss: the policy sums behind the metrics (the
-// fields of PairResult's PairLogps), the unscaled loss, and the pair's scaled coefficients.
-struct DpoPairResult {
-    double chosen, rejected;              // sums of the scored tokens' log-probs
-    double logit_chosen, logit_rejected;  // sums over the scored tokens of the mean logit
-    int n_chosen, n_rejected;             // scored tokens of each response
-    float loss;                           // the pair's loss, unscaled
-    float dchosen, drejected;             // scale * d loss / d logp(chosen), (rejected)
-};
 
 constexpr int DPO_LOSS_WARPS_PER_BLOCK = 4;
 
@@ -42,7 +33,7 @@ __device__ inline double warp_sum_double(double v) {
 }
 
 // One warp per pair s (no block barrier: warps past S leave at once).
-__global__ void dpo_loss_kernel(DpoPairResult* __restrict__ results, float* __restrict__ dlogp,
+__global__ void dpo_loss_kernel(PairResult* __restrict__ results, float* __restrict__ dlogp,
                                 const float* __restrict__ logp,
                                 const float* __restrict__ mean_logit,
                                 const int* __restrict__ offsets, const int* __restrict__ tokens,
@@ -72,16 +63,16 @@ __global__ void dpo_loss_kernel(DpoPairResult* __restrict__ results, float* __re
     dc *= scale;
     dr *= scale;
     if (lane == 0) {
-        DpoPairResult r;
-        r.chosen = logp_sum[0];
-        r.rejected = logp_sum[1];
-        r.logit_chosen = logit_sum[0];
-        r.logit_rejected = logit_sum[1];
-        r.n_chosen = count[0];
-        r.n_rejected = count[1];
+        PairResult r;
+        r.policy.chosen = logp_sum[0];
+        r.policy.rejected = logp_sum[1];
+        r.policy.n_chosen = count[0];
+        r.policy.n_rejected = count[1];
+        r.policy.logit_chosen = logit_sum[0];
+        r.policy.logit_rejected = logit_sum[1];
+        r.ref_chosen = ref_chosen[s];
+        r.ref_rejected = ref_rejected[s];
         r.loss = loss;
-        r.dchosen = dc;
-        r.drejected = dr;
         results[s] = r;
     }
     for (int side = 0; side < 2; side++) {
@@ -135,8 +126,9 @@ inline DpoPairPlan dpo_pair_plan(const int32_t* slot, const int8_t* side, int M,
 // logp, mean_logit (M,): per scored token (logprob_forward); offsets (2S+1,), tokens (M,): the
 // uploaded dpo_pair_plan; ref_chosen, ref_rejected (S,): the reference model's sums per pair
 // slot; scale: the factor of every pair's loss in the step (1 / pairs of the step).
-// results (S,): copy back for the metrics (loss unscaled).
-inline void dpo_loss_forward_backward(DpoPairResult* results, float* dlogp, const float* logp,
+// results (S,): common/metrics.h's PairResult per pair (policy sums and counts, the references
+// as given, the loss unscaled), to copy back for PairMetrics.
+inline void dpo_loss_forward_backward(PairResult* results, float* dlogp, const float* logp,
                                       const float* mean_logit, const int* offsets,
                                       const int* tokens, const float* ref_chosen,
                                       const float* ref_rejected, const LossSpec& spec, int S,

@@ -65,9 +65,8 @@ static ScoredTokens random_tokens(int S, int max_count, bool shuffled, std::mt19
 // The CPU trainer's pair loop (cpu/dpo_loss.h: what cpu::dpo_forward_backward runs between the
 // model's forward and backward) in Real, on the same scored tokens.
 template <typename Real> struct PairLoop {
-    std::vector<PairResult> res;           // per pair: sums, counts, loss
-    std::vector<Real> dlogp;               // per scored token
-    std::vector<Real> dchosen, drejected;  // per pair: dlogp at its tokens of each side
+    std::vector<PairResult> res;  // per pair: sums, counts, references, loss
+    std::vector<Real> dlogp;      // per scored token
 };
 
 template <typename Real>
@@ -81,9 +80,6 @@ static PairLoop<Real> pair_loop(const ScoredTokens& b, const LossSpec& spec, dou
     r.res = cpu::dpo_pair_losses<Real>(
         cpu::gather_pair_logps<Real>(logp.data(), mean_logit.data(), b.slot.data(), b.side.data(), b.M, b.S),
         ref_chosen, ref_rejected, spec, scale, b.slot.data(), b.side.data(), b.M, r.dlogp.data());
-    r.dchosen.assign(b.S, (Real)0);
-    r.drejected.assign(b.S, (Real)0);
-    for (int m = 0; m < b.M; m++) (b.side[m] == 1 ? r.dchosen : r.drejected)[b.slot[m]] = r.dlogp[m];
     return r;
 }
 
@@ -98,14 +94,14 @@ struct Worst {
 
 struct Outcome {
     Worst sums, loss, dlogp, float_path;
-    bool counts_exact = true, dlogp_matches_pair = true, deterministic = true;
+    bool counts_exact = true, deterministic = true;
 };
 
 static void run_case(Outcome& out, const ScoredTokens& b, const LossSpec& spec, float scale) {
     const DpoPairPlan plan = dpo_pair_plan(b.slot.data(), b.side.data(), b.M, b.S);
     DeviceBuffer<float> d_logp(b.M), d_mean_logit(b.M), d_dlogp(b.M), d_ref_c(b.S), d_ref_r(b.S);
     DeviceBuffer<int> d_offsets(plan.offsets.size()), d_tokens(b.M);
-    DeviceBuffer<DpoPairResult> d_results(b.S);
+    DeviceBuffer<PairResult> d_results(b.S);
     d_logp.upload(b.logp); d_mean_logit.upload(b.mean_logit);
     d_ref_c.upload(b.ref_chosen); d_ref_r.upload(b.ref_rejected);
     d_offsets.upload(plan.offsets); d_tokens.upload(plan.tokens);
@@ -117,7 +113,7 @@ static void run_case(Outcome& out, const ScoredTokens& b, const LossSpec& spec, 
         CUDA_CHECK(cudaDeviceSynchronize());
     };
     run();  // dlogp starts as whatever cudaMalloc left (NaN on the CPU layer): all M overwritten
-    const std::vector<DpoPairResult> res = d_results.download();
+    const std::vector<PairResult> res = d_results.download();
     const std::vector<float> dlogp = d_dlogp.download();
     const PairLoop<double> want = pair_loop<double>(b, spec, scale);
     const PairLoop<float> cpu_float = pair_loop<float>(b, spec, scale);
@@ -126,32 +122,27 @@ static void run_case(Outcome& out, const ScoredTokens& b, const LossSpec& spec, 
     // a zero of d loss / d h (cDPO's h = log((1-eps)/eps)) only absolute error means anything
     const double dfloor = scale;
     for (int s = 0; s < b.S; s++) {
-        const DpoPairResult& r = res[s];
+        const PairResult &r = res[s], &w = want.res[s];
         // the sums are float values added in double: only the order differs from the reference
-        out.sums.add(r.chosen, want.res[s].policy.chosen, 1e-9);
-        out.sums.add(r.rejected, want.res[s].policy.rejected, 1e-9);
-        out.sums.add(r.logit_chosen, want.res[s].policy.logit_chosen, 1e-9);
-        out.sums.add(r.logit_rejected, want.res[s].policy.logit_rejected, 1e-9);
-        out.counts_exact = out.counts_exact && r.n_chosen == want.res[s].policy.n_chosen &&
-                           r.n_rejected == want.res[s].policy.n_rejected;
-        out.loss.add(r.loss, want.res[s].loss, 1.0);
-        out.dlogp.add(r.dchosen, want.dchosen[s], dfloor);
-        out.dlogp.add(r.drejected, want.drejected[s], dfloor);
+        out.sums.add(r.policy.chosen, w.policy.chosen, 1e-9);
+        out.sums.add(r.policy.rejected, w.policy.rejected, 1e-9);
+        out.sums.add(r.policy.logit_chosen, w.policy.logit_chosen, 1e-9);
+        out.sums.add(r.policy.logit_rejected, w.policy.logit_rejected, 1e-9);
+        out.counts_exact = out.counts_exact && r.policy.n_chosen == w.policy.n_chosen &&
+                           r.policy.n_rejected == w.policy.n_rejected &&
+                           r.ref_chosen == w.ref_chosen && r.ref_rejected == w.ref_rejected;
+        out.loss.add(r.loss, w.loss, 1.0);
         out.float_path.add(r.loss, cpu_float.res[s].loss, 1.0);
-        out.float_path.add(r.dchosen, cpu_float.dchosen[s], dfloor);
-        out.float_path.add(r.drejected, cpu_float.drejected[s], dfloor);
     }
     for (int m = 0; m < b.M; m++) {
-        const DpoPairResult& r = res[b.slot[m]];
         out.dlogp.add(dlogp[m], want.dlogp[m], dfloor);
-        const float pair_coefficient = b.side[m] == 1 ? r.dchosen : r.drejected;
-        out.dlogp_matches_pair = out.dlogp_matches_pair && memcmp(&dlogp[m], &pair_coefficient, sizeof(float)) == 0;
+        out.float_path.add(dlogp[m], cpu_float.dlogp[m], dfloor);
     }
     run();
-    const std::vector<DpoPairResult> again = d_results.download();
+    const std::vector<PairResult> again = d_results.download();
     const std::vector<float> dlogp_again = d_dlogp.download();
     out.deterministic = out.deterministic &&
-                        memcmp(again.data(), res.data(), res.size() * sizeof(DpoPairResult)) == 0 &&
+                        memcmp(again.data(), res.data(), res.size() * sizeof(PairResult)) == 0 &&
                         memcmp(dlogp_again.data(), dlogp.data(), dlogp.size() * sizeof(float)) == 0;
 }
 
@@ -181,10 +172,8 @@ static void test_spec(const char* order, const char* what, const LossSpec& spec,
     check_error(out.loss.value, 1e-4, "loss vs double");
     check_error(out.dlogp.value, 1e-4, "dlogp vs double");
     check_error(out.float_path.value, 1e-6, "loss, coefficients vs CPU float loop");
-    snprintf(why, sizeof why, "a count differs from the reference's");
-    check(out.counts_exact, "per-pair token counts");
-    snprintf(why, sizeof why, "some dlogp[m] is not its pair side's dchosen/drejected");
-    check(out.dlogp_matches_pair, "dlogp = its pair side's coefficient");
+    snprintf(why, sizeof why, "a count or reference differs from the CPU loop's");
+    check(out.counts_exact, "per-pair token counts and references");
     snprintf(why, sizeof why, "results or dlogp differ between two runs");
     check(out.deterministic, "second run bit-identical");
 }
@@ -196,7 +185,7 @@ static void benchmark(int version) {
     const DpoPairPlan plan = dpo_pair_plan(b.slot.data(), b.side.data(), b.M, b.S);
     DeviceBuffer<float> d_logp(b.M), d_mean_logit(b.M), d_dlogp(b.M), d_ref_c(b.S), d_ref_r(b.S);
     DeviceBuffer<int> d_offsets(plan.offsets.size()), d_tokens(b.M);
-    DeviceBuffer<DpoPairResult> d_results(b.S);
+    DeviceBuffer<PairResult> d_results(b.S);
     d_logp.upload(b.logp); d_mean_logit.upload(b.mean_logit);
     d_ref_c.upload(b.ref_chosen); d_ref_r.upload(b.ref_rejected);
     d_offsets.upload(plan.offsets); d_tokens.upload(plan.tokens);
