@@ -17,10 +17,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "common/atomic_file.h"
 #include "common/checkpoint.h"
 #include "common/model_io.h"
 #include "common/ref_cache.h"
@@ -170,58 +170,26 @@ static PairMetrics evaluate(cpu::GPT2<float>& model, const PairSet& set, const R
 }
 
 // ----------------------------------------------------------------------------------------------
-// The flags of the score and sample subcommands: a missing or malformed value is an error.
-struct FlagReader {
-    int argc;
-    char** argv;
-    const char* command;
-    int i = 2;  // after "train_dpo_cpu <command>"
-
-    bool next(std::string* flag) {
-        if (i >= argc) return false;
-        *flag = argv[i++];
-        return true;
-    }
-    std::string str(const std::string& flag) {
-        if (i >= argc) fatal(std::string(command) + ": flag " + flag + " needs a value (see --help)");
-        return argv[i++];
-    }
-    double num(const std::string& flag) {
-        std::string v = str(flag);
-        char* end = nullptr;
-        double d = strtod(v.c_str(), &end);
-        if (end == v.c_str() || *end != '\0' || !std::isfinite(d))
-            fatal(std::string(command) + ": flag " + flag + ": '" + v + "' is not a number");
-        return d;
-    }
-    bool on_off(const std::string& flag) {
-        std::string v = str(flag);
-        if (v != "on" && v != "off") fatal(std::string(command) + ": flag " + flag + " takes on or off");
-        return v == "on";
-    }
-};
-
-// ----------------------------------------------------------------------------------------------
 // score: log-probs of every pair under a model, as TSV
 
 static int run_score(int argc, char** argv) {
     std::string model_path, data_path, out_path;
     bool sharing = true, packing = true;
     int B = 8, T = 0, threads = 0;
-    FlagReader flags{argc, argv, "score"};
-    std::string f;
-    while (flags.next(&f)) {
-        if (f == "--model") model_path = flags.str(f);
-        else if (f == "--data") data_path = flags.str(f);
-        else if (f == "--out") out_path = flags.str(f);
-        else if (f == "--prefix-sharing") sharing = flags.on_off(f);
-        else if (f == "--packing") packing = flags.on_off(f);
-        else if (f == "--seq-len") T = (int)flags.num(f);
-        else if (f == "--micro-rows") B = (int)flags.num(f);
-        else if (f == "--threads") threads = (int)flags.num(f);
-        else if (f == "--help" || f == "-h") { print_usage(argv[0]); return 0; }
-        else fatal("score: unknown flag '" + f + "' (see --help)");
+    FlagParser f(argc, argv, 2, "score");  // after "train_dpo_cpu score"
+    while (f.next()) {
+        if (f.is("--model")) f.text(&model_path);
+        else if (f.is("--data")) f.text(&data_path);
+        else if (f.is("--out")) f.text(&out_path);
+        else if (f.is("--prefix-sharing")) f.on_off(&sharing);
+        else if (f.is("--packing")) f.on_off(&packing);
+        else if (f.is("--seq-len")) f.integer(&T, 2, MAX_FLAG_SEQ_LEN);
+        else if (f.is("--micro-rows")) f.integer(&B, 1, MAX_FLAG_ROWS);
+        else if (f.is("--threads")) f.integer(&threads, 0, MAX_FLAG_THREADS);
+        else if (f.is("--help") || f.is("-h")) { print_usage(argv[0]); return 0; }
+        else f.unknown();
     }
+    if (!f.ok()) fatal(f.error());
     if (model_path.empty() || data_path.empty() || out_path.empty())
         fatal("score needs --model, --data and --out (see --help)");
     set_threads(threads);
@@ -231,13 +199,14 @@ static int run_score(int argc, char** argv) {
     check_vocabulary(set, data_path, model.cfg);
     if (T == 0) T = model.cfg.max_seq_len;
     SetLogps lp = compute_set_logps(model, set, sharing ? LAYOUT_SHARED : LAYOUT_BASELINE, packing, B, T, false);
-    std::string tmp = out_path + ".tmp";
-    FILE* tsv = fopen(tmp.c_str(), "w");
-    if (!tsv) fatal("cannot write " + tmp);
-    fprintf(tsv, "index\tlogp_chosen\tlogp_rejected\tn_chosen\tn_rejected\n");
-    for (size_t i = 0; i < set.size(); i++)
-        fprintf(tsv, "%zu\t%.9g\t%.9g\t%d\t%d\n", i, lp.chosen[i], lp.rejected[i], lp.n_chosen[i], lp.n_rejected[i]);
-    if (fclose(tsv) != 0 || rename(tmp.c_str(), out_path.c_str()) != 0) fatal("cannot write " + out_path);
+    AtomicFile out;
+    std::string err;
+    if (!out.open(out_path, &err)) fatal("score: " + err);
+    bool ok = fprintf(out.file(), "index\tlogp_chosen\tlogp_rejected\tn_chosen\tn_rejected\n") > 0;
+    for (size_t i = 0; ok && i < set.size(); i++)
+        ok = fprintf(out.file(), "%zu\t%.9g\t%.9g\t%d\t%d\n", i, lp.chosen[i], lp.rejected[i], lp.n_chosen[i],
+                     lp.n_rejected[i]) > 0;
+    if (!out.commit(&err, ok)) fatal("score: " + err);
     printf("scored %zu pairs -> %s\n", set.size(), out_path.c_str());
     return 0;
 }
@@ -266,27 +235,30 @@ struct TokenPrinter {
 
 static int run_sample(int argc, char** argv) {
     std::string model_path, prompts_file, tokenizer_dir;
-    std::vector<std::string> prompts, id_prompts;
+    std::vector<std::string> prompts;
+    std::vector<std::vector<int>> id_prompts;
     cpu::SampleSettings ss;
     ss.max_new_tokens = 64;
-    FlagReader flags{argc, argv, "sample"};
-    std::string f;
-    while (flags.next(&f)) {
-        if (f == "--model") model_path = flags.str(f);
-        else if (f == "--prompt") prompts.push_back(flags.str(f));
-        else if (f == "--prompts") prompts_file = flags.str(f);
-        else if (f == "--prompt-ids") id_prompts.push_back(flags.str(f));
-        else if (f == "--tokenizer") tokenizer_dir = flags.str(f);
-        else if (f == "--max-tokens") ss.max_new_tokens = (int)flags.num(f);
-        else if (f == "--temperature") ss.temperature = (float)flags.num(f);
-        else if (f == "--top-k") ss.top_k = (int)flags.num(f);
-        else if (f == "--top-p") ss.top_p = (float)flags.num(f);
-        else if (f == "--greedy") ss.greedy = true;
-        else if (f == "--seed") ss.seed = (uint64_t)flags.num(f);
-        else if (f == "--eos-id") ss.eos_token = (int)flags.num(f);
-        else if (f == "--help" || f == "-h") { print_usage(argv[0]); return 0; }
-        else fatal("sample: unknown flag '" + f + "' (see --help)");
+    FlagParser f(argc, argv, 2, "sample");  // after "train_dpo_cpu sample"
+    while (f.next()) {
+        std::string v;
+        std::vector<int> ids;
+        if (f.is("--model")) f.text(&model_path);
+        else if (f.is("--prompt")) { if (f.text(&v)) prompts.push_back(v); }
+        else if (f.is("--prompts")) f.text(&prompts_file);
+        else if (f.is("--prompt-ids")) { if (f.integer_list(&ids, 0, INT32_MAX)) id_prompts.push_back(ids); }
+        else if (f.is("--tokenizer")) f.text(&tokenizer_dir);
+        else if (f.is("--max-tokens")) f.integer(&ss.max_new_tokens, 0, MAX_FLAG_SAMPLE_TOKENS);
+        else if (f.is("--temperature")) f.number(&ss.temperature, NumberRange::at_least(0));
+        else if (f.is("--top-k")) f.integer(&ss.top_k, 0, INT32_MAX);
+        else if (f.is("--top-p")) f.number(&ss.top_p, {0, 1, true, false});
+        else if (f.is("--greedy")) ss.greedy = true;
+        else if (f.is("--seed")) f.seed(&ss.seed);
+        else if (f.is("--eos-id")) f.integer(&ss.eos_token, -1, INT32_MAX);
+        else if (f.is("--help") || f.is("-h")) { print_usage(argv[0]); return 0; }
+        else f.unknown();
     }
+    if (!f.ok()) fatal(f.error());
     if (model_path.empty()) fatal("sample needs --model (see --help)");
     if (!prompts_file.empty()) {
         std::ifstream in(prompts_file);
@@ -312,13 +284,7 @@ static int run_sample(int argc, char** argv) {
             inputs.push_back(std::vector<int>(ids.begin(), ids.end()));
         }
     }
-    for (const std::string& p : id_prompts) {
-        std::vector<int> ids;
-        std::istringstream in(p);
-        int id;
-        while (in >> id) ids.push_back(id);
-        inputs.push_back(ids);
-    }
+    for (const std::vector<int>& ids : id_prompts) inputs.push_back(ids);
     TokenPrinter printer;
     printer.init(model.cfg.vocab_size);
     cpu::Sampler sampler(model.cfg, model.params.data(), ss);
