@@ -21,21 +21,27 @@ TEST_BINS :=
 all:
 
 # Missing Debian packages (JSON, zlib, OpenBLAS, Boost.Context) are installed before anything is
-# built: the check runs whenever make reads this file (headers only; apt-get only when absent).
+# built: the check runs when make reads this file (headers only; apt-get only when absent), unless
+# every goal named is one that builds nothing (clean, deps itself).
+NO_DEPS_GOALS := clean deps
+ifneq ($(filter-out $(NO_DEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
 DEPS_STATUS := $(shell ./dev/install_deps.sh >&2; echo $$?)
 ifneq ($(DEPS_STATUS),0)
 $(error dev/install_deps.sh could not install the Debian packages the build needs (see above))
 endif
+endif
 deps:
 	@./dev/install_deps.sh
 
-include common/common.mk common/interop.mk tokenizer/tokenizer.mk data/data.mk data/loader.mk \
-        dev/dev.mk dev/simt/simt.mk
+# dev/simt/simt.mk last: it makes the rules for the kernel tests the fragments before it list.
+include common/common.mk tokenizer/tokenizer.mk data/data.mk \
+        dev/dev.mk dev/cuda/cuda.mk dev/simt/simt.mk
 
 all: $(ALL_BINS)
 
 test: $(ALL_BINS) $(TEST_BINS)
 	@./dev/run_tests.sh $(TEST_BINS)
 
+# Test scripts (*.sh) are in TEST_BINS but are sources: never removed.
 clean:
-	rm -f $(ALL_BINS) $(TEST_BINS) $(CLEAN_FILES)
+	rm -f $(filter-out %.sh,$(ALL_BINS) $(TEST_BINS)) $(CLEAN_FILES)

@@ -21,3 +21,9 @@ data/test_pairfile_asan: data/test_pairfile.cpp $(PAIRFILE_HEADERS) dev/test_uti
 # runs data/prepare_dpo, so it depends on it
 data/test_prepare: data/test_prepare.cpp $(PREPARE_DPO_HEADERS) dev/test_util.h data/prepare_dpo
 	$(CXX) $(CXXFLAGS) $< -o $@ -lz $(LDLIBS)
+
+# ---- the dataloader and packer (data/dataloader.h) and its test.
+TEST_BINS += data/test_dataloader
+
+data/test_dataloader: data/test_dataloader.cpp data/dataloader.h data/batch.h data/pairs.h common/rng.h dev/test_util.h
+	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)

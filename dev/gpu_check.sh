@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # dev/gpu_check.sh: the one-call check on a machine with an NVIDIA GPU (a few minutes on an H200).
 #   1. detects the GPU and its architecture (nvidia-smi --query-gpu=compute_cap);
-#   2. builds every dev/cuda/test_*.cu and dev/cuda/probe_*.cu natively with nvcc (in parallel);
-#   3. runs each test on the GPU (they check the hardware against the same CPU references that the
-#      CPU execution layer is tested against), and, if compute-sanitizer is there, runs each test
+#   2. builds natively with nvcc (in parallel) every kernel layer program dev/cuda/<layer>.cu, the
+#      emulator tests dev/simt/test_*.cu and the probes dev/cuda/probes/probe_*.cu;
+#   3. runs each of those tests on the GPU (they check the hardware against the same CPU references
+#      that the CPU execution layer is tested against), and, if compute-sanitizer is there, runs each
 #      under its racecheck tool (shared-memory races, which the CPU layer's orderings can hide);
+#      then each layer program's benchmark mode, `dev/cuda/<layer> N` for N = 1, 2, ... while the
+#      program accepts N (times and GB/s or TFLOP/s go in the report, not judged);
 #   4. runs each instruction probe on the GPU and compares its output with the same probe run on the
 #      CPU emulation (build/probes-cpu/*.txt: made here by `make probe-outputs` if this machine can
-#      build the CPU layer, or made elsewhere and copied in), with dev/cuda/probe_compare;
+#      build the CPU layer, or made elsewhere and copied in), with dev/cuda/probes/probe_compare;
 #   5. writes a markdown report dev/reports/gpu_check-<UTC date and time>.md and prints its path.
 # Without a GPU it says so, compiles everything for sm_80 and sm_90, and exits 0 (1 if a build fails).
 # Exit status with a GPU: 0 if every build, test, sanitizer run and exact probe passed, else 1.
 # The mma probe is a measurement (the emulation does not model the tensor cores' rounding), so its
 # differences are reported, not failed.
-# To extend it (the GPU trainer's end-to-end test and benchmarks): a dev/cuda/test_*.cu is picked up
-# by itself; other steps go before section 5, adding their results to a table of the report and
-# setting all_ok=0 on failure.
+# To extend it (the GPU trainer's end-to-end test and benchmarks): a dev/cuda/<layer>.cu or
+# dev/simt/test_*.cu is picked up by itself; other steps go before section 5, adding their results
+# to a table of the report and setting all_ok=0 on failure.
 # Environment: NVCC (nvcc to use), NVCC_LIBS (extra link flags, e.g. -lcublas), GPU_CHECK_JOBS
 # (parallel builds), GPU_CHECK_TIMEOUT (seconds per test run, default 120), GPU_CHECK_SANITIZE=0
 # (skip compute-sanitizer).
@@ -60,7 +63,8 @@ else
 fi
 
 # ---- 2. build (one nvcc per source, in parallel; a log per program)
-sources=$(ls dev/cuda/test_*.cu dev/cuda/probe_*.cu 2>/dev/null)
+layers=$(ls dev/cuda/*.cu 2>/dev/null)
+sources=$(ls dev/cuda/*.cu dev/simt/test_*.cu dev/cuda/probes/probe_*.cu 2>/dev/null)
 build_one() {  # source -> $OUT/<name>, status in $OUT/<name>.build ("ok" or "failed")
   local src=$1 name
   name=$(basename "${src%.*}")
@@ -69,10 +73,10 @@ build_one() {  # source -> $OUT/<name>, status in $OUT/<name>.build ("ok" or "fa
 }
 export -f build_one; export NVCC ARCH_FLAGS NVCC_LIBS OUT
 echo "gpu_check: building $(echo $sources | wc -w) programs and probe_compare with $JOBS jobs"
-printf '%s\n' $sources dev/cuda/probe_compare.cpp | xargs -P "$JOBS" -I{} bash -c 'build_one {}'
+printf '%s\n' $sources dev/cuda/probes/probe_compare.cpp | xargs -P "$JOBS" -I{} bash -c 'build_one {}'
 build_ok=1
 build_table=""
-for src in $sources dev/cuda/probe_compare.cpp; do
+for src in $sources dev/cuda/probes/probe_compare.cpp; do
   name=$(basename "${src%.*}")
   status=$(cat "$OUT/$name.build")
   [ "$status" = ok ] || build_ok=0
@@ -89,7 +93,7 @@ fi
 all_ok=$build_ok
 test_table=""
 failures=""
-tests=$(printf '%s\n' $sources | grep '/test_')
+tests=$(printf '%s\n' $sources | grep -v '/probe_')
 probes=$(printf '%s\n' $sources | grep '/probe_')
 for src in $tests; do
   name=$(basename "$src" .cu)
@@ -127,6 +131,17 @@ if [ "$SANITIZE" = 1 ] && command -v compute-sanitizer > /dev/null 2>&1; then
 else
   sanitizer_table="| (all) | racecheck | not run: compute-sanitizer not found or GPU_CHECK_SANITIZE=0 |"$'\n'
 fi
+
+bench_text=""
+for src in $layers; do
+  name=$(basename "$src" .cu)
+  [ "$(cat "$OUT/$name.build")" = ok ] || continue
+  for version in $(seq 1 20); do
+    timeout "$TIMEOUT" "./$OUT/$name" "$version" > "$OUT/$name.bench$version.log" 2>&1 || break
+    bench_text+="$(cat "$OUT/$name.bench$version.log")"$'\n'
+    echo "gpu_check: benchmark $(tail -1 "$OUT/$name.bench$version.log")"
+  done
+done
 
 # ---- 4. probes: GPU against the CPU emulation
 probe_text=""
@@ -177,6 +192,10 @@ dirty=$(git status --porcelain 2>/dev/null | grep -v '^??' | head -1)
   echo "## Tests on the GPU"
   echo
   echo "| test | result | passed | failed | skipped | time |"; echo "|---|---|---|---|---|---|"; printf '%s' "$test_table"
+  echo
+  echo "## Benchmarks (dev/cuda/<layer> <version>)"
+  echo
+  echo '```'; printf '%s' "$bench_text"; echo '```'
   echo
   echo "## compute-sanitizer"
   echo

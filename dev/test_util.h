@@ -1,6 +1,8 @@
 // Tiny test helpers shared by every test program in the project.
 // A test prints "PASS name" / "FAIL name: why" / "SKIP name: why", one line per check;
-// dev/run_tests.sh totals them. test_exit() returns the process exit status (1 on failure).
+// dev/run_tests.sh totals them. test_exit() runs the last checks a helper registered (e.g.
+// dev/simt/kernel_test.h: thread orders, leaks), flushes, and returns the process exit status
+// (1 on failure).
 #pragma once
 #include <cstdarg>
 #include <cstdio>
@@ -24,4 +26,15 @@ static inline void test_skip(const char* name, const char* why) {
     fflush(stdout);
 }
 
-static inline int test_exit() { return g_test_failures ? 1 : 0; }
+// Checks a test helper adds to every program that uses it, run by test_exit (once).
+static void (*g_test_exit_checks)() = nullptr;
+
+static inline int test_exit() {
+    if (void (*checks)() = g_test_exit_checks) {
+        g_test_exit_checks = nullptr;
+        checks();
+    }
+    fflush(stdout);
+    fflush(stderr);
+    return g_test_failures ? 1 : 0;
+}

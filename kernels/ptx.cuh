@@ -45,7 +45,7 @@ struct MmaOperands { uint32_t a[4]; uint32_t b[2]; float c[4]; };
 // D = A * B + C for the whole warp; this lane's four D values go to d.
 // Products of two bf16 values are exact in fp32; they are added to C one by one in k order in
 // fp32 with round-to-nearest. The hardware's internal order and rounding of the sum may differ
-// (dev/cuda/probe_mma measures it on a GPU).
+// (dev/cuda/probes/probe_mma measures it on a GPU).
 static inline void mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4],
                                      const char* file, int line) {
     MmaOperands mine, all[32];

@@ -1,6 +1,6 @@
 // dev/simt/bf16.h: __nv_bfloat16 and __nv_bfloat162 for the CPU (g++) build of the kernels.
 // Under nvcc the kernels use CUDA's own cuda_bf16.h; this header stands in for it under g++ and is
-// bit-exact with the toolkit's host conversions (checked by dev/cuda/test_bf16 on all 2^16 bf16
+// bit-exact with the toolkit's host conversions (checked by dev/simt/test_bf16 on all 2^16 bf16
 // values and on millions of floats):
 //   float -> bf16: round to nearest, ties to even; every NaN becomes the canonical 0x7FFF.
 //   bf16 -> float: exact (the 16 bits become the high half of the float).

@@ -66,9 +66,13 @@ inline cudaError_t cudaMalloc(void** ptr, size_t bytes) {
     if (!ptr) return cudaErrorInvalidValue;
     *ptr = nullptr;
     if (bytes == 0) return cudaSuccess;
-    void* p = aligned_alloc(256, (bytes + 255) / 256 * 256);
+    // a GPU allocation is 256-byte aligned; the padding up to the next multiple of 256 is filled
+    // too (a read one past the end gives NaN) and, under ASan, poisoned (the read is reported)
+    const size_t rounded = (bytes + 255) / 256 * 256;
+    void* p = aligned_alloc(256, rounded);
     if (!p) return cudaErrorMemoryAllocation;
-    memset(p, 0xFF, bytes);
+    memset(p, 0xFF, rounded);
+    simt::asan_poison((char*)p + bytes, rounded - bytes);
     *ptr = p;
     return cudaSuccess;
 }
@@ -185,10 +189,10 @@ inline cudaError_t cudaGetDevice(int* device) { *device = 0; return cudaSuccess;
 inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
     if (device != 0) return cudaErrorInvalidDevice;
     memset(prop, 0, sizeof(*prop));
-    strcpy(prop->name, "simt CPU emulator (sm_90, H100-like)");
+    snprintf(prop->name, sizeof prop->name, "simt CPU emulator (sm_%d)", simt::g_arch);
     prop->totalGlobalMem = 80ull << 30;
     prop->sharedMemPerBlock = 48 * 1024;
-    prop->sharedMemPerBlockOptin = 227 * 1024;
+    prop->sharedMemPerBlockOptin = simt::max_dynamic_shared_optin(simt::g_arch);
     prop->sharedMemPerMultiprocessor = 228 * 1024;
     prop->regsPerBlock = 65536;
     prop->warpSize = 32;
@@ -197,8 +201,8 @@ inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
     prop->maxGridSize[0] = 2147483647; prop->maxGridSize[1] = 65535; prop->maxGridSize[2] = 65535;
     prop->maxThreadsPerMultiProcessor = 2048;
     prop->multiProcessorCount = 132;
-    prop->major = 9;
-    prop->minor = 0;
+    prop->major = simt::g_arch / 10;
+    prop->minor = simt::g_arch % 10;
     prop->l2CacheSize = 50 * 1024 * 1024;
     prop->memoryBusWidth = 5120;
     return cudaSuccess;
@@ -208,6 +212,17 @@ enum cudaFuncAttribute {
     cudaFuncAttributeMaxDynamicSharedMemorySize = 8,
     cudaFuncAttributePreferredSharedMemoryCarveout = 9,
 };
-template <class F> inline cudaError_t cudaFuncSetAttribute(F*, cudaFuncAttribute, int) {
-    return cudaSuccess;
+// MaxDynamicSharedMemorySize: the kernel's launches may ask for up to `value` bytes of dynamic
+// shared memory (above the default 48 KiB); more than the architecture allows is an error.
+template <class F> inline cudaError_t cudaFuncSetAttribute(F* kernel, cudaFuncAttribute attr, int value) {
+    if (!kernel) return cudaErrorInvalidValue;
+    if (attr == cudaFuncAttributeMaxDynamicSharedMemorySize) {
+        if (value < 0 || (size_t)value > simt::max_dynamic_shared_optin(simt::g_arch))
+            return cudaErrorInvalidValue;
+        simt::g_max_dynamic_shared[(const void*)kernel] = (size_t)value;
+        return cudaSuccess;
+    }
+    if (attr == cudaFuncAttributePreferredSharedMemoryCarveout)
+        return value >= -1 && value <= 100 ? cudaSuccess : cudaErrorInvalidValue;
+    return cudaErrorInvalidValue;
 }

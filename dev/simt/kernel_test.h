@@ -1,8 +1,12 @@
 // dev/simt/kernel_test.h: helpers for kernel tests that build both ways: with g++ on the CPU
 // execution layer (dev/simt) and with nvcc for a real GPU (dev/gpu_check.sh).
 //   CUDA_CHECK(call)           (kernels/cuda_common.h) exit with file:line if a runtime call fails
-//   for_each_thread_order(f)   f("forward") then f("reverse") on the CPU (the emulator's thread
-//                              order each round); once, f("gpu"), on a GPU
+//   for_each_thread_order(f)   f("forward"), f("reverse"), f("random") on the CPU (the order in
+//                              which the emulator runs a block's ready threads; random: a new
+//                              seeded permutation at every round and barrier); once, f("gpu"),
+//                              on a GPU. On the CPU, test_exit() fails the program if a kernel
+//                              was launched outside it (one order only), and under ASan if
+//                              memory leaked (LeakSanitizer, as a check of its own)
 //   fill_uniform(v, lo, hi, rng) / max_rel_error(...)   fresh random inputs and comparisons
 //   DeviceBuffer<T>            a device array with upload/download
 //   benchmark_version(argc, argv, versions) / benchmark_ms(f)   the benchmark mode of a
@@ -18,17 +22,58 @@
 #include "kernels/cuda_common.h"
 #include "dev/test_util.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+// Leaks are checked by test_exit (below), as a check with its own line, not at process exit,
+// where LeakSanitizer would end the program with status 23 after the test's verdict.
+extern "C" const char* __lsan_default_options() { return "leak_check_at_exit=0"; }
+#endif
+
+inline uint64_t test_seed();
+
+#if SIMT_CPU
+// Launches made inside for_each_thread_order / in_thread_order: the rest ran in one order only.
+inline unsigned long g_launches_in_every_order = 0;
+
+// Runs body() with the emulator in one order (tests of the emulator's scheduling only; kernel
+// checks use for_each_thread_order).
+template <class F> void in_thread_order(simt::Order order, uint64_t seed, F body) {
+    const unsigned long before = simt::g_launch_count;
+    simt::set_order(order, seed);
+    body();
+    simt::set_order(simt::Order::Forward);
+    g_launches_in_every_order += simt::g_launch_count - before;
+}
+#endif
+
 template <class F> void for_each_thread_order(F body) {
 #if SIMT_CPU
-    simt::set_reverse(false);
-    body("forward");
-    simt::set_reverse(true);
-    body("reverse");
-    simt::set_reverse(false);
+    in_thread_order(simt::Order::Forward, 0, [&] { body("forward"); });
+    in_thread_order(simt::Order::Reverse, 0, [&] { body("reverse"); });
+    in_thread_order(simt::Order::Random, test_seed(), [&] { body("random"); });
 #else
     body("gpu");
 #endif
 }
+
+// The checks test_exit() adds to every kernel test (see the top of this file).
+inline void kernel_test_exit_checks() {
+#if SIMT_CPU
+    const unsigned long outside = simt::g_launch_count - g_launches_in_every_order;
+    test_report(outside == 0, "every kernel launch ran in every thread order",
+                "%lu launch(es) ran outside for_each_thread_order, in one order only: put the "
+                "launches and their checks inside for_each_thread_order(...)", outside);
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+    fflush(stdout);
+    const int leaked = __lsan_do_recoverable_leak_check();
+    fflush(stderr);
+    test_report(!leaked, "no leaked memory (LeakSanitizer)",
+                "LeakSanitizer's report above lists each leaked block and where it was allocated "
+                "(device memory: cudaMalloc without cudaFree)");
+#endif
+}
+static const bool g_kernel_test_exit_checks_set = (g_test_exit_checks = kernel_test_exit_checks, true);
 
 // A random seed per run (so inputs are fresh), printed so a failure can be replayed with
 // KERNEL_TEST_SEED=<seed>.

@@ -7,9 +7,14 @@ Every `kernel<targs><<<grid, block[, smem[, stream]]>>>(args)` in SRC becomes
 `simt::launch_at(__FILE__, __LINE__, "kernel<targs>", grid, block, smem, kernel<targs>, args)`
 (the stream is dropped: the emulator runs launches in order). Comments, string and character
 literals are left alone; template arguments may nest <> and hold commas; a launch may span lines.
-The output starts with `#line 1 "SRC"` and keeps every newline, so compiler messages and the
-emulator's diagnostics name the original file and line. Make runs this into build/cpu/.
+Every static `__shared__` declaration inside a function gets `SIMT_SHARED_POISON(name);` after
+it, on the same line: the emulator fills the array with 0xFF bytes (NaN) when the first thread
+of each block reaches it, so a kernel that reads shared memory it did not write this block sees
+NaN, not the previous block's values (`extern __shared__` and namespace-scope ones are left as
+they are). The output starts with `#line 1 "SRC"` and keeps every newline, so compiler messages
+and the emulator's diagnostics name the original file and line. Make runs this into build/cpu/.
 """
+import re
 import sys
 
 
@@ -132,7 +137,82 @@ def matching(src, mask, open_pos, open_ch, close_ch, path):
     raise RewriteError(f"{path}:{line_of(src, open_pos)}: unbalanced '{open_ch}' in a kernel launch")
 
 
+def shared_declarations(src, mask, path):
+    """(end, names) of each static __shared__ declaration inside a function: the position just
+    after its ';' and the names it declares."""
+    found = []
+    braces = []  # for each open brace: True if it opens a function body or a block inside one
+    i, n = 0, len(src)
+    statement_start = 0
+    while i < n:
+        if not mask[i]:
+            i += 1
+            continue
+        c = src[i]
+        if c == "#" and src[src.rfind("\n", 0, i) + 1:i].strip() == "":  # a preprocessor line
+            j = src.find("\n", i)
+            while j > 0 and src[j - 1] == "\\":
+                j = src.find("\n", j + 1)
+            i = n if j < 0 else j
+            statement_start = i
+            continue
+        if c == "{":
+            head = src[statement_start:i]
+            braces.append(not re.search(r"\b(namespace|struct|class|union|enum)\b|extern\s*\"", head) or
+                          (bool(braces) and braces[-1]))
+            statement_start = i + 1
+        elif c == "}":
+            if braces:
+                braces.pop()
+            statement_start = i + 1
+        elif c == ";":
+            statement_start = i + 1
+        elif src.startswith("__shared__", i) and (i == 0 or not (src[i - 1].isalnum() or src[i - 1] == "_")) \
+                and not (src[i + 10:i + 11].isalnum() or src[i + 10:i + 11] == "_"):
+            if braces and braces[-1] and not re.search(r"\bextern\s*$", src[statement_start:i]):
+                depth, k = 0, i
+                while k < n and not (mask[k] and depth == 0 and src[k] == ";"):
+                    if mask[k] and src[k] in "([{":
+                        depth += 1
+                    elif mask[k] and src[k] in ")]}":
+                        depth -= 1
+                    k += 1
+                if k >= n:
+                    raise RewriteError(f"{path}:{line_of(src, i)}: __shared__ declaration without ';'")
+                names = []
+                for part in split_top_level(src[i:k], mask, i):
+                    depth, cut = 0, len(part)
+                    for q, ch in enumerate(part):
+                        if ch in "(":
+                            depth += 1
+                        elif ch in ")":
+                            depth -= 1
+                        elif ch == "[" and depth == 0:
+                            cut = q
+                            break
+                    name = re.search(r"([A-Za-z_]\w*)\s*$", part[:cut])
+                    if not name:
+                        raise RewriteError(f"{path}:{line_of(src, i)}: cannot find the name in a __shared__ declaration")
+                    names.append(name.group(1))
+                found.append((k + 1, names))
+                i = k
+        i += 1
+    return found
+
+
+def poison_shared(src, path):
+    mask = code_mask(src)
+    out, pos = [], 0
+    for end, names in shared_declarations(src, mask, path):
+        out.append(src[pos:end])
+        out.append("".join(f" SIMT_SHARED_POISON({name});" for name in names))
+        pos = end
+    out.append(src[pos:])
+    return "".join(out)
+
+
 def rewrite(src, path):
+    src = poison_shared(src, path)
     mask = code_mask(src)
     out, pos = [], 0
     search = 0

@@ -1,7 +1,8 @@
 // dev/simt/simt.h: the core of the CPU execution layer for CUDA kernels (g++ only).
 // Every CUDA thread of a block is a fiber (Boost.Context) with its own small stack; blocks run
 // one after another on the calling OS thread. Each round visits the ready fibers of a block in
-// order (forward, or reverse with SIMT_REVERSE=1 / simt::set_reverse); a fiber runs until it
+// an order (forward, reverse, or a seeded random permutation drawn again at every round and
+// barrier: simt::set_order, or SIMT_ORDER=forward|reverse|random:<seed>); a fiber runs until it
 // blocks and then hands control straight to the next ready one. __syncthreads and
 // the warp collectives park a fiber until every thread they wait for has arrived; the last one
 // to arrive computes the result for all. Misuse that is undefined on a GPU (barriers reached
@@ -28,10 +29,12 @@
 #include <math.h>
 #include <tuple>
 #include <type_traits>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 
@@ -48,9 +51,12 @@
 #define __launch_bounds__(...)
 #define __constant__  // a host global; set it with cudaMemcpyToSymbol as on a GPU
 // A __shared__ variable becomes a function-local static: blocks run one after another and all
-// threads of a block see the one static, so it is per-block storage. It keeps the previous
-// block's values (it cannot be poisoned): uninitialised reads of __shared__ arrays go unseen.
+// threads of a block see the one static, so it is per-block storage. The launch rewrite puts
+// SIMT_SHARED_POISON(name) after each such declaration in a function: the first thread of a block
+// to pass it fills the variable with 0xFF bytes (NaN), so values left by the previous block are
+// not seen (an uninitialised read shows as NaN, as for dynamic shared memory).
 #define __shared__ static
+#define SIMT_SHARED_POISON(name) simt::poison_static_shared(&(name), sizeof(name))
 
 // ----------------------------------------------------------------------------------------------
 // Vector types (same sizes and alignments as CUDA's).
@@ -96,6 +102,10 @@ struct Site {
 };
 
 enum class Wait { Running, Barrier, Warp, Done };
+
+// The order in which a round visits the ready threads of a block. Random draws a new permutation
+// (from a seeded generator) at the start of every round and at every barrier.
+enum class Order { Forward, Reverse, Random };
 
 // An execution context: a kernel thread's fiber or the scheduler (the launching OS thread).
 struct Context {
@@ -166,7 +176,9 @@ struct Engine {
     void (*body)(void*) = nullptr;
     void* body_ctx = nullptr;
     bool launch_over = false;
-    bool reverse = false;
+    Order order = Order::Forward;
+    std::vector<unsigned> permutation;  // Random: the visiting order of this round
+    std::vector<unsigned> rank;         // Random: each thread's place in it
     std::vector<Stack> stacks;    // reused across launches
     std::vector<Thread> threads;  // one per thread of a block, reused across blocks
     unsigned nthreads = 0;
@@ -179,6 +191,7 @@ struct Engine {
     unsigned barrier_count = 0;   // threads whose predicate held at the last barrier
     std::vector<Warp> warps;
     std::vector<unsigned char> gather;  // scratch for a warp collective's gathered data
+    std::vector<const void*> static_shared_filled;  // __shared__ statics poisoned in this block
     // the running thread, the scheduler, and the context that made the latest switch
     Thread* current = nullptr;
     Context scheduler;
@@ -186,19 +199,65 @@ struct Engine {
 };
 
 inline Engine g_engine;
-inline int g_reverse_override = -1;         // -1: follow SIMT_REVERSE; else 0/1
+inline int g_order_override = -1;           // -1: follow SIMT_ORDER; else an Order
+inline uint64_t g_order_rng = 0;            // state of the Random order's generator (splitmix64)
 inline int g_last_launch_error = 0;         // a cudaError_t value, read by cudaGetLastError
 inline std::atomic<int> g_launch_in_progress{0};
+inline unsigned long g_launch_count = 0;    // launches so far (kernel_test.h checks their orders)
 
-// Runs the threads of each round in reverse order (true) or forward (false), overriding the
-// SIMT_REVERSE environment variable for later launches.
-inline void set_reverse(bool reverse) { g_reverse_override = reverse ? 1 : 0; }
+// The emulated GPU's compute capability (major*10 + minor), sm_90 unless set_arch says otherwise,
+// and the per-architecture maximum of dynamic shared memory a block may opt in to.
+inline int g_arch = 90;
+inline size_t max_dynamic_shared_optin(int arch) {
+    switch (arch) {
+        case 70: return 96 * 1024;
+        case 75: return 64 * 1024;
+        case 80: case 87: return 163 * 1024;
+        case 86: case 89: case 120: return 99 * 1024;
+        case 90: case 100: return 227 * 1024;
+    }
+    return 0;
+}
+// Emulates sm_<arch> (70, 75, 80, 86, 87, 89, 90, 100, 120); false for another value.
+inline bool set_arch(int arch) {
+    if (max_dynamic_shared_optin(arch) == 0) return false;
+    g_arch = arch;
+    return true;
+}
+// Without an opt-in a block gets at most 48 KiB of dynamic shared memory (on every architecture);
+// cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, n) records n here.
+constexpr size_t kDefaultMaxDynamicShared = 48 * 1024;
+inline std::unordered_map<const void*, size_t> g_max_dynamic_shared;
+
+// Sets the order of every later launch's rounds, overriding the SIMT_ORDER environment variable;
+// seed starts the Random order's generator (the same seed and launches give the same schedule).
+inline void set_order(Order order, uint64_t seed = 0) {
+    g_order_override = (int)order;
+    g_order_rng = seed;
+}
+
+inline uint64_t next_random() {  // splitmix64
+    uint64_t z = (g_order_rng += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
 
 inline unsigned linear_thread_index(uint3 t) {
     return t.x + blockDim.x * (t.y + blockDim.y * t.z);
 }
 // Lane of the calling thread within its warp (linear thread index % 32).
 inline unsigned lane_id() { return linear_thread_index(threadIdx) % 32; }
+
+// Fills a static __shared__ variable with 0xFF bytes the first time a thread of the running block
+// reaches its declaration (see SIMT_SHARED_POISON); later threads of the block find it filled.
+inline void poison_static_shared(void* p, size_t bytes) {
+    std::vector<const void*>& filled = g_engine.static_shared_filled;
+    for (const void* q : filled)
+        if (q == p) return;
+    filled.push_back(p);
+    memset(p, 0xFF, bytes);
+}
 
 // Dynamic shared memory of the running block (poisoned with 0xFF bytes before each block).
 inline void* dynamic_shared_memory() { return g_engine.dynamic_smem; }
@@ -257,6 +316,21 @@ inline void describe_threads(FILE* out, bool only_waiting_at_barrier) {
 // ----------------------------------------------------------------------------------------------
 // Fiber switching (with the AddressSanitizer annotations that keep ASan aware of stack changes).
 
+// Marks bytes as not addressable (ASan reports any access) or addressable again; no-ops
+// without ASan.
+inline void asan_poison(const void* p, size_t bytes) {
+#if defined(__SANITIZE_ADDRESS__)
+    ASAN_POISON_MEMORY_REGION(p, bytes);
+#endif
+    (void)p, (void)bytes;
+}
+inline void asan_unpoison(const void* p, size_t bytes) {
+#if defined(__SANITIZE_ADDRESS__)
+    ASAN_UNPOISON_MEMORY_REGION(p, bytes);
+#endif
+    (void)p, (void)bytes;
+}
+
 inline void asan_start_switch(void** fake_stack_save, const void* bottom, size_t size) {
 #if defined(__SANITIZE_ADDRESS__)
     __sanitizer_start_switch_fiber(fake_stack_save, bottom, size);
@@ -286,12 +360,15 @@ inline void switch_context(Context& from, Context& to) {
 }
 
 // The next thread to run in this round after thread `after` (nullptr: from the round's start),
-// in forward or reverse order; nullptr when none is ready.
+// in the launch's order (forward, reverse or this round's permutation); nullptr when none is ready.
 inline Thread* next_ready(const Thread* after) {
     Engine& E = g_engine;
     Thread* threads = E.threads.data();
     const long n = (long)E.nthreads;
-    if (!E.reverse) {
+    if (E.order == Order::Random) {
+        for (long k = after ? E.rank[after - threads] + 1 : 0; k < n; k++)
+            if (threads[E.permutation[k]].ready) return &threads[E.permutation[k]];
+    } else if (E.order == Order::Forward) {
         for (long k = after ? after - threads + 1 : 0; k < n; k++)
             if (threads[k].ready) return &threads[k];
     } else {
@@ -299,6 +376,17 @@ inline Thread* next_ready(const Thread* after) {
             if (threads[k].ready) return &threads[k];
     }
     return nullptr;
+}
+
+// Random order: a new permutation of the block's threads (Fisher-Yates).
+inline void shuffle_order() {
+    Engine& E = g_engine;
+    if (E.order != Order::Random) return;
+    for (unsigned i = E.nthreads - 1; i > 0; i--) {
+        const unsigned j = (unsigned)(next_random() % (i + 1));
+        std::swap(E.permutation[i], E.permutation[j]);
+    }
+    for (unsigned k = 0; k < E.nthreads; k++) E.rank[E.permutation[k]] = k;
 }
 
 // Makes thread t the running one (its indices, its context), switching from `from`.
@@ -355,6 +443,7 @@ inline void release_barrier() {
         if (&t != E.current) t.ready = true;
     }
     E.barrier_arrived = 0;
+    shuffle_order();  // the threads leave the barrier in a new order
 }
 
 // __syncthreads; returns how many of the threads passing it had a true predicate (read at once
@@ -601,6 +690,7 @@ inline void run_block() {
     unsigned n = E.nthreads;
     E.live = n;
     E.barrier_arrived = 0;
+    E.static_shared_filled.clear();
     for (Warp& w : E.warps) {
         w.returned = 0;
         w.open.clear();
@@ -611,6 +701,7 @@ inline void run_block() {
     }
     if (E.dynamic_smem_bytes) memset(E.dynamic_smem, 0xFF, E.dynamic_smem_bytes);
     while (E.live > 0) {  // one round: the ready threads run in order, each handing on
+        shuffle_order();
         Thread* first = next_ready(nullptr);
         if (!first) deadlock();
         run_thread(E.scheduler, *first);
@@ -676,13 +767,14 @@ inline void ensure_stacks(unsigned n) {
 }
 
 // Runs body(ctx) as every thread of every block of the grid. Returns a cudaError_t value.
+// max_dynamic_smem: what the kernel may ask for (48 KiB, or its cudaFuncSetAttribute opt-in).
 inline int run_grid(Site launch_site, dim3 grid, dim3 block, size_t dynamic_smem,
-                    void (*body)(void*), void* ctx) {
+                    size_t max_dynamic_smem, void (*body)(void*), void* ctx) {
     unsigned long long nthreads = (unsigned long long)block.x * block.y * block.z;
     if (nthreads == 0 || nthreads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 ||
         grid.z == 0 || grid.x > 2147483647u || grid.y > 65535 || grid.z > 65535)
         return 9;  // cudaErrorInvalidConfiguration
-    if (dynamic_smem > 227 * 1024) return 1;  // cudaErrorInvalidValue (over the sm_90 limit)
+    if (dynamic_smem > max_dynamic_smem) return 1;  // cudaErrorInvalidValue, as on a GPU
     if (g_launch_in_progress.exchange(1)) {
         fprintf(stderr, "simt: error: kernel %s launched at %s:%d while another launch runs "
                         "(from a kernel, or from a second OS thread); the emulator is "
@@ -694,13 +786,39 @@ inline int run_grid(Site launch_site, dim3 grid, dim3 block, size_t dynamic_smem
     E.body = body;
     E.body_ctx = ctx;
     E.launch_over = false;
-    const char* env = getenv("SIMT_REVERSE");
-    E.reverse = g_reverse_override >= 0 ? g_reverse_override == 1 : (env && strcmp(env, "1") == 0);
+    if (g_order_override >= 0) {
+        E.order = (Order)g_order_override;
+    } else {  // SIMT_ORDER=forward|reverse|random[:seed]; read once
+        static const Order from_env = [] {
+            const char* env = getenv("SIMT_ORDER");
+            if (!env || strcmp(env, "forward") == 0) return Order::Forward;
+            if (strcmp(env, "reverse") == 0) return Order::Reverse;
+            if (strncmp(env, "random", 6) == 0) {
+                g_order_rng = env[6] == ':' ? strtoull(env + 7, nullptr, 10) : 0;
+                return Order::Random;
+            }
+            fprintf(stderr, "simt: error: SIMT_ORDER=%s; use forward, reverse or random:<seed>\n", env);
+            exit(2);
+        }();
+        E.order = from_env;
+    }
     E.nthreads = (unsigned)nthreads;
+    E.permutation.resize(E.nthreads);
+    E.rank.resize(E.nthreads);
+    for (unsigned i = 0; i < E.nthreads; i++) E.permutation[i] = E.rank[i] = i;
     E.dynamic_smem_bytes = dynamic_smem;
-    if (E.dynamic_smem_storage.size() < dynamic_smem + 128)
-        E.dynamic_smem_storage.resize(dynamic_smem + 128);
-    E.dynamic_smem = (unsigned char*)(((uintptr_t)E.dynamic_smem_storage.data() + 127) & ~(uintptr_t)127);
+    std::vector<unsigned char>& storage = E.dynamic_smem_storage;
+    asan_unpoison(storage.data(), storage.size());  // the vector may copy it as it grows
+    if (storage.size() < dynamic_smem + 128) storage.resize(dynamic_smem + 128);
+    E.dynamic_smem = (unsigned char*)(((uintptr_t)storage.data() + 127) & ~(uintptr_t)127);
+    // the bytes around the block's dynamic shared memory: NaN fill, and under ASan poisoned, so
+    // a read or write past the end (or before the start) is reported (sizes not a multiple of
+    // 8 bytes too: ASan tracks the last partial granule)
+    unsigned char* spare = E.dynamic_smem + dynamic_smem;
+    unsigned char* storage_end = storage.data() + storage.size();
+    memset(spare, 0xFF, (size_t)(storage_end - spare));
+    asan_poison(storage.data(), (size_t)(E.dynamic_smem - storage.data()));
+    asan_poison(spare, (size_t)(storage_end - spare));
     blockDim = block;
     gridDim = grid;
     E.warps.resize((E.nthreads + 31) / 32);
@@ -745,7 +863,12 @@ void launch_at(const char* file, int line, const char* name, dim3 grid, dim3 blo
         Call* c = (Call*)ctx;
         std::apply(c->kernel, c->params);
     };
-    int err = run_grid(Site{file, line, name}, grid, block, dynamic_smem, body, &call);
+    g_launch_count++;
+    const auto opt_in = g_max_dynamic_shared.find((const void*)kernel);
+    const size_t max_dynamic_smem =
+        opt_in == g_max_dynamic_shared.end() ? kDefaultMaxDynamicShared : opt_in->second;
+    int err = run_grid(Site{file, line, name}, grid, block, dynamic_smem, max_dynamic_smem, body,
+                       &call);
     if (err) g_last_launch_error = err;
 }
 
@@ -815,14 +938,35 @@ inline unsigned __brev(unsigned x) {
     for (int i = 0; i < 32; i++) r |= ((x >> i) & 1u) << (31 - i);
     return r;
 }
-inline int min(int a, int b) { return a < b ? a : b; }
-inline int max(int a, int b) { return a > b ? a : b; }
-inline unsigned min(unsigned a, unsigned b) { return a < b ? a : b; }
-inline unsigned max(unsigned a, unsigned b) { return a > b ? a : b; }
-inline long long min(long long a, long long b) { return a < b ? a : b; }
-inline long long max(long long a, long long b) { return a > b ? a : b; }
-inline float min(float a, float b) { return fminf(a, b); }
+// min/max with CUDA's overload set (crt/math_functions.hpp), so that a call compiles here exactly
+// when it compiles under nvcc: same-type pairs of int, unsigned, long, unsigned long, long long,
+// unsigned long long, float, double; a signed and an unsigned integer of one width compare as
+// unsigned (min(-1, 1u) is 1u); float with double gives double. Other mixes (size_t with int)
+// are ambiguous under nvcc and here.
+#define SIMT_MIN_MAX(R, A, B)                                                                     \
+    inline R min(A a, B b) { return (R)a < (R)b ? (R)a : (R)b; }                                 \
+    inline R max(A a, B b) { return (R)a > (R)b ? (R)a : (R)b; }
+SIMT_MIN_MAX(int, int, int)
+SIMT_MIN_MAX(unsigned, unsigned, unsigned)
+SIMT_MIN_MAX(unsigned, int, unsigned)
+SIMT_MIN_MAX(unsigned, unsigned, int)
+SIMT_MIN_MAX(long, long, long)
+SIMT_MIN_MAX(unsigned long, unsigned long, unsigned long)
+SIMT_MIN_MAX(unsigned long, long, unsigned long)
+SIMT_MIN_MAX(unsigned long, unsigned long, long)
+SIMT_MIN_MAX(long long, long long, long long)
+SIMT_MIN_MAX(unsigned long long, unsigned long long, unsigned long long)
+SIMT_MIN_MAX(unsigned long long, long long, unsigned long long)
+SIMT_MIN_MAX(unsigned long long, unsigned long long, long long)
+#undef SIMT_MIN_MAX
+inline float min(float a, float b) { return fminf(a, b); }  // NaN loses, as in fminf
 inline float max(float a, float b) { return fmaxf(a, b); }
+inline double min(double a, double b) { return fmin(a, b); }
+inline double max(double a, double b) { return fmax(a, b); }
+inline double min(float a, double b) { return fmin(a, b); }
+inline double max(float a, double b) { return fmax(a, b); }
+inline double min(double a, float b) { return fmin(a, b); }
+inline double max(double a, float b) { return fmax(a, b); }
 
 // Cache-hinted loads and stores are plain accesses.
 template <class T> inline T __ldg(const T* p) { return *p; }
@@ -842,9 +986,37 @@ inline float atomicAdd(float* p, float v) { return simt_atomic_add(p, v); }
 inline double atomicAdd(double* p, double v) { return simt_atomic_add(p, v); }
 inline int atomicSub(int* p, int v) { return simt_atomic_add(p, -v); }
 inline unsigned atomicSub(unsigned* p, unsigned v) { return simt_atomic_add(p, 0u - v); }
-inline int atomicMax(int* p, int v) { int old = *p; if (v > old) *p = v; return old; }
-inline unsigned atomicMax(unsigned* p, unsigned v) { unsigned old = *p; if (v > old) *p = v; return old; }
-inline int atomicMin(int* p, int v) { int old = *p; if (v < old) *p = v; return old; }
-inline unsigned atomicMin(unsigned* p, unsigned v) { unsigned old = *p; if (v < old) *p = v; return old; }
-template <class T> inline T atomicExch(T* p, T v) { T old = *p; *p = v; return old; }
-template <class T> inline T atomicCAS(T* p, T compare, T v) { T old = *p; if (old == compare) *p = v; return old; }
+// The rest with CUDA's overloads (plain functions, so arguments convert as they do under nvcc).
+#define SIMT_ATOMIC(T, name, update) inline T name(T* p, T v) { T old = *p; *p = (update); return old; }
+#define SIMT_ATOMIC_INTEGER(T)                                                                   \
+    SIMT_ATOMIC(T, atomicMax, v > old ? v : old)                                                 \
+    SIMT_ATOMIC(T, atomicMin, v < old ? v : old)                                                 \
+    SIMT_ATOMIC(T, atomicAnd, old & v)                                                           \
+    SIMT_ATOMIC(T, atomicOr, old | v)                                                            \
+    SIMT_ATOMIC(T, atomicXor, old ^ v)                                                           \
+    SIMT_ATOMIC(T, atomicExch, v)                                                                \
+    inline T atomicCAS(T* p, T compare, T v) { T old = *p; if (old == compare) *p = v; return old; }
+SIMT_ATOMIC_INTEGER(int)
+SIMT_ATOMIC_INTEGER(unsigned)
+SIMT_ATOMIC_INTEGER(unsigned long long)
+SIMT_ATOMIC(long long, atomicMax, v > old ? v : old)
+SIMT_ATOMIC(long long, atomicMin, v < old ? v : old)
+SIMT_ATOMIC(float, atomicExch, v)
+#undef SIMT_ATOMIC_INTEGER
+#undef SIMT_ATOMIC
+inline unsigned short atomicCAS(unsigned short* p, unsigned short compare, unsigned short v) {
+    unsigned short old = *p;  // 16-bit CAS: sm_70 and later
+    if (old == compare) *p = v;
+    return old;
+}
+// atomicInc: old >= limit ? 0 : old + 1. atomicDec: old == 0 || old > limit ? limit : old - 1.
+inline unsigned atomicInc(unsigned* p, unsigned limit) {
+    unsigned old = *p;
+    *p = old >= limit ? 0u : old + 1u;
+    return old;
+}
+inline unsigned atomicDec(unsigned* p, unsigned limit) {
+    unsigned old = *p;
+    *p = (old == 0u || old > limit) ? limit : old - 1u;
+    return old;
+}

@@ -1,11 +1,15 @@
-# dev/simt: build fragment included by the top-level Makefile.
-# Kernel tests (dev/cuda/test_*.cu and others listed in SIMT_KERNEL_TESTS) are built three ways:
+# dev/simt: build fragment included by the top-level Makefile, last (it makes the rules for the
+# lists that the fragments before it fill).
+# Kernel tests (SIMT_KERNEL_TESTS: dev/cuda/<layer>, dev/simt/test_*) are built three ways:
 #   T          g++ on the CPU execution layer, from the launch-rewritten copy build/cpu/T.cu
 #   T_asan     the same with AddressSanitizer
 #   nvcc       `nvcc -c` for sm_80 and sm_90 (status in build/nvcc/, reported by test_nvcc_build)
 # and those also listed in SIMT_FP32_TESTS a fourth way:
 #   T_fp32     the CPU build with -DENABLE_FP32 (floatX = float, as `make PRECISION=FP32`)
-# To add a kernel test from another fragment included before this one: SIMT_KERNEL_TESTS += T.
+# Other programs on the CPU layer (SIMT_PROGRAMS: probes, benchmarks) are built the first way only.
+# To add one from a fragment included before this one: SIMT_KERNEL_TESTS += T (or SIMT_PROGRAMS).
+# The emulator's own tests: warp intrinsics, diagnostics, mma/ldmatrix wrappers (kernel tests),
+# the launch rewrite, the runtime stand-ins, bf16 against the toolkit's host code.
 # Every kernels/*.cuh is rewritten and is a prerequisite of every kernel test.
 
 SIMT_HEADERS := dev/simt/simt.h dev/simt/cuda_runtime_cpu.h kernels/cuda_common.h \
@@ -14,22 +18,13 @@ SIMT_KERNEL_HEADERS := $(wildcard kernels/*.cuh kernels/*.h)
 SIMT_REWRITTEN := $(patsubst %,build/cpu/%,$(filter %.cuh,$(SIMT_KERNEL_HEADERS)))
 SIMT_REWRITE := dev/simt/rewrite_launches.py
 SIMT_CXXFLAGS := -fstack-clash-protection
-SIMT_ASAN_FLAGS := -O1 -g -fsanitize=address -fno-omit-frame-pointer
+# -fsanitize-recover=address: a test may run a child with ASAN_OPTIONS=halt_on_error=0 to see
+# every report (dev/simt/test_simt_checks); without that option the first report still aborts.
+SIMT_ASAN_FLAGS := -O1 -g -fsanitize=address -fsanitize-recover=address -fno-omit-frame-pointer
 SIMT_NVCC_FLAGS := -std=c++17 -I. -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
 
-SIMT_KERNEL_TESTS += dev/cuda/test_reduce dev/cuda/test_softmax dev/cuda/test_warp_intrinsics \
-                     dev/cuda/test_simt_diagnostics dev/simt/test_rewrite_launches
-
-# The GPU trainer's layers (issue 11), in bf16 and all-fp32.
-SIMT_KERNEL_TESTS += dev/cuda/encoder dev/cuda/layernorm dev/cuda/adamw dev/cuda/dpo_loss
-SIMT_FP32_TESTS += dev/cuda/encoder dev/cuda/layernorm dev/cuda/adamw dev/cuda/dpo_loss
-# their references (cpu/) are prerequisites of every build of them
-GPU_LAYER_TESTS := dev/cuda/encoder dev/cuda/layernorm dev/cuda/adamw dev/cuda/dpo_loss
-$(foreach t,$(GPU_LAYER_TESTS),$(t) $(t)_asan $(t)_fp32 build/nvcc/$(t).status): \
-    cpu/encoder.h cpu/layernorm.h cpu/adamw.h cpu/dpo_loss.h cpu/parallel.h common/metrics.h \
-    common/model_config.h data/batch.h dev/cuda/expect_exit.h
-
--include dev/simt/tensor.mk
+SIMT_KERNEL_TESTS += dev/simt/test_warp_intrinsics dev/simt/test_simt_diagnostics dev/simt/test_mma \
+                     dev/simt/test_rewrite_launches dev/simt/test_simt_checks
 
 # Launch rewrite for the CPU build (output never committed; build/ is git-ignored).
 build/cpu/%.cu: %.cu $(SIMT_REWRITE)
@@ -65,6 +60,12 @@ TEST_BINS += $(1)_fp32
 endef
 $(foreach t,$(SIMT_FP32_TESTS),$(eval $(call SIMT_FP32_TEST_RULES,$(t))))
 
+# Speed of the emulator: reducing 1M floats with 256-thread blocks.
+SIMT_PROGRAMS += dev/simt/bench_reduce
+$(SIMT_PROGRAMS): %: build/cpu/%.cu $(SIMT_REWRITTEN) $(SIMT_KERNEL_HEADERS) $(SIMT_HEADERS)
+	$(CXX) $(CXXFLAGS) -iquote build/cpu -x c++ $< -x none -o $@ $(LDLIBS) -lboost_context
+ALL_BINS += $(SIMT_PROGRAMS)
+
 # Reports the nvcc compile check of every kernel test, one PASS/FAIL line per file.
 dev/simt/test_nvcc_build: dev/simt/test_nvcc_build.cpp $(SIMT_NVCC_STATUS) dev/test_util.h
 	$(CXX) $(CXXFLAGS) '-DSIMT_NVCC_STATUS="$(SIMT_NVCC_STATUS)"' $< -o $@ $(LDLIBS)
@@ -75,9 +76,11 @@ dev/simt/test_cuda_runtime_cpu: dev/simt/test_cuda_runtime_cpu.cpp $(SIMT_HEADER
 	$(CXX) $(CXXFLAGS) $< -o $@ $(LDLIBS) -lboost_context
 TEST_BINS += dev/simt/test_cuda_runtime_cpu
 
-# Speed of the emulator: reducing 1M floats with 256-thread blocks.
-dev/simt/bench_reduce: build/cpu/dev/simt/bench_reduce.cu $(SIMT_REWRITTEN) $(SIMT_KERNEL_HEADERS) $(SIMT_HEADERS)
-	$(CXX) $(CXXFLAGS) -iquote build/cpu -x c++ $< -x none -o $@ $(LDLIBS) -lboost_context
-ALL_BINS += dev/simt/bench_reduce
+# bf16.h against the toolkit's host code; the toolkit header is compiled in its own unit.
+dev/simt/bf16_toolkit_ref.o: dev/simt/bf16_toolkit_ref.cpp
+	$(CXX) $(CXXFLAGS) -I/usr/local/cuda/include -c $< -o $@
+dev/simt/test_bf16: dev/simt/test_bf16.cpp dev/simt/bf16_toolkit_ref.o dev/simt/bf16.h dev/test_util.h
+	$(CXX) $(CXXFLAGS) $< dev/simt/bf16_toolkit_ref.o -o $@ $(LDLIBS)
+TEST_BINS += dev/simt/test_bf16
 
-CLEAN_FILES += $(SIMT_NVCC_STATUS)
+CLEAN_FILES += $(SIMT_NVCC_STATUS) dev/simt/bf16_toolkit_ref.o

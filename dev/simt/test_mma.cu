@@ -1,16 +1,15 @@
-// dev/cuda/test_mma.cu: tests the tensor-core wrappers of kernels/ptx.cuh and the GEMM tile kernel
-// of kernels/matmul_tile.cuh against plain loops on fresh random inputs. The same source runs on
-// the CPU through the SIMT layer (forward and reverse thread order) and, built with nvcc, on a GPU
-// (dev/gpu_check.sh), where it checks the hardware against the same references.
+// dev/simt/test_mma.cu: tests the tensor-core wrappers of kernels/ptx.cuh (the emulation's
+// mma.sync and ldmatrix) against plain loops on fresh random inputs. The same source runs on the
+// CPU through the SIMT layer (every thread order) and, built with nvcc, on a GPU
+// (dev/gpu_check.sh), where it checks the hardware against the same references. The GEMM tile
+// kernel built from them is checked by dev/cuda/matmul_tile.cu.
 //   mma_m16n8k16:   operands placed in registers by the PTX ISA's fragment tables, vs double loop
 //   ldmatrix_*:     x1/x2/x4, plain and .trans, rows at scattered shared-memory addresses, vs the
 //                   documented element-to-lane placement computed on the host
-//   matmul_tile_*:  C = A B^T (tn) and C = A B (nn), tile multiples and ragged edges, vs a double loop
 //   diagnose_*:     (CPU layer only) deliberately broken kernels: a misaligned ldmatrix row, lanes
 //                   of one warp in different tensor-core instructions; each must abort naming the line
 #include "dev/simt/kernel_test.h"
 #include "kernels/ptx.cuh"
-#include "kernels/matmul_tile.cuh"
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -135,57 +134,6 @@ static void test_ldmatrix(const char* name) {
 }
 
 // ------------------------------------------------------------------------------------------------
-// GEMM tile kernels against a double loop: |err| <= K u sum_k |a b| (fp32 accumulation), times 2.
-// b_kn: B stored [K,N] (matmul_tile_bf16_nn), else [N,K] (matmul_tile_bf16_tn).
-static double gemm_error(int M, int N, int K, bool b_kn) {
-    std::vector<__nv_bfloat16> A((size_t)M * K), B((size_t)N * K);
-    for (auto& x : A) x = __float2bfloat16(uniform(-1, 1));
-    for (auto& x : B) x = __float2bfloat16(uniform(-1, 1));
-    DeviceBuffer<__nv_bfloat16> dA(A.size()), dB(B.size());
-    DeviceBuffer<float> dC((size_t)M * N);
-    dA.upload(A); dB.upload(B);
-    if (b_kn) matmul_tile_bf16_nn(dC.ptr, dA.ptr, dB.ptr, M, N, K, 0);
-    else matmul_tile_bf16_tn(dC.ptr, dA.ptr, dB.ptr, M, N, K, 0);
-    CUDA_CHECK(cudaGetLastError());
-    std::vector<float> C = dC.download();
-    double worst = 0;
-    for (int m = 0; m < M; m++)
-        for (int n = 0; n < N; n++) {
-            double ref = 0, mag = 0;
-            for (int k = 0; k < K; k++) {
-                float b = b_kn ? (float)B[(size_t)k * N + n] : (float)B[(size_t)n * K + k];
-                double t = (double)(float)A[(size_t)m * K + k] * (double)b;
-                ref += t; mag += fabs(t);
-            }
-            double err = fabs(C[(size_t)m * N + n] - ref) / (2 * K * 0x1p-24 * mag + 1e-30);
-            if (!(err <= worst)) worst = err;
-        }
-    return worst;
-}
-
-static void test_gemm(const char* order) {
-    struct Shape { int M, N, K; };
-    std::vector<Shape> tiles = {{64, 64, 32}, {128, 64, 64}, {64, 192, 96}};
-    for (int i = 0; i < 2; i++) tiles.push_back({64 * uniform_int(1, 3), 64 * uniform_int(1, 3), 32 * uniform_int(1, 4)});
-    std::vector<Shape> ragged = {{1, 1, 1}, {17, 9, 5}, {65, 63, 33}, {3, 130, 70}};
-    for (int i = 0; i < 2; i++) ragged.push_back({uniform_int(1, 150), uniform_int(1, 150), uniform_int(1, 100)});
-    char name[96];
-    for (int b_kn = 0; b_kn < 2; b_kn++)
-        for (int pass = 0; pass < 2; pass++) {
-            const std::vector<Shape>& shapes = pass == 0 ? tiles : ragged;
-            double worst = 0;
-            Shape at{0, 0, 0};
-            for (const Shape& s : shapes) {
-                double e = gemm_error(s.M, s.N, s.K, b_kn);
-                if (!(e <= worst)) { worst = e; at = s; }
-            }
-            snprintf(name, sizeof name, "matmul_tile_bf16_%s_%s_%s", b_kn ? "nn" : "tn",
-                     pass == 0 ? "tile_multiples" : "ragged_edges", order);
-            test_report(worst <= 1.0, name, "error %.3g times the bound at M=%d N=%d K=%d", worst, at.M, at.N, at.K);
-        }
-}
-
-// ------------------------------------------------------------------------------------------------
 // Diagnostics of the emulation (CPU layer only; on a GPU these kernels are undefined behaviour).
 [[maybe_unused]] constexpr int kMisalignedLine = __LINE__ + 6;
 __global__ void misaligned_ldmatrix_kernel(uint32_t* out) {
@@ -234,7 +182,7 @@ static void launch_misaligned() { DeviceBuffer<uint32_t> out(32); misaligned_ldm
 static void launch_mixed() { DeviceBuffer<uint32_t> out(32); mixed_ldmatrix_kernel<<<1, 32>>>(out.ptr); }
 
 static void test_diagnostics(const char* order) {
-    std::string here = "dev/cuda/test_mma.cu:", said, name;
+    std::string here = "dev/simt/test_mma.cu:", said, name;
     name = std::string("diagnose_ldmatrix_misaligned_row_") + order;
     bool ok = dies_saying(launch_misaligned, {"ldmatrix.x1", "16-byte", here + std::to_string(kMisalignedLine)}, said);
     test_report(ok, name.c_str(), "child did not abort with the expected message:\n%s", said.c_str());
@@ -256,7 +204,6 @@ int main() {
         snprintf(name, sizeof name, "ldmatrix_x1_trans_%s", order); test_ldmatrix<1, true>(name);
         snprintf(name, sizeof name, "ldmatrix_x2_trans_%s", order); test_ldmatrix<2, true>(name);
         snprintf(name, sizeof name, "ldmatrix_x4_trans_%s", order); test_ldmatrix<4, true>(name);
-        test_gemm(order);
 #if SIMT_CPU
         test_diagnostics(order);
 #endif

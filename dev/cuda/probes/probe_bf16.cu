@@ -1,9 +1,9 @@
-// dev/cuda/probe_bf16.cu: bf16 conversions and arithmetic computed inside a kernel, on fixed inputs
+// dev/cuda/probes/probe_bf16.cu: bf16 conversions and arithmetic computed inside a kernel, on fixed inputs
 // (special values, every rounding edge of a few exponents, random bit patterns). On a GPU this is
 // the hardware's cvt/add/mul; on the CPU layer it is dev/simt/bf16.h, which matches the toolkit's
-// host code (dev/cuda/test_bf16). dev/gpu_check.sh compares the two bit for bit. Lines:
+// host code (dev/simt/test_bf16). dev/gpu_check.sh compares the two bit for bit. Lines:
 // "bf16_<op> <index> 0x.." with each result as the bits of the float it equals (a bf16 in the
-// high half), so that dev/cuda/probe_compare recognises NaNs and measures ulps.
+// high half), so that dev/cuda/probes/probe_compare recognises NaNs and measures ulps.
 #include "dev/simt/kernel_test.h"
 #include <cstdint>
 #include <cstdio>

@@ -1,4 +1,4 @@
-// dev/cuda/probe_ldmatrix.cu: runs each ldmatrix wrapper of kernels/ptx.cuh (x1, x2, x4, plain and
+// dev/cuda/probes/probe_ldmatrix.cu: runs each ldmatrix wrapper of kernels/ptx.cuh (x1, x2, x4, plain and
 // .trans) on a fixed shared-memory tile with fixed scattered row addresses, and prints every lane's
 // registers: "ldmatrix_<variant> <lane> <register> 0x..". The GPU build shows what the hardware
 // loads, the CPU build what the emulation loads; dev/gpu_check.sh compares them (bit for bit).

@@ -1,6 +1,10 @@
-// dev/cuda/test_reduce.cu: tests kernels/reduce.cuh (per-chunk block sums, global sum of squares)
-// against plain double-precision loops on fresh random inputs. Builds with g++ on the CPU
-// execution layer (both thread orders, and under ASan) and with nvcc for a GPU.
+// dev/cuda/reduce.cu: the reductions (kernels/reduce.cuh), checked and benchmarked.
+//   ./dev/cuda/reduce       checks per-chunk block sums and the global sum of squares against
+//                           plain double-precision loops on fresh random inputs
+//   ./dev/cuda/reduce 1     (GPU only) times version 1 of both over 124M floats (GPT-2's
+//                           parameter count, as in the gradient norm): ms and GB/s
+// Version 1: a warp-shuffle block sum; the global sum of squares in two deterministic passes.
+// Builds with g++ on the CPU execution layer (every thread order, and under ASan) and with nvcc.
 #include <algorithm>
 #include <vector>
 
@@ -59,7 +63,28 @@ static void test_global_sum_squares(const char* order, size_t N, bool accumulate
     test_report(close_sum(got, want, want), name, "got %.9g, want %.9g", got, want);
 }
 
-int main() {
+static void benchmark(int version) {
+    const size_t N = 124439808, chunk = 1 << 20;  // GPT-2 124M's parameters; 1M-float chunks
+    std::mt19937_64 rng(1);
+    std::vector<float> x(N);
+    fill_uniform(x, -1.0f, 1.0f, rng);
+    DeviceBuffer<float> d_x(N), d_sums((N + chunk - 1) / chunk), d_partials(SUM_SQUARES_BLOCKS), d_out(1);
+    d_x.upload(x);
+    const double sums_ms = benchmark_ms([&] { block_sums(d_sums.ptr, d_x.ptr, N, chunk, 1024, nullptr); });
+    const double squares_ms = benchmark_ms([&] {
+        global_sum_squares(d_out.ptr, d_partials.ptr, d_x.ptr, N, false, nullptr);
+    });
+    const double gb = N * sizeof(float) / 1e9;  // each reads the input once
+    printf("reduce version %d, N=%zu: block_sums (1M chunks, 1024 threads) %.4f ms (%.0f GB/s), "
+           "global_sum_squares %.4f ms (%.0f GB/s)\n", version, N, sums_ms, gb / (sums_ms * 1e-3),
+           squares_ms, gb / (squares_ms * 1e-3));
+}
+
+int main(int argc, char** argv) {
+    if (const int version = benchmark_version(argc, argv, 1)) {
+        benchmark(version);
+        return 0;
+    }
     std::mt19937_64 rng(test_seed());
     for_each_thread_order([&](const char* order) {
         test_block_sums(order, 100000, 4096, 256, rng);   // last chunk partial

@@ -1,5 +1,5 @@
-// dev/cuda/test_bf16.cpp: checks that dev/simt/bf16.h (the CPU build's __nv_bfloat16) is bit-exact
-// with the CUDA toolkit's own host implementation (dev/cuda/bf16_toolkit_ref.cpp): every one of the
+// dev/simt/test_bf16.cpp: checks that dev/simt/bf16.h (the CPU build's __nv_bfloat16) is bit-exact
+// with the CUDA toolkit's own host implementation (dev/simt/bf16_toolkit_ref.cpp): every one of the
 // 2^16 bf16 values to float, float to bf16 on every (sign, exponent, top mantissa) pattern with the
 // rounding-critical low halves plus millions of random floats (NaN, Inf, denormals, ties), and the
 // four arithmetic operators and negation on a million random pairs.

@@ -1,5 +1,5 @@
-// dev/cuda/bf16_toolkit_ref.cpp: the CUDA toolkit's own host bf16 routines (cuda_bf16.h compiled
-// by g++ as host code), wrapped over raw bits so that dev/cuda/test_bf16.cpp, which uses our
+// dev/simt/bf16_toolkit_ref.cpp: the CUDA toolkit's own host bf16 routines (cuda_bf16.h compiled
+// by g++ as host code), wrapped over raw bits so that dev/simt/test_bf16.cpp, which uses our
 // dev/simt/bf16.h, can compare against them without the two __nv_bfloat16 types meeting.
 #include <cuda_bf16.h>
 #include <cstdint>

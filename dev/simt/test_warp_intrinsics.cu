@@ -1,4 +1,4 @@
-// dev/cuda/test_warp_intrinsics.cu: the warp intrinsics (__shfl*_sync with widths, ballot, any,
+// dev/simt/test_warp_intrinsics.cu: the warp intrinsics (__shfl*_sync with widths, ballot, any,
 // all, __syncwarp, partial masks) in a 3-D block, the block votes (__syncthreads_count/and/or)
 // and __constant__ memory, against values worked out on the host from the CUDA Programming
 // Guide's rules. On the CPU this checks the emulation (both thread orders, ASan);

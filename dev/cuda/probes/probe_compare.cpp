@@ -1,4 +1,4 @@
-// dev/cuda/probe_compare.cpp: compares the output of an instruction probe (dev/cuda/probe_*.cu) run
+// dev/cuda/probes/probe_compare.cpp: compares the output of an instruction probe (dev/cuda/probes/probe_*.cu) run
 // on a GPU with the same probe run on the CPU emulation (dev/simt), for dev/gpu_check.sh.
 // A probe prints one value per line: "<what> <index...> 0x<32-bit hex>" (the hex is the value's bit
 // pattern, a float or a packed register). Lines must match one to one. Per <what> it prints how many

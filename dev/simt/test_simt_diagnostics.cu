@@ -1,4 +1,4 @@
-// dev/cuda/test_simt_diagnostics.cu: deliberately broken kernels, one per diagnostic of the CPU
+// dev/simt/test_simt_diagnostics.cu: deliberately broken kernels, one per diagnostic of the CPU
 // execution layer (dev/simt): __syncthreads reached from different lines or after threads
 // returned, a full-mask shuffle after some lanes returned, a deadlock, lanes passing different
 // masks, a fiber stack overflow, and (ASan build) an out-of-bounds write. Each runs in a forked
@@ -11,7 +11,7 @@
 #include "dev/simt/kernel_test.h"
 #include "kernels/reduce.cuh"
 
-static const char* const kThisFile = "dev/cuda/test_simt_diagnostics.cu";
+static const char* const kThisFile = "dev/simt/test_simt_diagnostics.cu";
 
 constexpr int kDivergentLineA = __LINE__ + 4;
 __global__ void divergent_barrier_kernel(float* out) {
@@ -193,19 +193,19 @@ int main() {
     check("diagnose a fiber stack overflow", run_in_child(launch_stack_overflow),
           {"overflowed its 64 KiB fiber stack", "stack_overflow_kernel", kThisFile});
 #endif
-    {
+    for_each_thread_order([&](const char* order) {
         float* d = device_floats(32);
         read_uninitialised_smem_kernel<<<1, 32, 32 * sizeof(float)>>>(d);
         float got[32];
         CUDA_CHECK(cudaMemcpy(got, d, sizeof got, cudaMemcpyDeviceToHost));
         bool all_nan = true;
         for (float g : got) all_nan = all_nan && g != g;
-        test_report(all_nan, "uninitialised dynamic shared memory reads as NaN");
+        test_report(all_nan, (std::string("uninitialised dynamic shared memory reads as NaN order=") + order).c_str());
         CUDA_CHECK(cudaFree(d));
-    }
+    });
 #if defined(__SANITIZE_ADDRESS__)
     check("ASan reports an out-of-bounds write in a kernel", run_in_child(launch_out_of_bounds),
-          {"heap-buffer-overflow", at(kOutOfBoundsLine)});
+          {"ERROR: AddressSanitizer", "WRITE of size 4", at(kOutOfBoundsLine)});
 #else
     test_skip("ASan reports an out-of-bounds write in a kernel", "runs in the _asan build");
 #endif

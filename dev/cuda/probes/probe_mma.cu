@@ -1,7 +1,7 @@
-// dev/cuda/probe_mma.cu: runs mma_m16n8k16_bf16 (kernels/ptx.cuh) on fixed pseudo-random register
+// dev/cuda/probes/probe_mma.cu: runs mma_m16n8k16_bf16 (kernels/ptx.cuh) on fixed pseudo-random register
 // contents and prints every lane's four results as bits, one per line: "mma_case<k> <lane> <i> 0x..".
 // Built with nvcc it shows what the tensor cores compute; built for the CPU layer, what the
-// emulation computes; dev/gpu_check.sh runs both and compares them with dev/cuda/probe_compare.
+// emulation computes; dev/gpu_check.sh runs both and compares them with dev/cuda/probes/probe_compare.
 // The cases are chosen to expose the hardware's accumulation order and rounding:
 //   0 ordinary values   1 exponents over 2^-40..2^40   2 a large C with small products
 //   3 every row of D is 2^24 + 14 x 1 - 2^24 (k order): 0 if summed in k order in fp32, 14 exactly

@@ -1,0 +1,34 @@
+# dev/cuda: build fragment included by the top-level Makefile before dev/simt/simt.mk (which
+# supplies the rules: each kernel test is built for the CPU emulation, under ASan, and checked
+# with nvcc).
+#   dev/cuda/<layer>          one program per kernel layer, named by its stem (kernels/<layer>.cuh):
+#                             no argument runs its checks against a CPU reference (in make test);
+#                             `./dev/cuda/<layer> N` benchmarks kernel version N on a GPU
+#   dev/cuda/probes/probe_*   instruction probes, CPU build; dev/gpu_check.sh runs the GPU build
+#   dev/cuda/probes/probe_compare   compares a probe's GPU output with its CPU output
+#   make probe-outputs        runs the CPU probes into build/probes-cpu/ (for dev/gpu_check.sh)
+
+SIMT_KERNEL_TESTS += dev/cuda/reduce dev/cuda/softmax dev/cuda/layernorm dev/cuda/matmul_tile
+
+# The GPU trainer's layers (issue 11), also built all-fp32 (T_fp32); their references (cpu/) are
+# prerequisites of every build of them.
+GPU_LAYER_TESTS := dev/cuda/encoder dev/cuda/layernorm dev/cuda/adamw dev/cuda/dpo_loss
+SIMT_KERNEL_TESTS += dev/cuda/encoder dev/cuda/adamw dev/cuda/dpo_loss
+SIMT_FP32_TESTS += $(GPU_LAYER_TESTS)
+$(foreach t,$(GPU_LAYER_TESTS),$(t) $(t)_asan $(t)_fp32 build/nvcc/$(t).status): \
+    cpu/encoder.h cpu/layernorm.h cpu/adamw.h cpu/dpo_loss.h cpu/parallel.h common/metrics.h \
+    common/model_config.h data/batch.h dev/cuda/expect_exit.h
+
+CUDA_PROBES := dev/cuda/probes/probe_mma dev/cuda/probes/probe_ldmatrix dev/cuda/probes/probe_bf16
+SIMT_PROGRAMS += $(CUDA_PROBES)
+SIMT_NVCC_STATUS += $(patsubst %,build/nvcc/%.status,$(CUDA_PROBES))
+
+dev/cuda/probes/probe_compare: dev/cuda/probes/probe_compare.cpp
+	$(CXX) $(CXXFLAGS) $< -o $@ $(LDLIBS)
+ALL_BINS += dev/cuda/probes/probe_compare
+
+.PHONY: probe-outputs
+probe-outputs: $(CUDA_PROBES)
+	@mkdir -p build/probes-cpu
+	@for p in $(CUDA_PROBES); do ./$$p > build/probes-cpu/$$(basename $$p).txt || exit 1; done
+	@echo "wrote build/probes-cpu/: $(notdir $(CUDA_PROBES))"
