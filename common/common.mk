@@ -2,7 +2,7 @@
 MODEL_HEADERS = cpu/gpt2.h cpu/dpo.h cpu/dpo_loss.h cpu/encoder.h cpu/layernorm.h cpu/matmul.h cpu/attention.h \
                 cpu/gelu.h cpu/residual.h cpu/logprob.h cpu/parallel.h common/metrics.h \
                 common/model_config.h common/rng.h data/batch.h kernels/attention_mask.h \
-                kernels/gelu.cuh kernels/dpo_loss_math.h kernels/host_device.h
+                kernels/gelu_math.h kernels/dpo_loss_math.h kernels/host_device.h
 
 TEST_BINS += common/test_model
 common/test_model: common/test_model.cpp $(MODEL_HEADERS) data/pairs.h dev/test_util.h
@@ -54,7 +54,7 @@ TEST_BINS += common/test_model_io
 common/test_model_io: common/test_model_io.cpp $(MODEL_IO_HEADERS) dev/test_util.h common/tools/tiny_gpt2.py
 	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)
 
-SAMPLE_HEADERS = cpu/sample.h common/model_config.h common/rng.h kernels/gelu.cuh kernels/host_device.h
+SAMPLE_HEADERS = cpu/sample.h common/model_config.h common/rng.h kernels/gelu_math.h kernels/host_device.h
 TEST_BINS += common/test_sample
 
 common/test_sample: common/test_sample.cpp $(SAMPLE_HEADERS) $(MODEL_HEADERS) dev/test_util.h

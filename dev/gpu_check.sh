@@ -25,12 +25,16 @@
 set -u
 cd "$(dirname "$0")/.."
 NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
-NVCC_LIBS=${NVCC_LIBS:-}
+NVCC_LIBS=${NVCC_LIBS:--lcublasLt -lcublas}   # kernels/matmul.cuh calls cuBLASLt
 JOBS=${GPU_CHECK_JOBS:-$(nproc)}
 TIMEOUT=${GPU_CHECK_TIMEOUT:-120}
 SANITIZE=${GPU_CHECK_SANITIZE:-1}
 OUT=build/gpu
 mkdir -p "$OUT"
+# a GPU machine without apt: the -dev packages fetched elsewhere by dev/gpu_deps.sh download
+if [ -d build/gpu-deps/debs ]; then
+  eval "$(dev/gpu_deps.sh unpack)" || echo "gpu_check: dev/gpu_deps.sh unpack failed; builds that need JSON, zlib or cblas.h will fail"
+fi
 started=$(date +%s)
 
 if [ ! -x "$NVCC" ]; then
@@ -65,11 +69,11 @@ fi
 # ---- 2. build (one nvcc per source, in parallel; a log per program)
 layers=$(ls dev/cuda/*.cu 2>/dev/null)
 sources=$(ls dev/cuda/*.cu dev/simt/test_*.cu dev/cuda/probes/probe_*.cu 2>/dev/null)
-# -fopenmp for the host code: the layer programs call their cpu/ references, which use OpenMP
+# -fopenmp for the host code: layer programs call their cpu/ references (LayerNorm's uses OpenMP)
 build_one() {  # source -> $OUT/<name>, status in $OUT/<name>.build ("ok" or "failed")
   local src=$1 name
   name=$(basename "${src%.*}")
-  if $NVCC -O2 -std=c++17 -lineinfo -I. -Xcompiler -fopenmp $ARCH_FLAGS "$src" -o "$OUT/$name" $NVCC_LIBS > "$OUT/$name.build.log" 2>&1
+  if $NVCC -O2 -std=c++17 -lineinfo -I. -I/usr/include/x86_64-linux-gnu/openblas-openmp -Xcompiler -fopenmp $ARCH_FLAGS "$src" -o "$OUT/$name" $NVCC_LIBS > "$OUT/$name.build.log" 2>&1
   then echo ok > "$OUT/$name.build"; else echo failed > "$OUT/$name.build"; fi
 }
 export -f build_one; export NVCC ARCH_FLAGS NVCC_LIBS OUT
