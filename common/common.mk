@@ -1,8 +1,8 @@
 # common/: the CPU reference model, the DPO loss and the CPU trainer's shared host code.
-MODEL_HEADERS = cpu/gpt2.h cpu/dpo.h cpu/encoder.h cpu/layernorm.h cpu/matmul.h cpu/attention.h \
+MODEL_HEADERS = cpu/gpt2.h cpu/dpo.h cpu/dpo_loss.h cpu/encoder.h cpu/layernorm.h cpu/matmul.h cpu/attention.h \
                 cpu/gelu.h cpu/residual.h cpu/logprob.h cpu/parallel.h common/metrics.h \
                 common/model_config.h common/rng.h data/batch.h kernels/attention_mask.h \
-                kernels/gelu_math.h kernels/dpo_loss.cuh kernels/host_device.h
+                kernels/gelu_math.h kernels/dpo_loss_math.h kernels/host_device.h
 
 TEST_BINS += common/test_model
 common/test_model: common/test_model.cpp $(MODEL_HEADERS) data/pairs.h dev/test_util.h
@@ -11,7 +11,7 @@ common/test_model: common/test_model.cpp $(MODEL_HEADERS) data/pairs.h dev/test_
 TRAIN_HEADERS = $(MODEL_HEADERS) common/train_config.h common/train_log.h common/checkpoint.h \
                 common/demo_task.h common/progress.h cpu/exact_match.h \
                 common/ref_cache.h common/hash.h common/atomic_file.h common/flags.h common/model_io.h common/safetensors.h cpu/sample.h cpu/adamw.h \
-                data/dataloader.h data/pairfile.h data/pairs.h kernels/adamw.cuh tokenizer/gpt2_tokenizer.h \
+                data/dataloader.h data/pairfile.h data/pairs.h kernels/adamw_math.h tokenizer/gpt2_tokenizer.h \
                 tokenizer/unicode_tables.h
 
 # The trainer links Open MPI (data parallelism under mpirun; without mpirun it never calls MPI).
@@ -46,7 +46,7 @@ common/test_distributed: common/test_distributed.cpp common/distributed.h common
 	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)
 
 TEST_BINS += cpu/test_cpu_layers
-cpu/test_cpu_layers: cpu/test_cpu_layers.cpp $(MODEL_HEADERS) cpu/adamw.h kernels/adamw.cuh dev/test_util.h
+cpu/test_cpu_layers: cpu/test_cpu_layers.cpp $(MODEL_HEADERS) cpu/adamw.h kernels/adamw_math.h dev/test_util.h
 	$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS_LIBS) $(LDLIBS)
 
 TEST_BINS += common/test_atomic_file
@@ -56,7 +56,7 @@ common/test_atomic_file: common/test_atomic_file.cpp common/atomic_file.h dev/te
 # the flag parser, then every tool given bad flags (so it runs the tools)
 TEST_BINS += common/test_flags
 common/test_flags: common/test_flags.cpp common/flags.h common/train_config.h common/model_config.h \
-                   kernels/dpo_loss.cuh dev/test_util.h | train_dpo_cpu data/prepare_dpo
+                   kernels/dpo_loss_math.h dev/test_util.h | train_dpo_cpu data/prepare_dpo
 	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)
 
 # each common/ header compiles alone with g++ and nvcc and reaches no BLAS, OpenMP or CUDA header

@@ -69,10 +69,11 @@ fi
 # ---- 2. build (one nvcc per source, in parallel; a log per program)
 layers=$(ls dev/cuda/*.cu 2>/dev/null)
 sources=$(ls dev/cuda/*.cu dev/simt/test_*.cu dev/cuda/probes/probe_*.cu 2>/dev/null)
+# -fopenmp for the host code: layer programs call their cpu/ references (LayerNorm's uses OpenMP)
 build_one() {  # source -> $OUT/<name>, status in $OUT/<name>.build ("ok" or "failed")
   local src=$1 name
   name=$(basename "${src%.*}")
-  if $NVCC -O2 -std=c++17 -lineinfo -I. -I/usr/include/x86_64-linux-gnu/openblas-openmp $ARCH_FLAGS "$src" -o "$OUT/$name" $NVCC_LIBS > "$OUT/$name.build.log" 2>&1
+  if $NVCC -O2 -std=c++17 -lineinfo -I. -I/usr/include/x86_64-linux-gnu/openblas-openmp -Xcompiler -fopenmp $ARCH_FLAGS "$src" -o "$OUT/$name" $NVCC_LIBS > "$OUT/$name.build.log" 2>&1
   then echo ok > "$OUT/$name.build"; else echo failed > "$OUT/$name.build"; fi
 }
 export -f build_one; export NVCC ARCH_FLAGS NVCC_LIBS OUT

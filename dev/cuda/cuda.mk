@@ -12,6 +12,13 @@ SIMT_KERNEL_TESTS += dev/cuda/reduce dev/cuda/softmax dev/cuda/layernorm dev/cud
 # GPU trainer layers (issue 11): each also built all-fp32 (floatX = float, -DENABLE_FP32) as X_fp32
 SIMT_KERNEL_TESTS += dev/cuda/attention dev/cuda/logprob dev/cuda/matmul dev/cuda/gelu
 SIMT_KERNEL_TESTS_FP32 += dev/cuda/attention dev/cuda/logprob dev/cuda/matmul dev/cuda/gelu
+SIMT_KERNEL_TESTS += dev/cuda/encoder dev/cuda/adamw dev/cuda/dpo_loss
+SIMT_KERNEL_TESTS_FP32 += dev/cuda/encoder dev/cuda/layernorm dev/cuda/adamw dev/cuda/dpo_loss
+# their references (cpu/) are prerequisites of every build of them
+GPU_LAYER_F_TESTS := dev/cuda/encoder dev/cuda/layernorm dev/cuda/adamw dev/cuda/dpo_loss
+$(foreach t,$(GPU_LAYER_F_TESTS),$(t) $(t)_asan $(t)_fp32 build/nvcc/$(t).status build/nvcc/$(t).fp32.status): \
+    cpu/encoder.h cpu/layernorm.h cpu/adamw.h cpu/dpo_loss.h cpu/parallel.h common/metrics.h \
+    common/model_config.h data/batch.h dev/cuda/expect_exit.h
 
 CUDA_PROBES := dev/cuda/probes/probe_mma dev/cuda/probes/probe_ldmatrix dev/cuda/probes/probe_bf16
 SIMT_PROGRAMS += $(CUDA_PROBES)
