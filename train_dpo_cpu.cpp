@@ -30,14 +30,30 @@
 #include "common/train_config.h"
 #include "common/train_log.h"
 #include "cpu/adamw.h"
+#include "cpu/data_parallel.h"
 #include "cpu/dpo.h"
 #include "cpu/sample.h"
 #include "data/dataloader.h"
 #include "data/pairfile.h"
 #include "tokenizer/gpt2_tokenizer.h"
 
+// This process's place in a data-parallel job (rank 0 of 1 unless started by mpirun).
+static cpu::MpiComm g_comm;
+
+// An error ends every rank of the job (MPI_Abort), naming the rank that hit it.
 [[noreturn]] static void fatal(const std::string& msg) {
-    fprintf(stderr, "error: %s\n", msg.c_str());
+    if (g_comm.world > 1) fprintf(stderr, "error: rank %d of %d: %s\n", g_comm.rank, g_comm.world, msg.c_str());
+    else fprintf(stderr, "error: %s\n", msg.c_str());
+    g_comm.abort(1);
+}
+
+// An error every rank finds at the same point (after a collective): rank 0 reports it once and
+// every rank stops cleanly.
+[[noreturn]] static void fatal_all_ranks(const std::string& msg) {
+    if (g_comm.rank == 0) fprintf(stderr, "error: %s\n", msg.c_str());
+    fflush(stdout);
+    fflush(stderr);
+    g_comm.finish();
     exit(1);
 }
 
@@ -110,25 +126,44 @@ struct SetLogps {
 };
 
 // With skip_overlong, pairs longer than a row are left out (their n_chosen stays 0).
+// Several ranks split the set by whole packing chunks (so every pair is packed exactly as by one
+// process and gets the same bits) and all-gather the results.
 // progress (may be null) is told the pairs done after each micro-batch.
 static SetLogps compute_set_logps(cpu::GPT2<float>& model, const PairSet& set, Layout layout,
                                   bool packing, int B, int T, bool skip_overlong, Progress* progress) {
     std::vector<Batch> batches;
     std::string err;
-    if (!eval_batches(set, B, T, layout, packing, &batches, &err, skip_overlong)) fatal(err);
+    std::vector<int64_t> bounds(g_comm.world + 1);  // pairs [bounds[r], bounds[r+1]) on rank r
+    const int64_t n_chunks = ((int64_t)set.size() + kEvalChunk - 1) / kEvalChunk;
+    for (int r = 0; r < g_comm.world; r++) {
+        int64_t lo, hi;
+        rank_slice(n_chunks, r, g_comm.world, &lo, &hi);
+        bounds[r] = std::min((int64_t)set.size(), lo * kEvalChunk);
+        bounds[r + 1] = std::min((int64_t)set.size(), hi * kEvalChunk);
+    }
+    if (!eval_batches(set, B, T, layout, packing, &batches, &err, skip_overlong, nullptr,
+                      bounds[g_comm.rank], bounds[g_comm.rank + 1]))
+        fatal(err);
     SetLogps out;
     out.chosen.assign(set.size(), 0); out.rejected.assign(set.size(), 0);
     out.n_chosen.assign(set.size(), 0); out.n_rejected.assign(set.size(), 0);
     long done = 0;
     for (const Batch& b : batches) {
         model.forward(b);
-        if (progress) progress->update(done += b.n_slots());
+        // several ranks: rank 0's share, scaled to the whole set (the ranks advance together)
+        done += b.n_slots();
+        if (progress) progress->update((double)done * set.size() / std::max<int64_t>(1, bounds[g_comm.rank + 1] - bounds[g_comm.rank]));
         std::vector<PairLogps> lp = cpu::gather_pair_logps(model, b.n_slots());
         for (int s = 0; s < b.n_slots(); s++) {
             int64_t i = b.pair_ids[s];
             out.chosen[i] = lp[s].chosen; out.rejected[i] = lp[s].rejected;
             out.n_chosen[i] = lp[s].n_chosen; out.n_rejected[i] = lp[s].n_rejected;
         }
+    }
+    if (g_comm.world > 1) {
+        std::vector<double> nc(out.n_chosen.begin(), out.n_chosen.end()), nr(out.n_rejected.begin(), out.n_rejected.end());
+        for (std::vector<double>* v : {&out.chosen, &out.rejected, &nc, &nr}) g_comm.all_gather_pieces(v->data(), bounds);
+        out.n_chosen.assign(nc.begin(), nc.end()); out.n_rejected.assign(nr.begin(), nr.end());
     }
     return out;
 }
@@ -139,9 +174,11 @@ static RefCache reference_logps(cpu::GPT2<float>& model, uint64_t ref_hash, cons
                                 const std::string& path, Layout layout, bool packing, int B, int T,
                                 bool skip_overlong, bool quiet) {
     RefCache cache;
-    bool found;
+    bool found = false;
     std::string err;
-    if (!load_ref_cache(path, ref_hash, set.content_hash, set.size(), &cache, &found, &err)) fatal(err);
+    if (g_comm.rank == 0 && !load_ref_cache(path, ref_hash, set.content_hash, set.size(), &cache, &found, &err))
+        fatal(err);
+    cpu::broadcast_ref_cache(g_comm, &found, &cache);  // rank 0 alone reads and writes OUT
     if (found) {
         printf("reference log-probs: %s (cached, %zu pairs)\n", path.c_str(), set.size());
         return cache;
@@ -152,7 +189,7 @@ static RefCache reference_logps(cpu::GPT2<float>& model, uint64_t ref_hash, cons
     progress.finish();
     cache.model_hash = ref_hash; cache.data_hash = set.content_hash;
     cache.chosen = lp.chosen; cache.rejected = lp.rejected;
-    if (!save_ref_cache(path, cache, &err)) fatal(err);
+    if (g_comm.rank == 0 && !save_ref_cache(path, cache, &err)) fatal(err);
     printf("reference log-probs: computed for %zu pairs in %.1fs -> %s\n", set.size(),
            now_seconds() - t0, path.c_str());
     return cache;
@@ -313,9 +350,7 @@ static int run_sample(int argc, char** argv) {
 
 // ----------------------------------------------------------------------------------------------
 
-int main(int argc, char** argv) {
-    if (argc > 1 && std::string(argv[1]) == "score") return run_score(argc, argv);
-    if (argc > 1 && std::string(argv[1]) == "sample") return run_sample(argc, argv);
+static int run_train(int argc, char** argv) {
     for (int i = 1; i < argc; i++) {
         std::string a = argv[i];
         if (a == "--help" || a == "-h") { print_usage(argv[0]); return 0; }
@@ -325,6 +360,11 @@ int main(int argc, char** argv) {
     bool demo;
     std::vector<char*> args = with_demo_flags(argc, argv, &demo);  // no --train: the demo's flags first
     if (!parse_train_args((int)args.size(), args.data(), 1, &tc, &err)) fatal(err);
+    // data parallel: rank 0 alone prints; by default the ranks of a machine share its cores
+    if (g_comm.rank > 0 && !freopen("/dev/null", "w", stdout)) fatal("cannot silence stdout");
+    if (tc.threads == 0 && g_comm.local_world > 1) tc.threads = std::max(1, omp_get_num_procs() / g_comm.local_world);
+    if (g_comm.world > 1)
+        printf("data parallel: %d ranks, %s\n", g_comm.world, tc.zero ? "ZeRO-1 (sharded AdamW state)" : "all-reduce");
     if (demo) printf("demo: the bundled sort task; its flags, before yours: %s\n", join_flags(demo_task_flags()).c_str());
     set_threads(tc.threads);
     std::error_code ec;
@@ -391,6 +431,7 @@ int main(int argc, char** argv) {
     lc.B = B; lc.T = T; lc.pairs_per_step = tc.pairs_per_step; lc.layout = layout;
     lc.packing = tc.packing; lc.shuffle = tc.shuffle; lc.seed = tc.seed;
     lc.skip_overlong = tc.skip_overlong;
+    lc.rank = g_comm.rank; lc.world = g_comm.world;
     DataLoader loader;
     if (!loader.init(&train, lc, &err)) fatal(tc.train_file + ": " + err);
     if (loader.n_overlong > 0)
@@ -409,17 +450,24 @@ int main(int argc, char** argv) {
                 return reference_logps(model, ref_hash, set, path, layout, tc.packing, B, T, tc.skip_overlong, tc.quiet);
             // resumed: the weights are no longer the initial ones, so the first run's cache must exist
             RefCache c;
-            bool found;
-            if (!load_ref_cache(path, ref_hash, set.content_hash, set.size(), &c, &found, &err)) fatal(err);
-            if (!found) fatal(path + " is missing: a resumed run needs the reference cache of its first run");
+            bool found = false;
+            if (g_comm.rank == 0 && !load_ref_cache(path, ref_hash, set.content_hash, set.size(), &c, &found, &err))
+                fatal(err);
+            if (g_comm.rank == 0 && !found)
+                fatal(path + " is missing: a resumed run needs the reference cache of its first run");
+            cpu::broadcast_ref_cache(g_comm, &found, &c);
             return c;
         };
         ref_train = get(train, prefix + "_train.bin");
         if (has_val) ref_val = get(val, prefix + "_val.bin");
     }
 
-    JsonlLog log;
-    if (!log.open(tc.out_dir + "/log.jsonl", start_step > 0, start_step, &err)) fatal(err);
+    // the optimizer state: all of it, or this rank's ZeRO-1 shard (cpu/data_parallel.h)
+    cpu::DataParallel dp;
+    if (!dp.init(&g_comm, cfg, tc.zero, &adam_m, &adam_v, &err)) fatal(err);
+
+    JsonlLog log;  // rank 0's
+    if (g_comm.rank == 0 && !log.open(tc.out_dir + "/log.jsonl", start_step > 0, start_step, &err)) fatal(err);
     // greedy exact match on the first n_exact validation prompts (default: all, for the sort task)
     const long n_exact = !has_val ? 0 : tc.exact_match >= 0 ? tc.exact_match : is_synthetic_sort_task(val) ? (long)val.size() : 0;
     auto run_eval = [&](long step) {
@@ -437,13 +485,16 @@ int main(int argc, char** argv) {
         CheckpointState s;
         s.cfg = cfg; s.step = step; s.seed = tc.seed; s.ref_model_hash = ref_hash;
         s.train_data_hash = train.content_hash;
-        s.params = model.params; s.m = adam_m; s.v = adam_v;
+        dp.gather_moments(&s.m, &s.v);  // every rank's shard, on rank 0: one file whatever the world size
+        if (g_comm.rank > 0) return;
+        s.params = model.params;
         if (!save_checkpoint(ckpt_path, s, &err)) fatal(err);
     };
     // a few validation prompts, continued greedily every --sample-every steps
     TokenPrinter printer;
     printer.init(cfg.vocab_size);
     auto run_samples = [&](long step) {
+        if (g_comm.rank > 0) return;
         const PairSet& src = has_val ? val : train;
         cpu::SampleSettings ss;
         ss.greedy = true;
@@ -480,11 +531,19 @@ int main(int argc, char** argv) {
             for (const PairResult& r : cpu::dpo_forward_backward(model, b, rc, rr, tc.loss, 1.0 / pairs))
                 m.add(r, tc.loss.beta);
         }
-        // global gradient norm, clipping, AdamW
-        const double grad_norm = cpu::global_grad_norm(model.grads.data(), model.grads.size());
+        // the ranks' gradients and metric sums summed (one rank: nothing to sum), global norm
+        StepPartial mine;
+        mine.metrics = m;
+        mine.real_tokens = loader.last_real_tokens; mine.padded_tokens = loader.last_padded_tokens;
+        const StepPartial all = dp.reduce(model.grads, mine);
+        m = all.metrics;
+        const double grad_norm = std::sqrt(all.shard_sumsq);
         const double loss = m.mean(m.loss);
+        if (dp.bad_rank >= 0 && g_comm.world > 1)
+            fatal_all_ranks("step " + std::to_string(step + 1) + ": rank " + std::to_string(dp.bad_rank) +
+                  "'s loss or gradient is not finite; every rank stops; the last good checkpoint is " + ckpt_path);
         if (!std::isfinite(loss) || !std::isfinite(grad_norm))
-            fatal("step " + std::to_string(step + 1) + ": the loss or the gradient is not finite (loss " +
+            fatal_all_ranks("step " + std::to_string(step + 1) + ": the loss or the gradient is not finite (loss " +
                   std::to_string(loss) + ", grad norm " + std::to_string(grad_norm) +
                   "); lower --lr or check the data; the last good checkpoint is " + ckpt_path);
         const float clip = (tc.grad_clip > 0 && grad_norm > tc.grad_clip) ? (float)(tc.grad_clip / grad_norm) : 1.0f;
@@ -492,18 +551,20 @@ int main(int argc, char** argv) {
         cpu::AdamWSettings adamw;
         adamw.lr = lr; adamw.beta1 = tc.beta1; adamw.beta2 = tc.beta2; adamw.eps = tc.adam_eps;
         adamw.weight_decay = tc.weight_decay;
-        cpu::adamw_update_model(cfg, model.params.data(), adam_m.data(), adam_v.data(), model.grads.data(),
-                                clip, adamw, step + 1);
+        dp.update(model.params.data(), model.grads, clip, adamw, step + 1);  // and the ZeRO-1 all-gather
         const double dt = now_seconds() - t0;
         if (step > start_step) { time_total += dt; timed_steps++; }  // the first step warms up
         const long done = step + 1;
-        const double tok_s = loader.last_real_tokens / dt;
+        const long tokens = (long)all.real_tokens;  // all ranks
+        const double tok_s = tokens / dt;
+        const double padding = all.real_tokens + all.padded_tokens > 0
+                                   ? all.padded_tokens / (all.real_tokens + all.padded_tokens) : 0.0;
         char rec[512];
         snprintf(rec, sizeof rec,
                  "\"step\": %ld, %s, \"grad_norm\": %.9g, \"learning_rate\": %.9g, \"step_ms\": %.3f, "
                  "\"cpu_ms\": %.3f, \"pairs\": %d, \"tokens\": %ld, \"tokens_per_sec\": %.1f, \"padding\": %.4f, \"epoch\": %.4f",
-                 done, m.json("").c_str(), grad_norm, lr, dt * 1000, 1000.0 * (std::clock() - cpu0) / CLOCKS_PER_SEC, pairs, loader.last_real_tokens, tok_s,
-                 loader.padding_fraction(), loader.epoch_progress(done));
+                 done, m.json("").c_str(), grad_norm, lr, dt * 1000, 1000.0 * (std::clock() - cpu0) / CLOCKS_PER_SEC, pairs, tokens, tok_s,
+                 padding, loader.epoch_progress(done));
         // m.json starts with "loss"; the record is complete
         log.write(rec);
         if (done % tc.log_every == 0 || done == tc.steps || done == start_step + 1) {
@@ -532,4 +593,13 @@ int main(int argc, char** argv) {
         printf("exported the trained model as Hugging Face GPT-2 -> %s\n", tc.export_hf.c_str());
     }
     return 0;
+}
+
+int main(int argc, char** argv) {
+    if (argc > 1 && std::string(argv[1]) == "score") return run_score(argc, argv);
+    if (argc > 1 && std::string(argv[1]) == "sample") return run_sample(argc, argv);
+    g_comm.start(&argc, &argv);  // MPI, when started by mpirun
+    int status = run_train(argc, argv);
+    g_comm.finish();
+    return status;
 }

@@ -14,9 +14,14 @@ TRAIN_HEADERS = $(MODEL_HEADERS) common/train_config.h common/train_log.h common
                 data/dataloader.h data/pairfile.h data/pairs.h kernels/adamw_math.h tokenizer/gpt2_tokenizer.h \
                 tokenizer/unicode_tables.h
 
+# The trainer links Open MPI (data parallelism under mpirun; without mpirun it never calls MPI).
+MPI_CFLAGS = $(shell mpicc --showme:compile) -DOMPI_SKIP_MPICXX  # the C API only
+MPI_LIBS   = $(shell mpicc --showme:link)
+DIST_HEADERS = common/distributed.h cpu/mpi_comm.h cpu/data_parallel.h
+
 ALL_BINS += train_dpo_cpu
-train_dpo_cpu: train_dpo_cpu.cpp $(TRAIN_HEADERS)
-	$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS_LIBS) $(LDLIBS)
+train_dpo_cpu: train_dpo_cpu.cpp $(TRAIN_HEADERS) $(DIST_HEADERS)
+	$(CXX) $(CXXFLAGS) $(MPI_CFLAGS) -o $@ $< $(BLAS_LIBS) $(MPI_LIBS) $(LDLIBS)
 
 # The bundled synthetic task (data/synthetic/*.bin are committed; this remakes them).
 data/make_synthetic: data/make_synthetic.cpp data/pairfile.h data/pairs.h common/atomic_file.h common/hash.h common/rng.h
@@ -32,6 +37,12 @@ TEST_BINS += common/test_trainer.sh
 
 TEST_BINS += common/test_progress
 common/test_progress: common/test_progress.cpp common/progress.h dev/test_util.h
+	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)
+
+# data parallelism: the shard and step-sum arithmetic, then train_dpo_cpu under mpirun with 1, 2
+# and 3 processes
+TEST_BINS += common/test_distributed common/test_data_parallel.sh
+common/test_distributed: common/test_distributed.cpp common/distributed.h common/metrics.h common/model_config.h dev/test_util.h
 	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)
 
 TEST_BINS += cpu/test_cpu_layers

@@ -37,6 +37,7 @@ struct TrainConfig {
     int sample_every = 50, sample_prompts = 2, sample_tokens = 32;  // greedy samples during training
     bool skip_overlong = false;
     bool shuffle = true;
+    bool zero = true;               // several ranks: ZeRO-1 (sharded AdamW state), else all-reduce
     bool quiet = false;             // no progress lines for long phases (common/progress.h)
     long exact_match = -1;          // greedy exact match on this many val prompts; -1 = all for the sort task, else off
 };
@@ -117,10 +118,14 @@ inline void print_usage(const char* prog) {
         "  --sample-every N        print greedy continuations of a few validation prompts every N\n"
         "                          steps (default 50; 0 = off)\n"
         "  --sample-prompts K      how many prompts (default 2)    --sample-tokens N  their length (default 32)\n"
-        "  --threads N             OpenMP/BLAS threads (default: all cores)\n"
+        "  --threads N             OpenMP/BLAS threads (default: all cores; under mpirun the\n"
+        "                          cores divided by the ranks on the machine)\n"
         "  --exact-match N         at each eval, the fraction of the first N validation prompts whose greedy\n"
         "                          continuation equals the chosen response (default: all for the sort task, else 0)\n"
         "  --quiet                 no progress lines for the reference pass and evaluations\n"
+        "several processes (mpirun -np N %s ...)\n"
+        "  --zero 1|0              1: ZeRO-1, each rank keeps and updates 1/N of the AdamW state\n"
+        "                          (default); 0: all-reduce of the gradients, full state per rank\n"
         "\n"
         "score writes index, logp_chosen, logp_rejected, n_chosen, n_rejected per pair (TSV); flags\n"
         "  --prefix-sharing, --packing, --seq-len, --micro-rows, --threads, --quiet as above.\n"
@@ -129,7 +134,7 @@ inline void print_usage(const char* prog) {
         "  [--eos-id N (stop token, default 50256)]\n"
         "\n"
         "Values are range-checked: a bad one is an error naming the flag and the accepted range.\n",
-        prog, prog, prog);
+        prog, prog, prog, prog);
 }
 
 // Splits "a,b,c".
@@ -198,6 +203,10 @@ inline bool parse_train_args(int argc, char** argv, int first, TrainConfig* c, s
         else if (f.is("--sample-prompts")) f.integer(&c->sample_prompts, 1, MAX_FLAG_SAMPLE_PROMPTS);
         else if (f.is("--sample-tokens")) f.integer(&c->sample_tokens, 1, MAX_FLAG_SAMPLE_TOKENS);
         else if (f.is("--no-shuffle")) c->shuffle = false;
+        else if (f.is("--zero")) {
+            int zero = 1;
+            if (f.choice(&zero, {"0", "1"})) c->zero = zero == 1;
+        }
         else if (f.is("--exact-match")) f.integer(&c->exact_match, 0, MAX_FLAG_PAIRS);
         else if (f.is("--quiet")) c->quiet = true;
         else if (f.is("--overlong")) {

@@ -17,13 +17,16 @@ struct AdamWSettings {
     float weight_decay = 0.0f;  // for the tensors that decay
 };
 
-// sqrt(sum of grads[i]^2), summed in double
-inline double global_grad_norm(const float* grads, size_t n) {
+// sum of x[i]^2, in double
+inline double sum_of_squares(const float* x, size_t n) {
     double sumsq = 0;
 #pragma omp parallel for reduction(+ : sumsq) schedule(static) if (n >= PARALLEL_MIN_WORK)
-    for (size_t i = 0; i < n; i++) sumsq += (double)grads[i] * grads[i];
-    return std::sqrt(sumsq);
+    for (size_t i = 0; i < n; i++) sumsq += (double)x[i] * x[i];
+    return sumsq;
 }
+
+// sqrt(sum of grads[i]^2), summed in double
+inline double global_grad_norm(const float* grads, size_t n) { return std::sqrt(sum_of_squares(grads, n)); }
 
 // Step t (1, 2, ...) of AdamW over n parameters, with the gradient grads[i] * grad_scale (the
 // clipping factor) and weight decay only if `decays`.

@@ -339,18 +339,22 @@ struct DataLoader {
 // ----------------------------------------------------------------------------
 // Evaluation: every pair of the set exactly once, in dataset order, no shuffle, the same packing
 // rules. Pairs are packed in consecutive chunks of kEvalChunk (so memory and packing cost stay
-// linear in the set size); micro-batches follow chunk order.
+// linear in the set size); micro-batches follow chunk order. [first, last) limits it to a part of
+// the set (a data-parallel rank's): first a multiple of kEvalChunk, so each chunk is packed as in
+// the whole set; last = -1 means the end of the set.
 static const int kEvalChunk = 512;
 
 static inline bool eval_batches(const PairSet& set, int B, int T, Layout layout, bool packing,
                                 std::vector<Batch>* out, std::string* err,
-                                bool skip_overlong = false, long* n_skipped = nullptr) {
+                                bool skip_overlong = false, long* n_skipped = nullptr,
+                                int64_t first = 0, int64_t last = -1) {
     out->clear();
     if (n_skipped) *n_skipped = 0;
     std::vector<int64_t> ids;
     std::vector<Batch> chunk;
-    for (size_t lo = 0; lo < set.size(); lo += kEvalChunk) {
-        size_t hi = std::min(set.size(), lo + kEvalChunk);
+    const size_t end = last < 0 ? set.size() : std::min(set.size(), (size_t)last);
+    for (size_t lo = (size_t)first; lo < end; lo += kEvalChunk) {
+        size_t hi = std::min(end, lo + kEvalChunk);
         ids.clear();
         for (size_t i = lo; i < hi; i++) ids.push_back((int64_t)i);
         int skipped = 0;

@@ -14,6 +14,8 @@ else
 [ -f /usr/include/zlib.h ]                                         || need+=(zlib1g-dev)
 [ -f /usr/include/x86_64-linux-gnu/openblas-openmp/cblas.h ]      || need+=(libopenblas-openmp-dev)
 [ -f /usr/include/boost/context/fiber.hpp ]                        || need+=(libboost-context-dev)
+# Open MPI: the data-parallel CPU trainer (mpicxx) and its tests (mpirun)
+command -v mpicxx >/dev/null && command -v mpirun >/dev/null       || need+=(libopenmpi-dev openmpi-bin)
 command -v python3 >/dev/null                                      || need+=(python3)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Data parallelism of train_dpo_cpu under mpirun (cpu/data_parallel.h): 1, 2 and 3 processes with
+# the same global batch train the same model; ZeRO-1 and the plain all-reduce give the same bits;
+# the checkpoint and the reference cache are the same files whatever the world size; a resumed run
+# continues exactly with the same world size and within the tolerance with another; a killed rank
+# ends the job. Prints PASS/FAIL lines for dev/run_tests.sh.
+#
+# Tolerances (fp32, 10 steps of the tiny model, lr 1e-3): the ranks pack their slices of a step
+# into other micro-batches than one process does, so the fp32 gradient sums run in another order
+# (relative differences ~1e-7 per step). Measured: losses agree to 5e-8 relative, parameters to
+# 1.4e-6 absolute. Checked: losses to 1e-6 relative; parameters to 2e-5 absolute, a third of 1% of
+# the summed learning rates (6e-3): an AdamW update moves a parameter by up to ~lr whatever the
+# gradient's size, so a parameter whose gradient is rounding noise may differ by a fraction of lr;
+# moments to 1e-5 of their largest value.
+set -u
+cd "$(dirname "$0")/.."
+BIN=./train_dpo_cpu
+if ! command -v mpirun >/dev/null; then echo "SKIP data_parallel: mpirun is not installed (make deps)"; exit 0; fi
+# root in containers; more ranks than cores on a small machine
+MPIRUN="mpirun --allow-run-as-root --oversubscribe"
+tmp=$(mktemp -d)
+mpirun_pid=
+trap '[ -n "$mpirun_pid" ] && kill -9 "$mpirun_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+report() {  # report OK NAME WHY
+    if [ "$1" = 0 ]; then echo "PASS $2"; else echo "FAIL $2: $3"; fi
+}
+step_losses() { grep -v '"eval_' "$1" | sed -n 's/.*"step": \([0-9]*\), "loss": \([^,]*\),.*/\1 \2/p'; }
+# compare_losses A B: same steps, losses within 1e-6 relative
+compare_losses() {
+    paste <(step_losses "$1") <(step_losses "$2") | awk '
+        { n++; d = $2 - $4; if (d < 0) d = -d; r = d / ($2 < 0 ? -$2 : $2);
+          if ($1 != $3 || r > 1e-6) { print "step " $1 ": " $2 " vs " $4; bad = 1 } }
+        END { if (n != 10) { print n " steps instead of 10"; bad = 1 } exit bad }'
+}
+# compare_checkpoints A B: the payloads (params, m, v after the 256-byte header) within tolerance
+compare_checkpoints() {
+    python3 - "$1" "$2" <<'EOF'
+import array, sys
+def payload(path):
+    a = array.array('f')
+    with open(path, 'rb') as f:
+        a.frombytes(f.read()[256:])
+    return a
+a, b = payload(sys.argv[1]), payload(sys.argv[2])
+if len(a) != len(b) or len(a) % 3:
+    sys.exit("payloads of %d and %d floats" % (len(a), len(b)))
+n = len(a) // 3
+bad = []
+for name, lo, tol in (("params", 0, 2e-5), ("m", n, None), ("v", 2 * n, None)):
+    d = max(abs(a[i] - b[i]) for i in range(lo, lo + n))
+    if tol is None:
+        tol = 1e-5 * max(abs(a[i]) for i in range(lo, lo + n))
+    if d > tol:
+        bad.append("%s differ by %.3g > %.3g" % (name, d, tol))
+sys.exit("; ".join(bad) if bad else 0)
+EOF
+}
+
+# the global batch: 10 pairs (2 ranks: 5 + 5; 3 ranks: 3 + 3 + 4, uneven)
+common="--steps 10 --batch-pairs 10 --warmup 3 --eval-every 0 --log-every 100 --sample-every 0 --threads 1"
+$BIN $common --out "$tmp/w1" >"$tmp/w1.txt" 2>&1
+report $? one_process_runs "$(tail -3 "$tmp/w1.txt")"
+for np in 2 3; do
+    $MPIRUN -np $np $BIN $common --out "$tmp/w$np" >"$tmp/w$np.txt" 2>&1
+    report $? "mpirun_np${np}_runs" "$(tail -5 "$tmp/w$np.txt")"
+    why=$(compare_losses "$tmp/w1/log.jsonl" "$tmp/w$np/log.jsonl")
+    report $? "np${np}_losses_match_one_process" "$why"
+    why=$(compare_checkpoints "$tmp/w1/checkpoint.bin" "$tmp/w$np/checkpoint.bin" 2>&1)
+    report $? "np${np}_parameters_and_moments_match_one_process" "$why"
+    cmp -s "$tmp/w1/ref_logps_train.bin" "$tmp/w$np/ref_logps_train.bin"
+    report $? "np${np}_reference_cache_is_the_same_file" "split across $np ranks, it differs from one process's"
+done
+grep -q "data parallel: 3 ranks, ZeRO-1" "$tmp/w3.txt"; report $? np3_says_zero1 "$(head -2 "$tmp/w3.txt")"
+[ "$(grep -c '^step ' "$tmp/w3.txt")" = 2 ]  # steps 1 and 10, once: the other ranks print nothing
+report $? np3_only_rank0_prints "$(grep -c '^step ' "$tmp/w3.txt") step lines instead of 2"
+
+# ZeRO-1 vs all-reduce: the same sums in the same order, so the same bits
+$MPIRUN -np 3 $BIN $common --zero 0 --out "$tmp/z0" --ref-cache "$tmp/w3/ref_logps" >"$tmp/z0.txt" 2>&1
+ok=1; cmp -s "$tmp/w3/checkpoint.bin" "$tmp/z0/checkpoint.bin" && cmp -s <(step_losses "$tmp/w3/log.jsonl") <(step_losses "$tmp/z0/log.jsonl") && ok=0
+report $ok zero1_and_allreduce_are_bit_identical "$(tail -3 "$tmp/z0.txt")"
+
+# resume: 2 ranks stop at 5 and resume with 2 (bitwise) or with 3 (within tolerance; the
+# checkpoint holds every moment, so any world size can read it)
+for np in 2 3; do
+    $MPIRUN -np 2 $BIN $common --stop-after 5 --out "$tmp/r$np" --ref-cache "$tmp/w1/ref_logps" >"$tmp/r$np.txt" 2>&1
+    $MPIRUN -np $np $BIN $common --resume --out "$tmp/r$np" --ref-cache "$tmp/w1/ref_logps" >>"$tmp/r$np.txt" 2>&1
+done
+cmp -s "$tmp/w2/checkpoint.bin" "$tmp/r2/checkpoint.bin"
+report $? resume_same_world_size_is_bitwise "$(tail -3 "$tmp/r2.txt")"
+why=$(compare_checkpoints "$tmp/w1/checkpoint.bin" "$tmp/r3/checkpoint.bin" 2>&1) && why=$(compare_losses "$tmp/w1/log.jsonl" "$tmp/r3/log.jsonl")
+report $? resume_2_ranks_checkpoint_with_3 "$why $(tail -3 "$tmp/r3.txt")"
+
+# one rank's NaN stops every rank at that step, naming the rank: a reference cache whose pair 7
+# is NaN (--no-shuffle: step 1 is pairs 0..9, rank 1 of 2 takes pairs 5..9)
+python3 - "$tmp/w1/ref_logps_train.bin" "$tmp/nan_train.bin" <<'EOF'
+import struct, sys
+data = bytearray(open(sys.argv[1], 'rb').read())
+head = 40  # magic, version, n_pairs, model hash, data hash, payload hash
+struct.pack_into('<d', data, head + 16 * 7, float('nan'))  # pair 7's chosen log-prob
+def hash_bytes(b):  # common/hash.h, to re-key the payload
+    h, mask = 0xcbf29ce484222325, (1 << 64) - 1
+    for i in range(0, len(b) - len(b) % 8, 8):
+        h = ((h ^ int.from_bytes(b[i:i + 8], 'little')) * 0x100000001b3) & mask
+    for c in b[len(b) - len(b) % 8:]:
+        h = ((h ^ c) * 0x100000001b3) & mask
+    h ^= h >> 33; h = (h * 0xff51afd7ed558ccd) & mask; h ^= h >> 33
+    return h
+struct.pack_into('<Q', data, 32, hash_bytes(bytes(data[head:])))
+open(sys.argv[2], 'wb').write(data)
+EOF
+cp "$tmp/w1/ref_logps_val.bin" "$tmp/nan_val.bin"
+timeout 60 $MPIRUN -np 2 $BIN $common --no-shuffle --out "$tmp/n" --ref-cache "$tmp/nan" >"$tmp/n.txt" 2>&1; rc=$?
+ok=1
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "error: step 1: rank 1's loss or gradient is not finite" "$tmp/n.txt" && ok=0
+report $ok nan_on_one_rank_stops_every_rank "rc $rc: $(tail -4 "$tmp/n.txt" | tr '\n' ' ')"
+
+# a rank killed mid-run ends the whole job, within the timeout, naming the rank
+$MPIRUN -np 2 $BIN $common --steps 1000000 --out "$tmp/k" --ref-cache "$tmp/w1/ref_logps" >"$tmp/k.txt" 2>&1 &
+mpirun_pid=$!
+victim=
+for _ in $(seq 300); do  # up to 30 s for the run to reach step 3
+    n=$(grep -c '"step"' "$tmp/k/log.jsonl" 2>/dev/null)
+    [ "${n:-0}" -ge 3 ] && break
+    sleep 0.1
+done
+for p in $(pgrep -P "$mpirun_pid"); do
+    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1' && victim=$p
+done
+start=$(date +%s)
+[ -n "$victim" ] && kill -9 "$victim"
+ended=0
+timeout 60 tail --pid="$mpirun_pid" -f /dev/null || { ended=1; kill -9 "$mpirun_pid"; }
+wait "$mpirun_pid"; rc=$?
+mpirun_pid=
+ok=1
+[ -n "$victim" ] && [ $ended = 0 ] && [ $rc -ne 0 ] && grep -q "rank 1 .*exited on signal 9" "$tmp/k.txt" && ok=0
+report $ok killed_rank_ends_the_job "victim '$victim', ended in $(( $(date +%s) - start )) s, rc $rc: $(tail -4 "$tmp/k.txt" | tr '\n' ' ')"
