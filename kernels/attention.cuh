@@ -1,5 +1,12 @@
-// kernels/attention.cuh: multi-head attention over packed, prefix-shared rows (version 1: simple,
-// correct, deterministic; the tensor-core kernel is issue 12).
+// kernels/attention.cuh: multi-head attention over packed, prefix-shared rows.
+//   version 1  simple, correct, deterministic; any head size <= 128, bf16 or fp32; forward and
+//              backward. The reference of the numbered versions.
+//   version 2  forward on tensor cores (mma.sync m16n8k16 + ldmatrix, kernels/ptx.cuh), bf16, head
+//              size 64 or 128, tiles of 64 queries x 64 keys classified skip / full / partial from
+//              the per-key-block min and max of end[] (a small kernel, attention_end_bounds).
+//              It saves the same lse as version 1, so version 1's backward pairs with it.
+// attention_forward picks version 2 for bf16 with hs 64 or 128, version 1 otherwise;
+// attention_backward is version 1 (a tensor-core backward is not written yet).
 //
 // Shapes: B rows of T tokens, C channels, NH heads of hs = C / NH (hs <= 128).
 //   qkv[B,T,3C]  q at [0,C), k at [C,2C), v at [2C,3C) of each token; head h is the slice h*hs..
@@ -8,11 +15,11 @@
 //   out[B,T,C]   softmax(q·k / sqrt(hs)) · v over the visible keys
 //   lse[B,NH,T]  fp32 log-sum-exp of each query's scaled scores (-inf if it sees no key)
 //
-// Flash-style: nothing of size T×T exists, in global or shared memory. A block takes a tile of
-// ATTN_WARPS queries (one per warp) of one (row, head) and walks the keys in tiles of ATTN_TILE
-// (one key per lane) held in shared memory, keeping an online softmax (running max m, running sum
-// l, output accumulator) in fp32. Key tiles that no query of the block can see (attention_tile_class
-// from the tile's min and max end[]) are skipped before they are loaded.
+// Version 1, flash-style: nothing of size T×T exists, in global or shared memory. A block takes a
+// tile of ATTN_WARPS queries (one per warp) of one (row, head) and walks the keys in tiles of
+// ATTN_TILE (one key per lane) held in shared memory, keeping an online softmax (running max m,
+// running sum l, output accumulator) in fp32. Key tiles that no query of the block can see
+// (attention_tile_class from the tile's min and max end[]) are skipped before they are loaded.
 //
 // Backward, from the saved lse (p = exp(s - lse), D_q = dout_q · out_q):
 //   dv_k = sum_q p_qk dout_q      ds_qk = p_qk (dout_q · v_k - D_q)
@@ -20,6 +27,13 @@
 // in two kernels, each summing in a fixed order (no atomics, so bit-identical from run to run):
 // one parallel over queries (dq), one parallel over keys (dk, dv), whose queries are the contiguous
 // range [k, end[k]) of each key. dqkv is overwritten.
+//
+// Version 2 (see dev/cuda/README.md for a worked example): a block of 4 warps takes 64 queries of
+// one (row, head); warp w owns query rows 16w..16w+15 and keeps their Q as mma A fragments. For each
+// key tile of 64 keys up to the diagonal: skip tiles are never loaded; otherwise K and V go to
+// shared memory (bf16, rows padded by 8), S = Q K^T (16x64 per warp, fp32 registers), the scale,
+// the mask element by element only on partial tiles (and a last tile cut by T), an online softmax
+// in fp32 per row, then P (rounded to bf16) times V accumulates O in fp32.
 // Kernels first, then the launchers.
 #pragma once
 #include <climits>
@@ -28,6 +42,7 @@
 #include <cstdlib>
 #include "kernels/cuda_common.h"
 #include "kernels/attention_mask.h"
+#include "kernels/ptx.cuh"
 #include "kernels/reduce.cuh"
 
 constexpr int ATTN_TILE = 32;     // keys (forward, dq) or queries (dk/dv) per shared tile: one per lane
@@ -295,6 +310,177 @@ __global__ void attention_backward_dkv_kernel(floatX* __restrict__ dqkv, const f
 }
 
 // ----------------------------------------------------------------------------------------------
+// Version 2: tile classification, then the tensor-core forward.
+
+constexpr int ATTN2_TILE = 64;               // queries per block, keys per shared tile
+constexpr int ATTN2_WARPS = ATTN2_TILE / 16; // each warp owns 16 query rows (one mma m16)
+
+// end_min[b * tiles + t], end_max[...]: the smallest and largest end[] of key tile t (keys
+// [64t, min(64t + 64, T))) of row b, tiles = ceil(T / 64). One warp per key tile.
+// grid ceil(B * tiles / (blockDim.x / 32)), any multiple of 32 threads.
+__global__ void attention_end_bounds_kernel(int* __restrict__ end_min, int* __restrict__ end_max,
+                                            const int* __restrict__ end, int B, int T) {
+    const int tiles = (T + ATTN2_TILE - 1) / ATTN2_TILE;
+    const int tile = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (tile >= B * tiles) return;  // the whole warp; no barrier or shuffle follows
+    const int b = tile / tiles, k0 = tile % tiles * ATTN2_TILE, k1 = min(k0 + ATTN2_TILE, T);
+    int lo = INT_MAX, hi = INT_MIN;
+    for (int k = k0 + lane; k < k1; k += 32) {
+        const int e = end[(size_t)b * T + k];
+        lo = min(lo, e);
+        hi = max(hi, e);
+    }
+    for (int offset = 16; offset > 0; offset /= 2) {
+        lo = min(lo, __shfl_xor_sync(ATTN_FULL_MASK, lo, offset));
+        hi = max(hi, __shfl_xor_sync(ATTN_FULL_MASK, hi, offset));
+    }
+    if (lane == 0) {
+        end_min[tile] = lo;
+        end_max[tile] = hi;
+    }
+}
+
+// Copies the HS-wide head slices of tokens [t0, t1) (src points at token 0's slice; tokens are
+// `stride` elements apart) into rows 0.. of a [ATTN2_TILE][HS + 8] bf16 tile, zeros past t1.
+// Every thread of the block takes 8-element chunks.
+template <int HS>
+__device__ inline void attention2_stage(__nv_bfloat16* dst, const floatX* src, int t0, int t1, size_t stride) {
+    for (int chunk = threadIdx.x; chunk < ATTN2_TILE * HS / 8; chunk += blockDim.x) {
+        const int r = chunk / (HS / 8), c = chunk % (HS / 8) * 8;
+        __nv_bfloat16* d = dst + r * (HS + 8) + c;
+        if (t0 + r < t1) {
+            const floatX* s = src + (size_t)(t0 + r) * stride + c;
+#if defined(ENABLE_FP32)
+            for (int j = 0; j < 8; j++) d[j] = __float2bfloat16(s[j]);
+#else
+            *reinterpret_cast<int4*>(d) = *reinterpret_cast<const int4*>(s);  // 16-byte aligned: C % 8 == 0
+#endif
+        } else {
+            for (int j = 0; j < 8; j++) d[j] = __float2bfloat16(0.0f);
+        }
+    }
+}
+
+// Two floats rounded to bf16 in one register, lo in the low half (an mma A fragment's pair).
+__device__ inline uint32_t attention2_pack_bf16(float lo, float hi) {
+    return (uint32_t)__bfloat16_as_ushort(__float2bfloat16(lo)) |
+           (uint32_t)__bfloat16_as_ushort(__float2bfloat16(hi)) << 16;
+}
+
+// grid (ceil(T / 64), NH, B), 128 threads (ATTN2_WARPS warps). end_min / end_max from
+// attention_end_bounds_kernel. Fragment positions (kernels/ptx.cuh): lane holds rows g = lane/4
+// and g + 8 of its warp's 16, and in each n8 tile the columns 2*(lane%4) and the next.
+template <int HS>
+__global__ void attention_forward2_kernel(floatX* __restrict__ out, float* __restrict__ lse,
+                                          const floatX* __restrict__ qkv, const int* __restrict__ end,
+                                          const int* __restrict__ end_min, const int* __restrict__ end_max,
+                                          int T, int NH, int C) {
+    constexpr int LD = HS + 8;  // padded rows: still 16-byte aligned, consecutive rows on other banks
+    __shared__ __align__(16) __nv_bfloat16 k_tile[ATTN2_TILE * LD];
+    __shared__ __align__(16) __nv_bfloat16 v_tile[ATTN2_TILE * LD];
+    __shared__ int end_tile[ATTN2_TILE];
+    const int h = blockIdx.y, b = blockIdx.z;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
+    const int q0 = blockIdx.x * ATTN2_TILE, q1 = min(q0 + ATTN2_TILE, T);
+    const int tiles = (T + ATTN2_TILE - 1) / ATTN2_TILE;
+    const size_t C3 = (size_t)3 * C;
+    const floatX* row = qkv + (size_t)b * T * C3;
+    const int* row_end = end + (size_t)b * T;
+    const float scale = 1.0f / sqrtf((float)HS);
+    const int query[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};  // this lane's two rows
+
+    // Q goes through k_tile into registers: A fragments of the warp's 16 rows, 16 dims at a time
+    attention2_stage<HS>(k_tile, row + h * HS, q0, q1, C3);
+    __syncthreads();
+    uint32_t q_frag[HS / 16][4];
+    for (int kk = 0; kk < HS / 16; kk++)
+        ldmatrix_x4(q_frag[kk], &k_tile[(warp * 16 + lane % 16) * LD + kk * 16 + lane / 16 * 8]);
+
+    float o[HS / 8][4] = {};                          // O[16 rows][HS], n8 tiles of dims
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // per row; l is this lane's share
+    for (int k0 = 0; k0 < q1; k0 += ATTN2_TILE) {
+        const int k1 = min(k0 + ATTN2_TILE, T), tile = b * tiles + k0 / ATTN2_TILE;
+        const TileClass cls = attention_tile_class(q0, q1, k0, k1, end_min[tile], end_max[tile]);
+        if (cls == TILE_SKIP) continue;  // the same for the whole block: never loaded
+        const bool masked = cls == TILE_PARTIAL || k1 - k0 < ATTN2_TILE;  // a cut tile has zero rows
+        __syncthreads();  // every warp is done with the previous tile (and with Q's staging)
+        attention2_stage<HS>(k_tile, row + C + h * HS, k0, k1, C3);
+        attention2_stage<HS>(v_tile, row + 2 * C + h * HS, k0, k1, C3);
+        if ((int)threadIdx.x < ATTN2_TILE)
+            end_tile[threadIdx.x] = k0 + (int)threadIdx.x < k1 ? row_end[k0 + threadIdx.x] : 0;
+        __syncthreads();
+
+        // S = Q K^T: 8 n8 tiles of keys. K is stored [key][dim], i.e. B "col": plain ldmatrix;
+        // one x4 gives key tiles n and n+1 at dims kk and kk+8.
+        float s[ATTN2_TILE / 8][4] = {};
+        for (int kk = 0; kk < HS / 16; kk++)
+            for (int n = 0; n < ATTN2_TILE / 8; n += 2) {
+                uint32_t r[4];
+                ldmatrix_x4(r, &k_tile[((n + lane / 16) * 8 + lane % 8) * LD + kk * 16 + lane / 8 % 2 * 8]);
+                const uint32_t b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
+                mma_m16n8k16_bf16(s[n], q_frag[kk], b0, s[n]);
+                mma_m16n8k16_bf16(s[n + 1], q_frag[kk], b1, s[n + 1]);
+            }
+        for (int n = 0; n < ATTN2_TILE / 8; n++)
+            for (int i = 0; i < 4; i++) {
+                const int key = n * 8 + 2 * tig + i % 2;  // within the tile
+                s[n][i] *= scale;
+                if (masked && !(k0 + key < k1 && attention_visible(query[i / 2], k0 + key, end_tile[key])))
+                    s[n][i] = -INFINITY;
+            }
+
+        // online softmax, row by row; the four lanes of a quad share a row
+        for (int r = 0; r < 2; r++) {
+            float mx = m[r];
+            for (int n = 0; n < ATTN2_TILE / 8; n++) mx = fmaxf(mx, fmaxf(s[n][2 * r], s[n][2 * r + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(ATTN_FULL_MASK, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(ATTN_FULL_MASK, mx, 2));
+            const float base = mx == -INFINITY ? 0.0f : mx;  // no key seen yet: no -inf - -inf
+            const float alpha = expf(m[r] - base);            // 0 while m is -inf
+            m[r] = mx;
+            l[r] *= alpha;
+            for (int n = 0; n < ATTN2_TILE / 8; n++)
+                for (int j = 2 * r; j < 2 * r + 2; j++) {
+                    s[n][j] = expf(s[n][j] - base);  // masked: exp(-inf) = 0
+                    l[r] += s[n][j];
+                }
+            for (int d = 0; d < HS / 8; d++) {
+                o[d][2 * r] *= alpha;
+                o[d][2 * r + 1] *= alpha;
+            }
+        }
+
+        // O += P V, 16 keys at a time. The C fragments of key tiles 2kk and 2kk+1 are exactly the
+        // A fragment of P's 16x16 block kk. V is stored [key][dim] (B as [K,N]): ldmatrix.trans.
+        for (int kk = 0; kk < ATTN2_TILE / 16; kk++) {
+            const uint32_t a[4] = {attention2_pack_bf16(s[2 * kk][0], s[2 * kk][1]),
+                                   attention2_pack_bf16(s[2 * kk][2], s[2 * kk][3]),
+                                   attention2_pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                                   attention2_pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+            for (int d = 0; d < HS / 8; d += 2) {
+                uint32_t r[4];
+                ldmatrix_x4_trans(r, &v_tile[(kk * 16 + lane / 8 % 2 * 8 + lane % 8) * LD + (d + lane / 16) * 8]);
+                const uint32_t b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
+                mma_m16n8k16_bf16(o[d], a, b0, o[d]);
+                mma_m16n8k16_bf16(o[d + 1], a, b1, o[d + 1]);
+            }
+        }
+    }
+
+    for (int r = 0; r < 2; r++) {
+        // the row's sum over its quad, in the same order on every lane
+        l[r] += __shfl_xor_sync(ATTN_FULL_MASK, l[r], 1);
+        l[r] += __shfl_xor_sync(ATTN_FULL_MASK, l[r], 2);
+        if (query[r] >= T) continue;
+        const float inv_l = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+        floatX* o_row = out + ((size_t)b * T + query[r]) * C + h * HS;
+        for (int d = 0; d < HS / 8; d++)
+            for (int j = 0; j < 2; j++) o_row[d * 8 + 2 * tig + j] = (floatX)(o[d][2 * r + j] * inv_l);
+        if (tig == 0) lse[((size_t)b * NH + h) * T + query[r]] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
 // Launchers
 
 // hs = C / NH must divide C exactly and be at most ATTN_MAX_HS.
@@ -307,16 +493,92 @@ inline int attention_head_size(int C, int NH, const char* who) {
     return C / NH;
 }
 
-// out[B,T,C], lse[B,NH,T] from qkv[B,T,3C] and the mask end[B*T].
-inline void attention_forward(floatX* out, float* lse, const floatX* qkv, const int* end, int B,
-                              int T, int NH, int C, cudaStream_t stream) {
-    const int hs = attention_head_size(C, NH, "attention_forward");
+// Version 1: out[B,T,C], lse[B,NH,T] from qkv[B,T,3C] and the mask end[B*T].
+inline void attention_forward1(floatX* out, float* lse, const floatX* qkv, const int* end, int B,
+                               int T, int NH, int C, cudaStream_t stream) {
+    const int hs = attention_head_size(C, NH, "attention_forward1");
     if (B == 0 || T == 0) return;
     const dim3 grid((T + ATTN_WARPS - 1) / ATTN_WARPS, NH, B);
     const size_t smem = sizeof(float) * (ATTN_TILE * (hs + 1) + ATTN_TILE * hs + ATTN_WARPS * hs) +
                         sizeof(int) * ATTN_TILE;
     attention_forward_kernel<<<grid, 32 * ATTN_WARPS, smem, stream>>>(out, lse, qkv, end, T, NH, C);
     CUDA_CHECK(cudaGetLastError());
+}
+
+// Key tiles of 64 per row of T tokens (the length of end_min / end_max per row).
+inline int attention_key_tiles(int T) { return (T + ATTN2_TILE - 1) / ATTN2_TILE; }
+
+// The tile classifier's input, once per micro-batch: end_min[B * tiles], end_max[B * tiles]
+// (tiles = attention_key_tiles(T)), the smallest and largest end[] of each 64-key tile.
+inline void attention_end_bounds(int* end_min, int* end_max, const int* end, int B, int T, cudaStream_t stream) {
+    const int n = B * attention_key_tiles(T), warps = 4;
+    if (n == 0) return;
+    attention_end_bounds_kernel<<<(n + warps - 1) / warps, 32 * warps, 0, stream>>>(end_min, end_max, end, B, T);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+// Whether version 2 takes this head size.
+inline bool attention_forward2_supports(int hs) { return hs == 64 || hs == 128; }
+
+// Version 2: as version 1, with end_min / end_max from attention_end_bounds on the same end[].
+// Head size 64 or 128. Inputs are rounded to bf16 (a no-op in the bf16 build).
+inline void attention_forward2(floatX* out, float* lse, const floatX* qkv, const int* end, const int* end_min,
+                               const int* end_max, int B, int T, int NH, int C, cudaStream_t stream) {
+    const int hs = attention_head_size(C, NH, "attention_forward2");
+    if (!attention_forward2_supports(hs)) {
+        fprintf(stderr, "%s:%d: attention_forward2: head size %d; version 2 takes 64 or 128 (use version 1)\n",
+                __FILE__, __LINE__, hs);
+        exit(1);
+    }
+    if (B == 0 || T == 0) return;
+    const dim3 grid(attention_key_tiles(T), NH, B);
+    if (hs == 64)
+        attention_forward2_kernel<64><<<grid, 32 * ATTN2_WARPS, 0, stream>>>(out, lse, qkv, end, end_min, end_max, T, NH, C);
+    else
+        attention_forward2_kernel<128><<<grid, 32 * ATTN2_WARPS, 0, stream>>>(out, lse, qkv, end, end_min, end_max, T, NH, C);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+// Device memory for end_min / end_max behind attention_forward: grown on demand (a cudaMalloc the
+// first time a micro-batch is larger than any before), freed by attention_teardown().
+struct AttentionScratch {
+    int* bounds = nullptr;  // end_min, then end_max
+    size_t capacity = 0;    // ints per array
+};
+inline AttentionScratch& attention_scratch() {
+    static AttentionScratch scratch;
+    return scratch;
+}
+inline void attention_teardown() {
+    AttentionScratch& s = attention_scratch();
+    if (s.bounds) CUDA_CHECK(cudaFree(s.bounds));
+    s = AttentionScratch{};
+}
+
+// out[B,T,C], lse[B,NH,T] from qkv[B,T,3C] and the mask end[B*T]: version 2 in the bf16 build for
+// head size 64 or 128 (it recomputes end_min / end_max at each call: B*T ints, small against the
+// attention), version 1 otherwise.
+inline void attention_forward(floatX* out, float* lse, const floatX* qkv, const int* end, int B,
+                              int T, int NH, int C, cudaStream_t stream) {
+    const int hs = attention_head_size(C, NH, "attention_forward");
+#if defined(ENABLE_FP32)
+    const bool use_version2 = false;  // version 2 computes in bf16; the fp32 build keeps fp32
+#else
+    const bool use_version2 = attention_forward2_supports(hs);
+#endif
+    if (!use_version2 || B == 0 || T == 0) {
+        attention_forward1(out, lse, qkv, end, B, T, NH, C, stream);
+        return;
+    }
+    AttentionScratch& s = attention_scratch();
+    const size_t n = (size_t)B * attention_key_tiles(T);
+    if (n > s.capacity) {
+        attention_teardown();
+        CUDA_CHECK(cudaMalloc(&s.bounds, 2 * n * sizeof(int)));
+        s.capacity = n;
+    }
+    attention_end_bounds(s.bounds, s.bounds + s.capacity, end, B, T, stream);
+    attention_forward2(out, lse, qkv, end, s.bounds, s.bounds + s.capacity, B, T, NH, C, stream);
 }
 
 // dqkv[B,T,3C] (overwritten) from dout[B,T,C], the forward's qkv, out and lse, and the mask.
