@@ -285,15 +285,20 @@ static void check_tile_classes(const char* order, const char* label, const Batch
     test_report(wrong == 0, name, "%d tiles misclassified; first: %s", wrong, first);
 }
 
-// Random ends: each key k gets end[k] in (k, T], the general column-interval mask (no packer
-// structure), so tiles of every class and every min/max pattern occur.
+// Random column intervals (no packer structure): the keys of each 64-key tile get ends at or just
+// above a random tile edge +-1 (so the tile's min end[] falls on, one before or one past a query
+// tile's edge: the boundary of skip and full), a few of them anywhere up to T; end[k] > k always.
 static Batch random_ends_batch(int B, int T, std::mt19937_64& rng) {
     Batch b;
     b.reset(B, T);
+    const int tiles = attention_key_tiles(T);
     for (int r = 0; r < B; r++)
-        for (int k = 0; k < T; k++) {
-            std::uniform_int_distribution<int> e(k + 1, std::min(T, k + 1 + (int)(rng() % 3) * 70));
-            b.end[(size_t)r * T + k] = e(rng);
+        for (int kt = 0; kt < tiles; kt++) {
+            const int edge = ATTN2_TILE * (kt + 1 + (int)(rng() % (tiles - kt))) + (int)(rng() % 3) - 1;
+            for (int k = kt * ATTN2_TILE; k < std::min(T, (kt + 1) * ATTN2_TILE); k++) {
+                const int e = rng() % 4 == 0 ? edge + (int)(rng() % 70) : edge;
+                b.end[(size_t)r * T + k] = std::max(k + 1, std::min(T, e));
+            }
         }
     return b;
 }
@@ -307,7 +312,7 @@ static void run_checks() {
         check_tile_classes(order, "packer shared unpacked", pack_first(random_pairs(3, 200, LAYOUT_SHARED, rng), 3, 200, LAYOUT_SHARED, false));
         check_tile_classes(order, "P=C=R=1", pack_first(make_pairs(std::vector<std::array<int, 3>>(60, {1, 1, 1})), 2, 130, LAYOUT_SHARED, true));
         check_tile_classes(order, "tile edges", units_batch(4, 193, {{64, 64, 64}, {65, 63, 65}, {64, 129}, {}}));
-        check_tile_classes(order, "random ends", random_ends_batch(3, 257, rng));
+        check_tile_classes(order, "random ends", random_ends_batch(8, 321, rng));
 
         // version 1 (any head size)
         check_case(1, order, "packer shared packed", pack_first(random_pairs(8, 64, LAYOUT_SHARED, rng), 3, 64, LAYOUT_SHARED, true),
@@ -346,8 +351,9 @@ static void run_checks() {
         // 64..127) sees nothing in key tile 0 (skipped); a last tile cut by T = 130; a padding row
         check_case(2, order, "tile edges", units_batch(4, 130, {{64, 64}, {65, 63}, {64, 66}, {}}), 2, 128, rng);
         check_case(2, order, "hs=128 tile edges", units_batch(2, 130, {{64, 66}, {65, 65}}), 1, 128, rng);
-        // one long unit: its prompt fills key tiles that later query tiles see whole (full tiles)
-        check_case(2, order, "long unit", units_batch(1, 200, {{200}}), 1, 64, rng);
+        // one long unit: its prompt fills key tiles that later query tiles see whole (full tiles);
+        // T = 3*64 + 1 leaves a last tile of one key, classified full, whose 63 zero rows must be masked
+        check_case(2, order, "long unit", units_batch(1, 193, {{193}}), 1, 64, rng);
         check_case(2, order, "hs=128 T=19", units_batch(1, 19, {{5, 14}}), 2, 256, rng);
 #endif
     });
