@@ -337,7 +337,7 @@ static void run_checks() {
 #if defined(ENABLE_FP32)
         test_skip(("attention v2 order=" + std::string(order)).c_str(), "version 2 computes in bf16: tested in the bf16 build");
 #else
-        check_case(2, order, "packer shared packed", pack_first(random_pairs(10, 160, LAYOUT_SHARED, rng), 2, 160, LAYOUT_SHARED, true),
+        check_case(2, order, "packer shared packed", pack_first(random_pairs(10, 128, LAYOUT_SHARED, rng), 2, 128, LAYOUT_SHARED, true),
                    2, 128, rng);
         check_case(2, order, "packer shared unpacked", pack_first(random_pairs(3, 100, LAYOUT_SHARED, rng), 3, 100, LAYOUT_SHARED, false),
                    1, 128, rng);
@@ -349,7 +349,7 @@ static void run_checks() {
                    2, 128, rng);
         // units ending on the 64-key tile's edge and one past it; row 0's second unit (queries
         // 64..127) sees nothing in key tile 0 (skipped); a last tile cut by T = 130; a padding row
-        check_case(2, order, "tile edges", units_batch(4, 130, {{64, 64}, {65, 63}, {64, 66}, {}}), 2, 128, rng);
+        check_case(2, order, "tile edges", units_batch(4, 130, {{64, 64}, {65, 63}, {64, 66}, {}}), 1, 64, rng);
         check_case(2, order, "hs=128 tile edges", units_batch(2, 130, {{64, 66}, {65, 65}}), 1, 128, rng);
         // one long unit: its prompt fills key tiles that later query tiles see whole (full tiles);
         // T = 3*64 + 1 leaves a last tile of one key, classified full, whose 63 zero rows must be masked
