@@ -367,6 +367,55 @@ __device__ inline uint32_t attention2_pack_bf16(float lo, float hi) {
            (uint32_t)__bfloat16_as_ushort(__float2bfloat16(hi)) << 16;
 }
 
+// A fragments (HS/16 of them) of rows 16*warp.. 16*warp+15 of a staged [64][HS + 8] tile.
+template <int HS>
+__device__ inline void attention2_row_fragments(uint32_t frag[HS / 16][4], const __nv_bfloat16* tile, int warp) {
+    const int lane = threadIdx.x % 32;
+    for (int kk = 0; kk < HS / 16; kk++)
+        ldmatrix_x4(frag[kk], &tile[(warp * 16 + lane % 16) * (HS + 8) + kk * 16 + lane / 16 * 8]);
+}
+
+// s[16][64] = A[16][HS] · tile[64][HS]^T (fp32, overwritten): A given as fragments, the tile stored
+// row by row ([64][HS + 8]), which is mma's B "col" layout: a plain ldmatrix.x4 gives the B
+// fragments of two n8 tiles (rows n..n+15) at dims kk and kk+8.
+template <int HS>
+__device__ inline void attention2_times_tile_t(float s[ATTN2_TILE / 8][4], const uint32_t a[HS / 16][4],
+                                               const __nv_bfloat16* tile) {
+    const int lane = threadIdx.x % 32;
+    for (int n = 0; n < ATTN2_TILE / 8; n++)
+        for (int i = 0; i < 4; i++) s[n][i] = 0.0f;
+    for (int kk = 0; kk < HS / 16; kk++)
+        for (int n = 0; n < ATTN2_TILE / 8; n += 2) {
+            uint32_t r[4];
+            ldmatrix_x4(r, &tile[((n + lane / 16) * 8 + lane % 8) * (HS + 8) + kk * 16 + lane / 8 % 2 * 8]);
+            const uint32_t b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
+            mma_m16n8k16_bf16(s[n], a[kk], b0, s[n]);
+            mma_m16n8k16_bf16(s[n + 1], a[kk], b1, s[n + 1]);
+        }
+}
+
+// acc[16][HS] += P[16][64] · tile[64][HS] (fp32), P given in C-fragment layout (as the previous
+// function leaves it) and rounded to bf16: the C fragments of n8 tiles 2kk and 2kk+1 are exactly
+// the A fragment of P's 16x16 block kk. The tile is B as [K,N]: ldmatrix.x4.trans.
+template <int HS>
+__device__ inline void attention2_accumulate(float acc[HS / 8][4], const float p[ATTN2_TILE / 8][4],
+                                             const __nv_bfloat16* tile) {
+    const int lane = threadIdx.x % 32;
+    for (int kk = 0; kk < ATTN2_TILE / 16; kk++) {
+        const uint32_t a[4] = {attention2_pack_bf16(p[2 * kk][0], p[2 * kk][1]),
+                               attention2_pack_bf16(p[2 * kk][2], p[2 * kk][3]),
+                               attention2_pack_bf16(p[2 * kk + 1][0], p[2 * kk + 1][1]),
+                               attention2_pack_bf16(p[2 * kk + 1][2], p[2 * kk + 1][3])};
+        for (int d = 0; d < HS / 8; d += 2) {
+            uint32_t r[4];
+            ldmatrix_x4_trans(r, &tile[(kk * 16 + lane / 8 % 2 * 8 + lane % 8) * (HS + 8) + (d + lane / 16) * 8]);
+            const uint32_t b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
+            mma_m16n8k16_bf16(acc[d], a, b0, acc[d]);
+            mma_m16n8k16_bf16(acc[d + 1], a, b1, acc[d + 1]);
+        }
+    }
+}
+
 // grid (ceil(T / 64), NH, B), 128 threads (ATTN2_WARPS warps). end_min / end_max from
 // attention_end_bounds_kernel. Fragment positions (kernels/ptx.cuh): lane holds rows g = lane/4
 // and g + 8 of its warp's 16, and in each n8 tile the columns 2*(lane%4) and the next.
@@ -393,8 +442,7 @@ __global__ void attention_forward2_kernel(floatX* __restrict__ out, float* __res
     attention2_stage<HS>(k_tile, row + h * HS, q0, q1, C3);
     __syncthreads();
     uint32_t q_frag[HS / 16][4];
-    for (int kk = 0; kk < HS / 16; kk++)
-        ldmatrix_x4(q_frag[kk], &k_tile[(warp * 16 + lane % 16) * LD + kk * 16 + lane / 16 * 8]);
+    attention2_row_fragments<HS>(q_frag, k_tile, warp);
 
     float o[HS / 8][4] = {};                          // O[16 rows][HS], n8 tiles of dims
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // per row; l is this lane's share
@@ -410,17 +458,9 @@ __global__ void attention_forward2_kernel(floatX* __restrict__ out, float* __res
             end_tile[threadIdx.x] = k0 + (int)threadIdx.x < k1 ? row_end[k0 + threadIdx.x] : 0;
         __syncthreads();
 
-        // S = Q K^T: 8 n8 tiles of keys. K is stored [key][dim], i.e. B "col": plain ldmatrix;
-        // one x4 gives key tiles n and n+1 at dims kk and kk+8.
-        float s[ATTN2_TILE / 8][4] = {};
-        for (int kk = 0; kk < HS / 16; kk++)
-            for (int n = 0; n < ATTN2_TILE / 8; n += 2) {
-                uint32_t r[4];
-                ldmatrix_x4(r, &k_tile[((n + lane / 16) * 8 + lane % 8) * LD + kk * 16 + lane / 8 % 2 * 8]);
-                const uint32_t b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
-                mma_m16n8k16_bf16(s[n], q_frag[kk], b0, s[n]);
-                mma_m16n8k16_bf16(s[n + 1], q_frag[kk], b1, s[n + 1]);
-            }
+        // S = Q K^T (16 queries x 64 keys per warp)
+        float s[ATTN2_TILE / 8][4];
+        attention2_times_tile_t<HS>(s, q_frag, k_tile);
         for (int n = 0; n < ATTN2_TILE / 8; n++)
             for (int i = 0; i < 4; i++) {
                 const int key = n * 8 + 2 * tig + i % 2;  // within the tile
@@ -450,21 +490,7 @@ __global__ void attention_forward2_kernel(floatX* __restrict__ out, float* __res
             }
         }
 
-        // O += P V, 16 keys at a time. The C fragments of key tiles 2kk and 2kk+1 are exactly the
-        // A fragment of P's 16x16 block kk. V is stored [key][dim] (B as [K,N]): ldmatrix.trans.
-        for (int kk = 0; kk < ATTN2_TILE / 16; kk++) {
-            const uint32_t a[4] = {attention2_pack_bf16(s[2 * kk][0], s[2 * kk][1]),
-                                   attention2_pack_bf16(s[2 * kk][2], s[2 * kk][3]),
-                                   attention2_pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                                   attention2_pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-            for (int d = 0; d < HS / 8; d += 2) {
-                uint32_t r[4];
-                ldmatrix_x4_trans(r, &v_tile[(kk * 16 + lane / 8 % 2 * 8 + lane % 8) * LD + (d + lane / 16) * 8]);
-                const uint32_t b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
-                mma_m16n8k16_bf16(o[d], a, b0, o[d]);
-                mma_m16n8k16_bf16(o[d + 1], a, b1, o[d + 1]);
-            }
-        }
+        attention2_accumulate<HS>(o, s, v_tile);  // O += P V
     }
 
     for (int r = 0; r < 2; r++) {
