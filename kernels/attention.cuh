@@ -1,12 +1,12 @@
 // kernels/attention.cuh: multi-head attention over packed, prefix-shared rows.
 //   version 1  simple, correct, deterministic; any head size <= 128, bf16 or fp32; forward and
 //              backward. The reference of the numbered versions.
-//   version 2  forward on tensor cores (mma.sync m16n8k16 + ldmatrix, kernels/ptx.cuh), bf16, head
-//              size 64 or 128, tiles of 64 queries x 64 keys classified skip / full / partial from
-//              the per-key-block min and max of end[] (a small kernel, attention_end_bounds).
-//              It saves the same lse as version 1, so version 1's backward pairs with it.
-// attention_forward picks version 2 for bf16 with hs 64 or 128, version 1 otherwise;
-// attention_backward is version 1 (a tensor-core backward is not written yet).
+//   version 2  tensor cores (mma.sync m16n8k16 + ldmatrix, kernels/ptx.cuh), bf16, head size 64
+//              or 128, tiles of 64 queries x 64 keys classified skip / full / partial from the
+//              per-key-tile min and max of end[] (a small kernel, attention_end_bounds); forward
+//              and a two-pass deterministic backward. Same lse as version 1.
+// attention_forward / attention_backward pick version 2 in the bf16 build for hs 64 or 128,
+// version 1 otherwise.
 //
 // Shapes: B rows of T tokens, C channels, NH heads of hs = C / NH (hs <= 128).
 //   qkv[B,T,3C]  q at [0,C), k at [C,2C), v at [2C,3C) of each token; head h is the slice h*hs..
@@ -33,7 +33,9 @@
 // key tile of 64 keys up to the diagonal: skip tiles are never loaded; otherwise K and V go to
 // shared memory (bf16, rows padded by 8), S = Q K^T (16x64 per warp, fp32 registers), the scale,
 // the mask element by element only on partial tiles (and a last tile cut by T), an online softmax
-// in fp32 per row, then P (rounded to bf16) times V accumulates O in fp32.
+// in fp32 per row, then P (rounded to bf16) times V accumulates O in fp32. Its backward has the
+// same two passes as version 1 on the same tiles: dq over query blocks, dk and dv over key tiles
+// (each walking only the queries [k0, end_max) of its keys); dS and P enter the mma in bf16.
 // Kernels first, then the launchers.
 #pragma once
 #include <climits>
@@ -506,6 +508,165 @@ __global__ void attention_forward2_kernel(floatX* __restrict__ out, float* __res
     }
 }
 
+// Backward version 2, pass 1: dq. grid (ceil(T / 64), NH, B), 128 threads; the block's 64 queries
+// walk the key tiles as the forward does (same classes, same skips). Per warp and key tile:
+// S = Q K^T, dP = dO V^T, dS = P (dP - D) with P = exp(scale S - lse), dQ += dS K; dq = scale dQ.
+template <int HS>
+__global__ void attention_backward2_dq_kernel(floatX* __restrict__ dqkv, const floatX* __restrict__ dout,
+                                              const floatX* __restrict__ qkv, const floatX* __restrict__ out,
+                                              const float* __restrict__ lse, const int* __restrict__ end,
+                                              const int* __restrict__ end_min, const int* __restrict__ end_max,
+                                              int T, int NH, int C) {
+    constexpr int LD = HS + 8;
+    __shared__ __align__(16) __nv_bfloat16 k_tile[ATTN2_TILE * LD];
+    __shared__ __align__(16) __nv_bfloat16 v_tile[ATTN2_TILE * LD];
+    __shared__ int end_tile[ATTN2_TILE];
+    const int h = blockIdx.y, b = blockIdx.z;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
+    const int q0 = blockIdx.x * ATTN2_TILE, q1 = min(q0 + ATTN2_TILE, T);
+    const int tiles = (T + ATTN2_TILE - 1) / ATTN2_TILE;
+    const size_t C3 = (size_t)3 * C;
+    const floatX* row = qkv + (size_t)b * T * C3;
+    const int* row_end = end + (size_t)b * T;
+    const float scale = 1.0f / sqrtf((float)HS);
+    const int query[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+
+    // Q and dO of the warp's 16 rows as A fragments (staged through k_tile and v_tile)
+    attention2_stage<HS>(k_tile, row + h * HS, q0, q1, C3);
+    attention2_stage<HS>(v_tile, dout + (size_t)b * T * C + h * HS, q0, q1, C);
+    __syncthreads();
+    uint32_t q_frag[HS / 16][4], do_frag[HS / 16][4];
+    attention2_row_fragments<HS>(q_frag, k_tile, warp);
+    attention2_row_fragments<HS>(do_frag, v_tile, warp);
+    // lse and D = dO · O of the lane's two rows (the quad's four lanes split the dot product)
+    float lse_row[2], D[2];
+    for (int r = 0; r < 2; r++) {
+        const size_t tok = ((size_t)b * T + query[r]) * C + h * HS;
+        float partial = 0.0f;
+        if (query[r] < T)
+            for (int d = tig; d < HS; d += 4) partial += (float)dout[tok + d] * (float)out[tok + d];
+        partial += __shfl_xor_sync(ATTN_FULL_MASK, partial, 1);
+        D[r] = partial + __shfl_xor_sync(ATTN_FULL_MASK, partial, 2);
+        lse_row[r] = query[r] < T ? lse[((size_t)b * NH + h) * T + query[r]] : 0.0f;
+    }
+
+    float dq[HS / 8][4] = {};
+    for (int k0 = 0; k0 < q1; k0 += ATTN2_TILE) {
+        const int k1 = min(k0 + ATTN2_TILE, T), tile = b * tiles + k0 / ATTN2_TILE;
+        const TileClass cls = attention_tile_class(q0, q1, k0, k1, end_min[tile], end_max[tile]);
+        if (cls == TILE_SKIP) continue;
+        // keys past T (a cut tile) are zero rows: masked, since exp(-lse) of a zero score may overflow
+        const bool masked = cls == TILE_PARTIAL || k1 - k0 < ATTN2_TILE;
+        __syncthreads();
+        attention2_stage<HS>(k_tile, row + C + h * HS, k0, k1, C3);
+        attention2_stage<HS>(v_tile, row + 2 * C + h * HS, k0, k1, C3);
+        if ((int)threadIdx.x < ATTN2_TILE)
+            end_tile[threadIdx.x] = k0 + (int)threadIdx.x < k1 ? row_end[k0 + threadIdx.x] : 0;
+        __syncthreads();
+        float s[ATTN2_TILE / 8][4], dp[ATTN2_TILE / 8][4];
+        attention2_times_tile_t<HS>(s, q_frag, k_tile);
+        attention2_times_tile_t<HS>(dp, do_frag, v_tile);
+        for (int n = 0; n < ATTN2_TILE / 8; n++)
+            for (int i = 0; i < 4; i++) {
+                const int key = n * 8 + 2 * tig + i % 2, r = i / 2;
+                const bool visible =
+                    !masked || (k0 + key < k1 && attention_visible(query[r], k0 + key, end_tile[key]));
+                s[n][i] = visible ? expf(s[n][i] * scale - lse_row[r]) * (dp[n][i] - D[r]) : 0.0f;  // dS
+            }
+        attention2_accumulate<HS>(dq, s, k_tile);  // dQ += dS K
+    }
+    for (int r = 0; r < 2; r++) {
+        if (query[r] >= T) continue;
+        floatX* dq_row = dqkv + ((size_t)b * T + query[r]) * C3 + h * HS;
+        for (int d = 0; d < HS / 8; d++)
+            for (int j = 0; j < 2; j++) dq_row[d * 8 + 2 * tig + j] = (floatX)(dq[d][2 * r + j] * scale);
+    }
+}
+
+// Backward version 2, pass 2: dk, dv. grid (ceil(T / 64), NH, B), 128 threads; the block owns the
+// 64 keys of one key tile (warp w: keys 16w..16w+15, K and V kept as A fragments) and walks the
+// query tiles of [k0, end_max) (the contiguous range of queries that see any of its keys; tiles in
+// it still classified). Per warp and query tile: S^T = K Q^T, dP^T = V dO^T, P^T = exp(scale S^T -
+// lse), dS^T = P^T (dP^T - D), dV += P^T dO, dK += dS^T Q; dk = scale dK. Rows of keys past T (a
+// last tile cut short) compute on zero rows and are not stored.
+template <int HS>
+__global__ void attention_backward2_dkv_kernel(floatX* __restrict__ dqkv, const floatX* __restrict__ dout,
+                                               const floatX* __restrict__ qkv, const floatX* __restrict__ out,
+                                               const float* __restrict__ lse, const int* __restrict__ end,
+                                               const int* __restrict__ end_min, const int* __restrict__ end_max,
+                                               int T, int NH, int C) {
+    constexpr int LD = HS + 8;
+    __shared__ __align__(16) __nv_bfloat16 q_tile[ATTN2_TILE * LD];
+    __shared__ __align__(16) __nv_bfloat16 do_tile[ATTN2_TILE * LD];
+    __shared__ float lse_tile[ATTN2_TILE], D_tile[ATTN2_TILE];
+    const int h = blockIdx.y, b = blockIdx.z;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
+    const int k0 = blockIdx.x * ATTN2_TILE, k1 = min(k0 + ATTN2_TILE, T);
+    const int tile = b * ((T + ATTN2_TILE - 1) / ATTN2_TILE) + blockIdx.x;
+    const size_t C3 = (size_t)3 * C;
+    const floatX* row = qkv + (size_t)b * T * C3;
+    const floatX* row_dout = dout + (size_t)b * T * C;
+    const float* row_lse = lse + ((size_t)b * NH + h) * T;
+    const float scale = 1.0f / sqrtf((float)HS);
+    const int key[2] = {k0 + warp * 16 + g, k0 + warp * 16 + g + 8};
+    const int end_key[2] = {key[0] < T ? end[(size_t)b * T + key[0]] : 0,
+                            key[1] < T ? end[(size_t)b * T + key[1]] : 0};
+
+    attention2_stage<HS>(q_tile, row + C + h * HS, k0, k1, C3);
+    attention2_stage<HS>(do_tile, row + 2 * C + h * HS, k0, k1, C3);
+    __syncthreads();
+    uint32_t k_frag[HS / 16][4], v_frag[HS / 16][4];
+    attention2_row_fragments<HS>(k_frag, q_tile, warp);
+    attention2_row_fragments<HS>(v_frag, do_tile, warp);
+
+    float dk[HS / 8][4] = {}, dv[HS / 8][4] = {};
+    const int q_stop = min(end_max[tile], T);
+    for (int qt0 = k0; qt0 < q_stop; qt0 += ATTN2_TILE) {
+        const int qt1 = min(qt0 + ATTN2_TILE, T);
+        const TileClass cls = attention_tile_class(qt0, qt1, k0, k1, end_min[tile], end_max[tile]);
+        if (cls == TILE_SKIP) continue;
+        // query columns past T (a last tile cut short) have zero Q and dO, lse 0 and D 0: p = 1 but
+        // every product with them is 0, so only partial tiles need the mask
+        const bool masked = cls == TILE_PARTIAL;
+        __syncthreads();
+        attention2_stage<HS>(q_tile, row + h * HS, qt0, qt1, C3);
+        attention2_stage<HS>(do_tile, row_dout + h * HS, qt0, qt1, C);
+        if ((int)threadIdx.x < ATTN2_TILE) {
+            const int q = qt0 + threadIdx.x;
+            float D = 0.0f;
+            if (q < qt1) {
+                const floatX* o = out + ((size_t)b * T + q) * C + h * HS;
+                for (int d = 0; d < HS; d++) D += (float)row_dout[(size_t)q * C + h * HS + d] * (float)o[d];
+            }
+            D_tile[threadIdx.x] = D;
+            lse_tile[threadIdx.x] = q < qt1 ? row_lse[q] : 0.0f;
+        }
+        __syncthreads();
+        float st[ATTN2_TILE / 8][4], dpt[ATTN2_TILE / 8][4];
+        attention2_times_tile_t<HS>(st, k_frag, q_tile);
+        attention2_times_tile_t<HS>(dpt, v_frag, do_tile);
+        for (int n = 0; n < ATTN2_TILE / 8; n++)
+            for (int i = 0; i < 4; i++) {
+                const int c = n * 8 + 2 * tig + i % 2, r = i / 2;  // query column, key row
+                const bool visible = !masked || (qt0 + c < qt1 && attention_visible(qt0 + c, key[r], end_key[r]));
+                const float p = visible ? expf(st[n][i] * scale - lse_tile[c]) : 0.0f;
+                st[n][i] = p;                              // P^T
+                dpt[n][i] = p * (dpt[n][i] - D_tile[c]);  // dS^T
+            }
+        attention2_accumulate<HS>(dv, st, do_tile);  // dV += P^T dO
+        attention2_accumulate<HS>(dk, dpt, q_tile);  // dK += dS^T Q
+    }
+    for (int r = 0; r < 2; r++) {
+        if (key[r] >= T) continue;
+        floatX* dkey = dqkv + ((size_t)b * T + key[r]) * C3 + C + h * HS;
+        for (int d = 0; d < HS / 8; d++)
+            for (int j = 0; j < 2; j++) {
+                dkey[d * 8 + 2 * tig + j] = (floatX)(dk[d][2 * r + j] * scale);
+                dkey[C + d * 8 + 2 * tig + j] = (floatX)dv[d][2 * r + j];
+            }
+    }
+}
+
 // ----------------------------------------------------------------------------------------------
 // Launchers
 
@@ -565,8 +726,53 @@ inline void attention_forward2(floatX* out, float* lse, const floatX* qkv, const
     CUDA_CHECK(cudaGetLastError());
 }
 
-// Device memory for end_min / end_max behind attention_forward: grown on demand (a cudaMalloc the
-// first time a micro-batch is larger than any before), freed by attention_teardown().
+// Version 1: dqkv[B,T,3C] (overwritten) from dout[B,T,C], the forward's qkv, out and lse, and the mask.
+inline void attention_backward1(floatX* dqkv, const floatX* dout, const floatX* qkv, const floatX* out,
+                                const float* lse, const int* end, int B, int T, int NH, int C,
+                                cudaStream_t stream) {
+    const int hs = attention_head_size(C, NH, "attention_backward1");
+    if (B == 0 || T == 0) return;
+    const dim3 grid((T + ATTN_WARPS - 1) / ATTN_WARPS, NH, B);
+    const size_t smem_dq = sizeof(float) * (2 * ATTN_TILE * (hs + 1) + 2 * ATTN_WARPS * hs) +
+                           sizeof(int) * ATTN_TILE;
+    attention_backward_dq_kernel<<<grid, 32 * ATTN_WARPS, smem_dq, stream>>>(dqkv, dout, qkv, out, lse,
+                                                                            end, T, NH, C);
+    CUDA_CHECK(cudaGetLastError());
+    const size_t smem_dkv = sizeof(float) * (2 * ATTN_TILE * (hs + 1) + 2 * ATTN_WARPS * hs + 2 * ATTN_TILE);
+    attention_backward_dkv_kernel<<<grid, 32 * ATTN_WARPS, smem_dkv, stream>>>(dqkv, dout, qkv, out, lse,
+                                                                              end, T, NH, C);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+// Version 2: as version 1, with end_min / end_max from attention_end_bounds; head size 64 or 128.
+inline void attention_backward2(floatX* dqkv, const floatX* dout, const floatX* qkv, const floatX* out,
+                                const float* lse, const int* end, const int* end_min, const int* end_max, int B,
+                                int T, int NH, int C, cudaStream_t stream) {
+    const int hs = attention_head_size(C, NH, "attention_backward2");
+    if (!attention_forward2_supports(hs)) {
+        fprintf(stderr, "%s:%d: attention_backward2: head size %d; version 2 takes 64 or 128 (use version 1)\n",
+                __FILE__, __LINE__, hs);
+        exit(1);
+    }
+    if (B == 0 || T == 0) return;
+    const dim3 grid(attention_key_tiles(T), NH, B);
+    if (hs == 64) {
+        attention_backward2_dq_kernel<64><<<grid, 32 * ATTN2_WARPS, 0, stream>>>(dqkv, dout, qkv, out, lse, end,
+                                                                               end_min, end_max, T, NH, C);
+        attention_backward2_dkv_kernel<64><<<grid, 32 * ATTN2_WARPS, 0, stream>>>(dqkv, dout, qkv, out, lse, end,
+                                                                                end_min, end_max, T, NH, C);
+    } else {
+        attention_backward2_dq_kernel<128><<<grid, 32 * ATTN2_WARPS, 0, stream>>>(dqkv, dout, qkv, out, lse, end,
+                                                                                end_min, end_max, T, NH, C);
+        attention_backward2_dkv_kernel<128><<<grid, 32 * ATTN2_WARPS, 0, stream>>>(dqkv, dout, qkv, out, lse, end,
+                                                                                 end_min, end_max, T, NH, C);
+    }
+    CUDA_CHECK(cudaGetLastError());
+}
+
+// Device memory for end_min / end_max behind attention_forward / attention_backward: grown on
+// demand (a cudaMalloc the first time a micro-batch is larger than any before), freed by
+// attention_teardown().
 struct AttentionScratch {
     int* bounds = nullptr;  // end_min, then end_max
     size_t capacity = 0;    // ints per array
@@ -581,21 +787,20 @@ inline void attention_teardown() {
     s = AttentionScratch{};
 }
 
-// out[B,T,C], lse[B,NH,T] from qkv[B,T,3C] and the mask end[B*T]: version 2 in the bf16 build for
-// head size 64 or 128 (it recomputes end_min / end_max at each call: B*T ints, small against the
-// attention), version 1 otherwise.
-inline void attention_forward(floatX* out, float* lse, const floatX* qkv, const int* end, int B,
-                              int T, int NH, int C, cudaStream_t stream) {
-    const int hs = attention_head_size(C, NH, "attention_forward");
+// Whether the launchers below take version 2: the bf16 build, head size 64 or 128.
+inline bool attention_use_version2(int B, int T, int NH, int C, const char* who) {
+    const int hs = attention_head_size(C, NH, who);
 #if defined(ENABLE_FP32)
-    const bool use_version2 = false;  // version 2 computes in bf16; the fp32 build keeps fp32
+    (void)hs;
+    return false;  // version 2 computes in bf16; the fp32 build keeps fp32
 #else
-    const bool use_version2 = attention_forward2_supports(hs);
+    return B > 0 && T > 0 && attention_forward2_supports(hs);
 #endif
-    if (!use_version2 || B == 0 || T == 0) {
-        attention_forward1(out, lse, qkv, end, B, T, NH, C, stream);
-        return;
-    }
+}
+
+// end_min / end_max of the micro-batch in the scratch memory (recomputed at each call: B*T ints,
+// small against the attention). Returns end_min; end_max follows at + capacity.
+inline int* attention_scratch_bounds(const int* end, int B, int T, cudaStream_t stream) {
     AttentionScratch& s = attention_scratch();
     const size_t n = (size_t)B * attention_key_tiles(T);
     if (n > s.capacity) {
@@ -604,23 +809,29 @@ inline void attention_forward(floatX* out, float* lse, const floatX* qkv, const 
         s.capacity = n;
     }
     attention_end_bounds(s.bounds, s.bounds + s.capacity, end, B, T, stream);
-    attention_forward2(out, lse, qkv, end, s.bounds, s.bounds + s.capacity, B, T, NH, C, stream);
+    return s.bounds;
+}
+
+// out[B,T,C], lse[B,NH,T] from qkv[B,T,3C] and the mask end[B*T] (version 2 or 1, see above).
+inline void attention_forward(floatX* out, float* lse, const floatX* qkv, const int* end, int B,
+                              int T, int NH, int C, cudaStream_t stream) {
+    if (!attention_use_version2(B, T, NH, C, "attention_forward")) {
+        attention_forward1(out, lse, qkv, end, B, T, NH, C, stream);
+        return;
+    }
+    const int* bounds = attention_scratch_bounds(end, B, T, stream);
+    attention_forward2(out, lse, qkv, end, bounds, bounds + attention_scratch().capacity, B, T, NH, C, stream);
 }
 
 // dqkv[B,T,3C] (overwritten) from dout[B,T,C], the forward's qkv, out and lse, and the mask.
 inline void attention_backward(floatX* dqkv, const floatX* dout, const floatX* qkv, const floatX* out,
                                const float* lse, const int* end, int B, int T, int NH, int C,
                                cudaStream_t stream) {
-    const int hs = attention_head_size(C, NH, "attention_backward");
-    if (B == 0 || T == 0) return;
-    const dim3 grid((T + ATTN_WARPS - 1) / ATTN_WARPS, NH, B);
-    const size_t smem_dq = sizeof(float) * (2 * ATTN_TILE * (hs + 1) + 2 * ATTN_WARPS * hs) +
-                           sizeof(int) * ATTN_TILE;
-    attention_backward_dq_kernel<<<grid, 32 * ATTN_WARPS, smem_dq, stream>>>(dqkv, dout, qkv, out, lse,
-                                                                            end, T, NH, C);
-    CUDA_CHECK(cudaGetLastError());
-    const size_t smem_dkv = sizeof(float) * (2 * ATTN_TILE * (hs + 1) + 2 * ATTN_WARPS * hs + 2 * ATTN_TILE);
-    attention_backward_dkv_kernel<<<grid, 32 * ATTN_WARPS, smem_dkv, stream>>>(dqkv, dout, qkv, out, lse,
-                                                                              end, T, NH, C);
-    CUDA_CHECK(cudaGetLastError());
+    if (!attention_use_version2(B, T, NH, C, "attention_backward")) {
+        attention_backward1(dqkv, dout, qkv, out, lse, end, B, T, NH, C, stream);
+        return;
+    }
+    const int* bounds = attention_scratch_bounds(end, B, T, stream);
+    attention_backward2(dqkv, dout, qkv, out, lse, end, bounds, bounds + attention_scratch().capacity, B, T, NH, C,
+                        stream);
 }

@@ -39,18 +39,35 @@ static const double kTolLse = 2e-5;
 // Version 2 rounds P to bf16 before P·V (2^-9 relative per weight, the sum of weights kept in fp32)
 // on top of the output's rounding: measured up to 5.5e-3 on out; the same 1.5e-2 bounds it.
 
-// The forward of the given version (2: the classifier's kernel first).
+// The forward and backward of the given version: 1, 2 (the classifier's kernel first), or 0: the
+// launchers the trainer calls (version 2 where it applies, else 1).
 static void forward_version(int version, floatX* out, float* lse, const floatX* qkv, const int* end, int B, int T,
                             int NH, int C) {
-    if (version == 1) {
+    if (version == 0) {
+        attention_forward(out, lse, qkv, end, B, T, NH, C, nullptr);
+    } else if (version == 1) {
         attention_forward1(out, lse, qkv, end, B, T, NH, C, nullptr);
-        return;
+    } else {
+        const size_t n = (size_t)B * attention_key_tiles(T);
+        DeviceBuffer<int> end_min(n), end_max(n);
+        attention_end_bounds(end_min.ptr, end_max.ptr, end, B, T, nullptr);
+        attention_forward2(out, lse, qkv, end, end_min.ptr, end_max.ptr, B, T, NH, C, nullptr);
+        CUDA_CHECK(cudaDeviceSynchronize());
     }
-    const size_t n = (size_t)B * attention_key_tiles(T);
-    DeviceBuffer<int> end_min(n), end_max(n);
-    attention_end_bounds(end_min.ptr, end_max.ptr, end, B, T, nullptr);
-    attention_forward2(out, lse, qkv, end, end_min.ptr, end_max.ptr, B, T, NH, C, nullptr);
-    CUDA_CHECK(cudaDeviceSynchronize());
+}
+static void backward_version(int version, floatX* dqkv, const floatX* dout, const floatX* qkv, const floatX* out,
+                             const float* lse, const int* end, int B, int T, int NH, int C) {
+    if (version == 0) {
+        attention_backward(dqkv, dout, qkv, out, lse, end, B, T, NH, C, nullptr);
+    } else if (version == 1) {
+        attention_backward1(dqkv, dout, qkv, out, lse, end, B, T, NH, C, nullptr);
+    } else {
+        const size_t n = (size_t)B * attention_key_tiles(T);
+        DeviceBuffer<int> end_min(n), end_max(n);
+        attention_end_bounds(end_min.ptr, end_max.ptr, end, B, T, nullptr);
+        attention_backward2(dqkv, dout, qkv, out, lse, end, end_min.ptr, end_max.ptr, B, T, NH, C, nullptr);
+        CUDA_CHECK(cudaDeviceSynchronize());
+    }
 }
 
 static std::vector<floatX> to_floatX(const std::vector<float>& v) {
@@ -128,15 +145,13 @@ static void check_case(int version, const char* order, const char* label, const 
     d_dout.upload(dout);
     d_end.upload(std::vector<int>(batch.end.begin(), batch.end.end()));
     forward_version(version, d_out.ptr, d_lse.ptr, d_qkv.ptr, d_end.ptr, B, T, NH, C);
-    attention_backward(d_dqkv.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, d_end.ptr, B, T, NH, C,
-                       nullptr);
+    backward_version(version, d_dqkv.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, d_end.ptr, B, T, NH, C);
     CUDA_CHECK(cudaDeviceSynchronize());
     const std::vector<floatX> out = d_out.download(), dqkv = d_dqkv.download();
     const std::vector<float> lse = d_lse.download();
     // the backward again, for bit-identical results
     std::vector<floatX> dqkv_first = dqkv;
-    attention_backward(d_dqkv.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, d_end.ptr, B, T, NH, C,
-                       nullptr);
+    backward_version(version, d_dqkv.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, d_end.ptr, B, T, NH, C);
     CUDA_CHECK(cudaDeviceSynchronize());
     const std::vector<floatX> dqkv_again = d_dqkv.download();
     // and the forward again
