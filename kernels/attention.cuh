@@ -1,5 +1,12 @@
-// kernels/attention.cuh: multi-head attention over packed, prefix-shared rows (version 1: simple,
-// correct, deterministic; the tensor-core kernel is issue 12).
+// kernels/attention.cuh: multi-head attention over packed, prefix-shared rows.
+//   version 1  simple, correct, deterministic; any head size <= 128, bf16 or fp32; forward and
+//              backward. The reference of the numbered versions.
+//   version 2  tensor cores (mma.sync m16n8k16 + ldmatrix, kernels/ptx.cuh), bf16, head size 64
+//              or 128, tiles of 64 queries x 64 keys classified skip / full / partial from the
+//              per-key-tile min and max of end[] (a small kernel, attention_end_bounds); forward
+//              and a two-pass deterministic backward. Same lse as version 1.
+// attention_forward / attention_backward pick version 2 in the bf16 build for hs 64 or 128,
+// version 1 otherwise.
 //
 // Shapes: B rows of T tokens, C channels, NH heads of hs = C / NH (hs <= 128).
 //   qkv[B,T,3C]  q at [0,C), k at [C,2C), v at [2C,3C) of each token; head h is the slice h*hs..
@@ -8,11 +15,11 @@
 //   out[B,T,C]   softmax(q·k / sqrt(hs)) · v over the visible keys
 //   lse[B,NH,T]  fp32 log-sum-exp of each query's scaled scores (-inf if it sees no key)
 //
-// Flash-style: nothing of size T×T exists, in global or shared memory. A block takes a tile of
-// ATTN_WARPS queries (one per warp) of one (row, head) and walks the keys in tiles of ATTN_TILE
-// (one key per lane) held in shared memory, keeping an online softmax (running max m, running sum
-// l, output accumulator) in fp32. Key tiles that no query of the block can see (attention_tile_class
-// from the tile's min and max end[]) are skipped before they are loaded.
+// Version 1, flash-style: nothing of size T×T exists, in global or shared memory. A block takes a
+// tile of ATTN_WARPS queries (one per warp) of one (row, head) and walks the keys in tiles of
+// ATTN_TILE (one key per lane) held in shared memory, keeping an online softmax (running max m,
+// running sum l, output accumulator) in fp32. Key tiles that no query of the block can see
+// (attention_tile_class from the tile's min and max end[]) are skipped before they are loaded.
 //
 // Backward, from the saved lse (p = exp(s - lse), D_q = dout_q · out_q):
 //   dv_k = sum_q p_qk dout_q      ds_qk = p_qk (dout_q · v_k - D_q)
@@ -20,6 +27,15 @@
 // in two kernels, each summing in a fixed order (no atomics, so bit-identical from run to run):
 // one parallel over queries (dq), one parallel over keys (dk, dv), whose queries are the contiguous
 // range [k, end[k]) of each key. dqkv is overwritten.
+//
+// Version 2 (see dev/cuda/README.md for a worked example): a block of 4 warps takes 64 queries of
+// one (row, head); warp w owns query rows 16w..16w+15 and keeps their Q as mma A fragments. For each
+// key tile of 64 keys up to the diagonal: skip tiles are never loaded; otherwise K and V go to
+// shared memory (bf16, rows padded by 8), S = Q K^T (16x64 per warp, fp32 registers), the scale,
+// the mask element by element only on partial tiles (and a last tile cut by T), an online softmax
+// in fp32 per row, then P (rounded to bf16) times V accumulates O in fp32. Its backward has the
+// same two passes as version 1 on the same tiles: dq over query blocks, dk and dv over key tiles
+// (each walking only the queries [k0, end_max) of its keys); dS and P enter the mma in bf16.
 // Kernels first, then the launchers.
 #pragma once
 #include <climits>
@@ -28,6 +44,7 @@
 #include <cstdlib>
 #include "kernels/cuda_common.h"
 #include "kernels/attention_mask.h"
+#include "kernels/ptx.cuh"
 #include "kernels/reduce.cuh"
 
 constexpr int ATTN_TILE = 32;     // keys (forward, dq) or queries (dk/dv) per shared tile: one per lane
@@ -295,6 +312,362 @@ __global__ void attention_backward_dkv_kernel(floatX* __restrict__ dqkv, const f
 }
 
 // ----------------------------------------------------------------------------------------------
+// Version 2: tile classification, then the tensor-core forward.
+
+constexpr int ATTN2_TILE = 64;               // queries per block, keys per shared tile
+constexpr int ATTN2_WARPS = ATTN2_TILE / 16; // each warp owns 16 query rows (one mma m16)
+
+// end_min[b * tiles + t], end_max[...]: the smallest and largest end[] of key tile t (keys
+// [64t, min(64t + 64, T))) of row b, tiles = ceil(T / 64). One warp per key tile.
+// grid ceil(B * tiles / (blockDim.x / 32)), any multiple of 32 threads.
+__global__ void attention_end_bounds_kernel(int* __restrict__ end_min, int* __restrict__ end_max,
+                                            const int* __restrict__ end, int B, int T) {
+    const int tiles = (T + ATTN2_TILE - 1) / ATTN2_TILE;
+    const int tile = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (tile >= B * tiles) return;  // the whole warp; no barrier or shuffle follows
+    const int b = tile / tiles, k0 = tile % tiles * ATTN2_TILE, k1 = min(k0 + ATTN2_TILE, T);
+    int lo = INT_MAX, hi = INT_MIN;
+    for (int k = k0 + lane; k < k1; k += 32) {
+        const int e = end[(size_t)b * T + k];
+        lo = min(lo, e);
+        hi = max(hi, e);
+    }
+    for (int offset = 16; offset > 0; offset /= 2) {
+        lo = min(lo, __shfl_xor_sync(ATTN_FULL_MASK, lo, offset));
+        hi = max(hi, __shfl_xor_sync(ATTN_FULL_MASK, hi, offset));
+    }
+    if (lane == 0) {
+        end_min[tile] = lo;
+        end_max[tile] = hi;
+    }
+}
+
+// Copies the HS-wide head slices of tokens [t0, t1) (src points at token 0's slice; tokens are
+// `stride` elements apart) into rows 0.. of a [ATTN2_TILE][HS + 8] bf16 tile, zeros past t1.
+// Every thread of the block takes 8-element chunks.
+template <int HS>
+__device__ inline void attention2_stage(__nv_bfloat16* dst, const floatX* src, int t0, int t1, size_t stride) {
+    for (int chunk = threadIdx.x; chunk < ATTN2_TILE * HS / 8; chunk += blockDim.x) {
+        const int r = chunk / (HS / 8), c = chunk % (HS / 8) * 8;
+        __nv_bfloat16* d = dst + r * (HS + 8) + c;
+        if (t0 + r < t1) {
+            const floatX* s = src + (size_t)(t0 + r) * stride + c;
+#if defined(ENABLE_FP32)
+            for (int j = 0; j < 8; j++) d[j] = __float2bfloat16(s[j]);
+#else
+            *reinterpret_cast<int4*>(d) = *reinterpret_cast<const int4*>(s);  // 16-byte aligned: C % 8 == 0
+#endif
+        } else {
+            for (int j = 0; j < 8; j++) d[j] = __float2bfloat16(0.0f);
+        }
+    }
+}
+
+// Two floats rounded to bf16 in one register, lo in the low half (an mma A fragment's pair).
+__device__ inline uint32_t attention2_pack_bf16(float lo, float hi) {
+    return (uint32_t)__bfloat16_as_ushort(__float2bfloat16(lo)) |
+           (uint32_t)__bfloat16_as_ushort(__float2bfloat16(hi)) << 16;
+}
+
+// A fragments (HS/16 of them) of rows 16*warp.. 16*warp+15 of a staged [64][HS + 8] tile.
+template <int HS>
+__device__ inline void attention2_row_fragments(uint32_t frag[HS / 16][4], const __nv_bfloat16* tile, int warp) {
+    const int lane = threadIdx.x % 32;
+    for (int kk = 0; kk < HS / 16; kk++)
+        ldmatrix_x4(frag[kk], &tile[(warp * 16 + lane % 16) * (HS + 8) + kk * 16 + lane / 16 * 8]);
+}
+
+// s[16][64] = A[16][HS] · tile[64][HS]^T (fp32, overwritten): A given as fragments, the tile stored
+// row by row ([64][HS + 8]), which is mma's B "col" layout: a plain ldmatrix.x4 gives the B
+// fragments of two n8 tiles (rows n..n+15) at dims kk and kk+8.
+template <int HS>
+__device__ inline void attention2_times_tile_t(float s[ATTN2_TILE / 8][4], const uint32_t a[HS / 16][4],
+                                               const __nv_bfloat16* tile) {
+    const int lane = threadIdx.x % 32;
+    for (int n = 0; n < ATTN2_TILE / 8; n++)
+        for (int i = 0; i < 4; i++) s[n][i] = 0.0f;
+    for (int kk = 0; kk < HS / 16; kk++)
+        for (int n = 0; n < ATTN2_TILE / 8; n += 2) {
+            uint32_t r[4];
+            ldmatrix_x4(r, &tile[((n + lane / 16) * 8 + lane % 8) * (HS + 8) + kk * 16 + lane / 8 % 2 * 8]);
+            const uint32_t b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
+            mma_m16n8k16_bf16(s[n], a[kk], b0, s[n]);
+            mma_m16n8k16_bf16(s[n + 1], a[kk], b1, s[n + 1]);
+        }
+}
+
+// acc[16][HS] += P[16][64] · tile[64][HS] (fp32), P given in C-fragment layout (as the previous
+// function leaves it) and rounded to bf16: the C fragments of n8 tiles 2kk and 2kk+1 are exactly
+// the A fragment of P's 16x16 block kk. The tile is B as [K,N]: ldmatrix.x4.trans.
+template <int HS>
+__device__ inline void attention2_accumulate(float acc[HS / 8][4], const float p[ATTN2_TILE / 8][4],
+                                             const __nv_bfloat16* tile) {
+    const int lane = threadIdx.x % 32;
+    for (int kk = 0; kk < ATTN2_TILE / 16; kk++) {
+        const uint32_t a[4] = {attention2_pack_bf16(p[2 * kk][0], p[2 * kk][1]),
+                               attention2_pack_bf16(p[2 * kk][2], p[2 * kk][3]),
+                               attention2_pack_bf16(p[2 * kk + 1][0], p[2 * kk + 1][1]),
+                               attention2_pack_bf16(p[2 * kk + 1][2], p[2 * kk + 1][3])};
+        for (int d = 0; d < HS / 8; d += 2) {
+            uint32_t r[4];
+            ldmatrix_x4_trans(r, &tile[(kk * 16 + lane / 8 % 2 * 8 + lane % 8) * (HS + 8) + (d + lane / 16) * 8]);
+            const uint32_t b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
+            mma_m16n8k16_bf16(acc[d], a, b0, acc[d]);
+            mma_m16n8k16_bf16(acc[d + 1], a, b1, acc[d + 1]);
+        }
+    }
+}
+
+// grid (ceil(T / 64), NH, B), 128 threads (ATTN2_WARPS warps). end_min / end_max from
+// attention_end_bounds_kernel. Fragment positions (kernels/ptx.cuh): lane holds rows g = lane/4
+// and g + 8 of its warp's 16, and in each n8 tile the columns 2*(lane%4) and the next.
+template <int HS>
+__global__ void attention_forward2_kernel(floatX* __restrict__ out, float* __restrict__ lse,
+                                          const floatX* __restrict__ qkv, const int* __restrict__ end,
+                                          const int* __restrict__ end_min, const int* __restrict__ end_max,
+                                          int T, int NH, int C) {
+    constexpr int LD = HS + 8;  // padded rows: still 16-byte aligned, consecutive rows on other banks
+    __shared__ __align__(16) __nv_bfloat16 k_tile[ATTN2_TILE * LD];
+    __shared__ __align__(16) __nv_bfloat16 v_tile[ATTN2_TILE * LD];
+    __shared__ int end_tile[ATTN2_TILE];
+    const int h = blockIdx.y, b = blockIdx.z;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
+    const int q0 = blockIdx.x * ATTN2_TILE, q1 = min(q0 + ATTN2_TILE, T);
+    const int tiles = (T + ATTN2_TILE - 1) / ATTN2_TILE;
+    const size_t C3 = (size_t)3 * C;
+    const floatX* row = qkv + (size_t)b * T * C3;
+    const int* row_end = end + (size_t)b * T;
+    const float scale = 1.0f / sqrtf((float)HS);
+    const int query[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};  // this lane's two rows
+
+    // Q goes through k_tile into registers: A fragments of the warp's 16 rows, 16 dims at a time
+    attention2_stage<HS>(k_tile, row + h * HS, q0, q1, C3);
+    __syncthreads();
+    uint32_t q_frag[HS / 16][4];
+    attention2_row_fragments<HS>(q_frag, k_tile, warp);
+
+    float o[HS / 8][4] = {};                          // O[16 rows][HS], n8 tiles of dims
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // per row; l is this lane's share
+    for (int k0 = 0; k0 < q1; k0 += ATTN2_TILE) {
+        const int k1 = min(k0 + ATTN2_TILE, T), tile = b * tiles + k0 / ATTN2_TILE;
+        const TileClass cls = attention_tile_class(q0, q1, k0, k1, end_min[tile], end_max[tile]);
+        if (cls == TILE_SKIP) continue;  // the same for the whole block: never loaded
+        const bool masked = cls == TILE_PARTIAL || k1 - k0 < ATTN2_TILE;  // a cut tile has zero rows
+        __syncthreads();  // every warp is done with the previous tile (and with Q's staging)
+        attention2_stage<HS>(k_tile, row + C + h * HS, k0, k1, C3);
+        attention2_stage<HS>(v_tile, row + 2 * C + h * HS, k0, k1, C3);
+        if ((int)threadIdx.x < ATTN2_TILE)
+            end_tile[threadIdx.x] = k0 + (int)threadIdx.x < k1 ? row_end[k0 + threadIdx.x] : 0;
+        __syncthreads();
+
+        // S = Q K^T (16 queries x 64 keys per warp)
+        float s[ATTN2_TILE / 8][4];
+        attention2_times_tile_t<HS>(s, q_frag, k_tile);
+        for (int n = 0; n < ATTN2_TILE / 8; n++)
+            for (int i = 0; i < 4; i++) {
+                const int key = n * 8 + 2 * tig + i % 2;  // within the tile
+                s[n][i] *= scale;
+                if (masked && !(k0 + key < k1 && attention_visible(query[i / 2], k0 + key, end_tile[key])))
+                    s[n][i] = -INFINITY;
+            }
+
+        // online softmax, row by row; the four lanes of a quad share a row
+        for (int r = 0; r < 2; r++) {
+            float mx = m[r];
+            for (int n = 0; n < ATTN2_TILE / 8; n++) mx = fmaxf(mx, fmaxf(s[n][2 * r], s[n][2 * r + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(ATTN_FULL_MASK, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(ATTN_FULL_MASK, mx, 2));
+            const float base = mx == -INFINITY ? 0.0f : mx;  // no key seen yet: no -inf - -inf
+            const float alpha = expf(m[r] - base);            // 0 while m is -inf
+            m[r] = mx;
+            l[r] *= alpha;
+            for (int n = 0; n < ATTN2_TILE / 8; n++)
+                for (int j = 2 * r; j < 2 * r + 2; j++) {
+                    s[n][j] = expf(s[n][j] - base);  // masked: exp(-inf) = 0
+                    l[r] += s[n][j];
+                }
+            for (int d = 0; d < HS / 8; d++) {
+                o[d][2 * r] *= alpha;
+                o[d][2 * r + 1] *= alpha;
+            }
+        }
+
+        attention2_accumulate<HS>(o, s, v_tile);  // O += P V
+    }
+
+    for (int r = 0; r < 2; r++) {
+        // the row's sum over its quad, in the same order on every lane
+        l[r] += __shfl_xor_sync(ATTN_FULL_MASK, l[r], 1);
+        l[r] += __shfl_xor_sync(ATTN_FULL_MASK, l[r], 2);
+        if (query[r] >= T) continue;
+        const float inv_l = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+        floatX* o_row = out + ((size_t)b * T + query[r]) * C + h * HS;
+        for (int d = 0; d < HS / 8; d++)
+            for (int j = 0; j < 2; j++) o_row[d * 8 + 2 * tig + j] = (floatX)(o[d][2 * r + j] * inv_l);
+        if (tig == 0) lse[((size_t)b * NH + h) * T + query[r]] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
+    }
+}
+
+// Backward version 2, pass 1: dq. grid (ceil(T / 64), NH, B), 128 threads; the block's 64 queries
+// walk the key tiles as the forward does (same classes, same skips). Per warp and key tile:
+// S = Q K^T, dP = dO V^T, dS = P (dP - D) with P = exp(scale S - lse), dQ += dS K; dq = scale dQ.
+template <int HS>
+__global__ void attention_backward2_dq_kernel(floatX* __restrict__ dqkv, const floatX* __restrict__ dout,
+                                              const floatX* __restrict__ qkv, const floatX* __restrict__ out,
+                                              const float* __restrict__ lse, const int* __restrict__ end,
+                                              const int* __restrict__ end_min, const int* __restrict__ end_max,
+                                              int T, int NH, int C) {
+    constexpr int LD = HS + 8;
+    __shared__ __align__(16) __nv_bfloat16 k_tile[ATTN2_TILE * LD];
+    __shared__ __align__(16) __nv_bfloat16 v_tile[ATTN2_TILE * LD];
+    __shared__ int end_tile[ATTN2_TILE];
+    const int h = blockIdx.y, b = blockIdx.z;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
+    const int q0 = blockIdx.x * ATTN2_TILE, q1 = min(q0 + ATTN2_TILE, T);
+    const int tiles = (T + ATTN2_TILE - 1) / ATTN2_TILE;
+    const size_t C3 = (size_t)3 * C;
+    const floatX* row = qkv + (size_t)b * T * C3;
+    const int* row_end = end + (size_t)b * T;
+    const float scale = 1.0f / sqrtf((float)HS);
+    const int query[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+
+    // Q and dO of the warp's 16 rows as A fragments (staged through k_tile and v_tile)
+    attention2_stage<HS>(k_tile, row + h * HS, q0, q1, C3);
+    attention2_stage<HS>(v_tile, dout + (size_t)b * T * C + h * HS, q0, q1, C);
+    __syncthreads();
+    uint32_t q_frag[HS / 16][4], do_frag[HS / 16][4];
+    attention2_row_fragments<HS>(q_frag, k_tile, warp);
+    attention2_row_fragments<HS>(do_frag, v_tile, warp);
+    // lse and D = dO · O of the lane's two rows (the quad's four lanes split the dot product)
+    float lse_row[2], D[2];
+    for (int r = 0; r < 2; r++) {
+        const size_t tok = ((size_t)b * T + query[r]) * C + h * HS;
+        float partial = 0.0f;
+        if (query[r] < T)
+            for (int d = tig; d < HS; d += 4) partial += (float)dout[tok + d] * (float)out[tok + d];
+        partial += __shfl_xor_sync(ATTN_FULL_MASK, partial, 1);
+        D[r] = partial + __shfl_xor_sync(ATTN_FULL_MASK, partial, 2);
+        lse_row[r] = query[r] < T ? lse[((size_t)b * NH + h) * T + query[r]] : 0.0f;
+    }
+
+    float dq[HS / 8][4] = {};
+    for (int k0 = 0; k0 < q1; k0 += ATTN2_TILE) {
+        const int k1 = min(k0 + ATTN2_TILE, T), tile = b * tiles + k0 / ATTN2_TILE;
+        const TileClass cls = attention_tile_class(q0, q1, k0, k1, end_min[tile], end_max[tile]);
+        if (cls == TILE_SKIP) continue;
+        // keys past T (a cut tile) are zero rows: masked, since exp(-lse) of a zero score may overflow
+        const bool masked = cls == TILE_PARTIAL || k1 - k0 < ATTN2_TILE;
+        __syncthreads();
+        attention2_stage<HS>(k_tile, row + C + h * HS, k0, k1, C3);
+        attention2_stage<HS>(v_tile, row + 2 * C + h * HS, k0, k1, C3);
+        if ((int)threadIdx.x < ATTN2_TILE)
+            end_tile[threadIdx.x] = k0 + (int)threadIdx.x < k1 ? row_end[k0 + threadIdx.x] : 0;
+        __syncthreads();
+        float s[ATTN2_TILE / 8][4], dp[ATTN2_TILE / 8][4];
+        attention2_times_tile_t<HS>(s, q_frag, k_tile);
+        attention2_times_tile_t<HS>(dp, do_frag, v_tile);
+        for (int n = 0; n < ATTN2_TILE / 8; n++)
+            for (int i = 0; i < 4; i++) {
+                const int key = n * 8 + 2 * tig + i % 2, r = i / 2;
+                const bool visible =
+                    !masked || (k0 + key < k1 && attention_visible(query[r], k0 + key, end_tile[key]));
+                s[n][i] = visible ? expf(s[n][i] * scale - lse_row[r]) * (dp[n][i] - D[r]) : 0.0f;  // dS
+            }
+        attention2_accumulate<HS>(dq, s, k_tile);  // dQ += dS K
+    }
+    for (int r = 0; r < 2; r++) {
+        if (query[r] >= T) continue;
+        floatX* dq_row = dqkv + ((size_t)b * T + query[r]) * C3 + h * HS;
+        for (int d = 0; d < HS / 8; d++)
+            for (int j = 0; j < 2; j++) dq_row[d * 8 + 2 * tig + j] = (floatX)(dq[d][2 * r + j] * scale);
+    }
+}
+
+// Backward version 2, pass 2: dk, dv. grid (ceil(T / 64), NH, B), 128 threads; the block owns the
+// 64 keys of one key tile (warp w: keys 16w..16w+15, K and V kept as A fragments) and walks the
+// query tiles of [k0, end_max) (the contiguous range of queries that see any of its keys; tiles in
+// it still classified). Per warp and query tile: S^T = K Q^T, dP^T = V dO^T, P^T = exp(scale S^T -
+// lse), dS^T = P^T (dP^T - D), dV += P^T dO, dK += dS^T Q; dk = scale dK. Rows of keys past T (a
+// last tile cut short) compute on zero rows and are not stored.
+template <int HS>
+__global__ void attention_backward2_dkv_kernel(floatX* __restrict__ dqkv, const floatX* __restrict__ dout,
+                                               const floatX* __restrict__ qkv, const floatX* __restrict__ out,
+                                               const float* __restrict__ lse, const int* __restrict__ end,
+                                               const int* __restrict__ end_min, const int* __restrict__ end_max,
+                                               int T, int NH, int C) {
+    constexpr int LD = HS + 8;
+    __shared__ __align__(16) __nv_bfloat16 q_tile[ATTN2_TILE * LD];
+    __shared__ __align__(16) __nv_bfloat16 do_tile[ATTN2_TILE * LD];
+    __shared__ float lse_tile[ATTN2_TILE], D_tile[ATTN2_TILE];
+    const int h = blockIdx.y, b = blockIdx.z;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
+    const int k0 = blockIdx.x * ATTN2_TILE, k1 = min(k0 + ATTN2_TILE, T);
+    const int tile = b * ((T + ATTN2_TILE - 1) / ATTN2_TILE) + blockIdx.x;
+    const size_t C3 = (size_t)3 * C;
+    const floatX* row = qkv + (size_t)b * T * C3;
+    const floatX* row_dout = dout + (size_t)b * T * C;
+    const float* row_lse = lse + ((size_t)b * NH + h) * T;
+    const float scale = 1.0f / sqrtf((float)HS);
+    const int key[2] = {k0 + warp * 16 + g, k0 + warp * 16 + g + 8};
+    const int end_key[2] = {key[0] < T ? end[(size_t)b * T + key[0]] : 0,
+                            key[1] < T ? end[(size_t)b * T + key[1]] : 0};
+
+    attention2_stage<HS>(q_tile, row + C + h * HS, k0, k1, C3);
+    attention2_stage<HS>(do_tile, row + 2 * C + h * HS, k0, k1, C3);
+    __syncthreads();
+    uint32_t k_frag[HS / 16][4], v_frag[HS / 16][4];
+    attention2_row_fragments<HS>(k_frag, q_tile, warp);
+    attention2_row_fragments<HS>(v_frag, do_tile, warp);
+
+    float dk[HS / 8][4] = {}, dv[HS / 8][4] = {};
+    const int q_stop = min(end_max[tile], T);
+    for (int qt0 = k0; qt0 < q_stop; qt0 += ATTN2_TILE) {
+        const int qt1 = min(qt0 + ATTN2_TILE, T);
+        const TileClass cls = attention_tile_class(qt0, qt1, k0, k1, end_min[tile], end_max[tile]);
+        if (cls == TILE_SKIP) continue;
+        // query columns past T (a last tile cut short) have zero Q and dO, lse 0 and D 0: p = 1 but
+        // every product with them is 0, so only partial tiles need the mask
+        const bool masked = cls == TILE_PARTIAL;
+        __syncthreads();
+        attention2_stage<HS>(q_tile, row + h * HS, qt0, qt1, C3);
+        attention2_stage<HS>(do_tile, row_dout + h * HS, qt0, qt1, C);
+        if ((int)threadIdx.x < ATTN2_TILE) {
+            const int q = qt0 + threadIdx.x;
+            float D = 0.0f;
+            if (q < qt1) {
+                const floatX* o = out + ((size_t)b * T + q) * C + h * HS;
+                for (int d = 0; d < HS; d++) D += (float)row_dout[(size_t)q * C + h * HS + d] * (float)o[d];
+            }
+            D_tile[threadIdx.x] = D;
+            lse_tile[threadIdx.x] = q < qt1 ? row_lse[q] : 0.0f;
+        }
+        __syncthreads();
+        float st[ATTN2_TILE / 8][4], dpt[ATTN2_TILE / 8][4];
+        attention2_times_tile_t<HS>(st, k_frag, q_tile);
+        attention2_times_tile_t<HS>(dpt, v_frag, do_tile);
+        for (int n = 0; n < ATTN2_TILE / 8; n++)
+            for (int i = 0; i < 4; i++) {
+                const int c = n * 8 + 2 * tig + i % 2, r = i / 2;  // query column, key row
+                const bool visible = !masked || (qt0 + c < qt1 && attention_visible(qt0 + c, key[r], end_key[r]));
+                const float p = visible ? expf(st[n][i] * scale - lse_tile[c]) : 0.0f;
+                st[n][i] = p;                              // P^T
+                dpt[n][i] = p * (dpt[n][i] - D_tile[c]);  // dS^T
+            }
+        attention2_accumulate<HS>(dv, st, do_tile);  // dV += P^T dO
+        attention2_accumulate<HS>(dk, dpt, q_tile);  // dK += dS^T Q
+    }
+    for (int r = 0; r < 2; r++) {
+        if (key[r] >= T) continue;
+        floatX* dkey = dqkv + ((size_t)b * T + key[r]) * C3 + C + h * HS;
+        for (int d = 0; d < HS / 8; d++)
+            for (int j = 0; j < 2; j++) {
+                dkey[d * 8 + 2 * tig + j] = (floatX)(dk[d][2 * r + j] * scale);
+                dkey[C + d * 8 + 2 * tig + j] = (floatX)dv[d][2 * r + j];
+            }
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
 // Launchers
 
 // hs = C / NH must divide C exactly and be at most ATTN_MAX_HS.
@@ -307,10 +680,10 @@ inline int attention_head_size(int C, int NH, const char* who) {
     return C / NH;
 }
 
-// out[B,T,C], lse[B,NH,T] from qkv[B,T,3C] and the mask end[B*T].
-inline void attention_forward(floatX* out, float* lse, const floatX* qkv, const int* end, int B,
-                              int T, int NH, int C, cudaStream_t stream) {
-    const int hs = attention_head_size(C, NH, "attention_forward");
+// Version 1: out[B,T,C], lse[B,NH,T] from qkv[B,T,3C] and the mask end[B*T].
+inline void attention_forward1(floatX* out, float* lse, const floatX* qkv, const int* end, int B,
+                               int T, int NH, int C, cudaStream_t stream) {
+    const int hs = attention_head_size(C, NH, "attention_forward1");
     if (B == 0 || T == 0) return;
     const dim3 grid((T + ATTN_WARPS - 1) / ATTN_WARPS, NH, B);
     const size_t smem = sizeof(float) * (ATTN_TILE * (hs + 1) + ATTN_TILE * hs + ATTN_WARPS * hs) +
@@ -319,11 +692,45 @@ inline void attention_forward(floatX* out, float* lse, const floatX* qkv, const 
     CUDA_CHECK(cudaGetLastError());
 }
 
-// dqkv[B,T,3C] (overwritten) from dout[B,T,C], the forward's qkv, out and lse, and the mask.
-inline void attention_backward(floatX* dqkv, const floatX* dout, const floatX* qkv, const floatX* out,
-                               const float* lse, const int* end, int B, int T, int NH, int C,
-                               cudaStream_t stream) {
-    const int hs = attention_head_size(C, NH, "attention_backward");
+// Key tiles of 64 per row of T tokens (the length of end_min / end_max per row).
+inline int attention_key_tiles(int T) { return (T + ATTN2_TILE - 1) / ATTN2_TILE; }
+
+// The tile classifier's input, once per micro-batch: end_min[B * tiles], end_max[B * tiles]
+// (tiles = attention_key_tiles(T)), the smallest and largest end[] of each 64-key tile.
+inline void attention_end_bounds(int* end_min, int* end_max, const int* end, int B, int T, cudaStream_t stream) {
+    const int n = B * attention_key_tiles(T), warps = 4;
+    if (n == 0) return;
+    attention_end_bounds_kernel<<<(n + warps - 1) / warps, 32 * warps, 0, stream>>>(end_min, end_max, end, B, T);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+// Whether version 2 takes this head size.
+inline bool attention_forward2_supports(int hs) { return hs == 64 || hs == 128; }
+
+// Version 2: as version 1, with end_min / end_max from attention_end_bounds on the same end[].
+// Head size 64 or 128. Inputs are rounded to bf16 (a no-op in the bf16 build).
+inline void attention_forward2(floatX* out, float* lse, const floatX* qkv, const int* end, const int* end_min,
+                               const int* end_max, int B, int T, int NH, int C, cudaStream_t stream) {
+    const int hs = attention_head_size(C, NH, "attention_forward2");
+    if (!attention_forward2_supports(hs)) {
+        fprintf(stderr, "%s:%d: attention_forward2: head size %d; version 2 takes 64 or 128 (use version 1)\n",
+                __FILE__, __LINE__, hs);
+        exit(1);
+    }
+    if (B == 0 || T == 0) return;
+    const dim3 grid(attention_key_tiles(T), NH, B);
+    if (hs == 64)
+        attention_forward2_kernel<64><<<grid, 32 * ATTN2_WARPS, 0, stream>>>(out, lse, qkv, end, end_min, end_max, T, NH, C);
+    else
+        attention_forward2_kernel<128><<<grid, 32 * ATTN2_WARPS, 0, stream>>>(out, lse, qkv, end, end_min, end_max, T, NH, C);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+// Version 1: dqkv[B,T,3C] (overwritten) from dout[B,T,C], the forward's qkv, out and lse, and the mask.
+inline void attention_backward1(floatX* dqkv, const floatX* dout, const floatX* qkv, const floatX* out,
+                                const float* lse, const int* end, int B, int T, int NH, int C,
+                                cudaStream_t stream) {
+    const int hs = attention_head_size(C, NH, "attention_backward1");
     if (B == 0 || T == 0) return;
     const dim3 grid((T + ATTN_WARPS - 1) / ATTN_WARPS, NH, B);
     const size_t smem_dq = sizeof(float) * (2 * ATTN_TILE * (hs + 1) + 2 * ATTN_WARPS * hs) +
@@ -335,4 +742,96 @@ inline void attention_backward(floatX* dqkv, const floatX* dout, const floatX* q
     attention_backward_dkv_kernel<<<grid, 32 * ATTN_WARPS, smem_dkv, stream>>>(dqkv, dout, qkv, out, lse,
                                                                               end, T, NH, C);
     CUDA_CHECK(cudaGetLastError());
+}
+
+// Version 2: as version 1, with end_min / end_max from attention_end_bounds; head size 64 or 128.
+inline void attention_backward2(floatX* dqkv, const floatX* dout, const floatX* qkv, const floatX* out,
+                                const float* lse, const int* end, const int* end_min, const int* end_max, int B,
+                                int T, int NH, int C, cudaStream_t stream) {
+    const int hs = attention_head_size(C, NH, "attention_backward2");
+    if (!attention_forward2_supports(hs)) {
+        fprintf(stderr, "%s:%d: attention_backward2: head size %d; version 2 takes 64 or 128 (use version 1)\n",
+                __FILE__, __LINE__, hs);
+        exit(1);
+    }
+    if (B == 0 || T == 0) return;
+    const dim3 grid(attention_key_tiles(T), NH, B);
+    if (hs == 64) {
+        attention_backward2_dq_kernel<64><<<grid, 32 * ATTN2_WARPS, 0, stream>>>(dqkv, dout, qkv, out, lse, end,
+                                                                               end_min, end_max, T, NH, C);
+        attention_backward2_dkv_kernel<64><<<grid, 32 * ATTN2_WARPS, 0, stream>>>(dqkv, dout, qkv, out, lse, end,
+                                                                                end_min, end_max, T, NH, C);
+    } else {
+        attention_backward2_dq_kernel<128><<<grid, 32 * ATTN2_WARPS, 0, stream>>>(dqkv, dout, qkv, out, lse, end,
+                                                                                end_min, end_max, T, NH, C);
+        attention_backward2_dkv_kernel<128><<<grid, 32 * ATTN2_WARPS, 0, stream>>>(dqkv, dout, qkv, out, lse, end,
+                                                                                 end_min, end_max, T, NH, C);
+    }
+    CUDA_CHECK(cudaGetLastError());
+}
+
+// Device memory for end_min / end_max behind attention_forward / attention_backward: grown on
+// demand (a cudaMalloc the first time a micro-batch is larger than any before), freed by
+// attention_teardown().
+struct AttentionScratch {
+    int* bounds = nullptr;  // end_min, then end_max
+    size_t capacity = 0;    // ints per array
+};
+inline AttentionScratch& attention_scratch() {
+    static AttentionScratch scratch;
+    return scratch;
+}
+inline void attention_teardown() {
+    AttentionScratch& s = attention_scratch();
+    if (s.bounds) CUDA_CHECK(cudaFree(s.bounds));
+    s = AttentionScratch{};
+}
+
+// Whether the launchers below take version 2: the bf16 build, head size 64 or 128.
+inline bool attention_use_version2(int B, int T, int NH, int C, const char* who) {
+    const int hs = attention_head_size(C, NH, who);
+#if defined(ENABLE_FP32)
+    (void)hs;
+    return false;  // version 2 computes in bf16; the fp32 build keeps fp32
+#else
+    return B > 0 && T > 0 && attention_forward2_supports(hs);
+#endif
+}
+
+// end_min / end_max of the micro-batch in the scratch memory (recomputed at each call: B*T ints,
+// small against the attention). Returns end_min; end_max follows at + capacity.
+inline int* attention_scratch_bounds(const int* end, int B, int T, cudaStream_t stream) {
+    AttentionScratch& s = attention_scratch();
+    const size_t n = (size_t)B * attention_key_tiles(T);
+    if (n > s.capacity) {
+        attention_teardown();
+        CUDA_CHECK(cudaMalloc(&s.bounds, 2 * n * sizeof(int)));
+        s.capacity = n;
+    }
+    attention_end_bounds(s.bounds, s.bounds + s.capacity, end, B, T, stream);
+    return s.bounds;
+}
+
+// out[B,T,C], lse[B,NH,T] from qkv[B,T,3C] and the mask end[B*T] (version 2 or 1, see above).
+inline void attention_forward(floatX* out, float* lse, const floatX* qkv, const int* end, int B,
+                              int T, int NH, int C, cudaStream_t stream) {
+    if (!attention_use_version2(B, T, NH, C, "attention_forward")) {
+        attention_forward1(out, lse, qkv, end, B, T, NH, C, stream);
+        return;
+    }
+    const int* bounds = attention_scratch_bounds(end, B, T, stream);
+    attention_forward2(out, lse, qkv, end, bounds, bounds + attention_scratch().capacity, B, T, NH, C, stream);
+}
+
+// dqkv[B,T,3C] (overwritten) from dout[B,T,C], the forward's qkv, out and lse, and the mask.
+inline void attention_backward(floatX* dqkv, const floatX* dout, const floatX* qkv, const floatX* out,
+                               const float* lse, const int* end, int B, int T, int NH, int C,
+                               cudaStream_t stream) {
+    if (!attention_use_version2(B, T, NH, C, "attention_backward")) {
+        attention_backward1(dqkv, dout, qkv, out, lse, end, B, T, NH, C, stream);
+        return;
+    }
+    const int* bounds = attention_scratch_bounds(end, B, T, stream);
+    attention_backward2(dqkv, dout, qkv, out, lse, end, bounds, bounds + attention_scratch().capacity, B, T, NH, C,
+                        stream);
 }

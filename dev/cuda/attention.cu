@@ -1,9 +1,12 @@
 // dev/cuda/attention.cu: checks kernels/attention.cuh against the CPU reference attention in
 // double (cpu/attention.h over cpu::PackedRows), and on a GPU benchmarks it.
-//   ./dev/cuda/attention      the checks: forward out and lse, backward dq, dk, dv, bitwise
-//                             repeatability of the backward, on masks from the real packer and
-//                             adversarial ones (both thread orders under dev/simt)
-//   ./dev/cuda/attention 1    (GPU) time and TFLOP/s of version 1 on packed rows at T = 1024
+//   ./dev/cuda/attention      the checks: the tile classifier against a brute-force classification;
+//                             forward out and lse, backward dq, dk, dv, of version 1 and (bf16
+//                             build) version 2 and the launchers the trainer calls,
+//                             bitwise repeatability, on masks from the real packer and adversarial
+//                             ones (every thread order under dev/simt)
+//   ./dev/cuda/attention N    (GPU) time and TFLOP/s of version N (1 or 2) on packed rows at T = 1024,
+//                             and the fraction of 64x64 tiles skipped / full / partial
 // Builds in the precision of floatX: bf16 by default, fp32 with -DENABLE_FP32 (dev/cuda/attention_fp32).
 #include <algorithm>
 #include <array>
@@ -33,6 +36,40 @@ static const double kTol = 1.5e-2;
 #endif
 // lse is written in fp32 from fp32 sums in both builds (the inputs are the same rounded values).
 static const double kTolLse = 2e-5;
+// Version 2 rounds P (and in the backward dS) to bf16 before the mma (2^-9 relative per term, the
+// softmax sums kept in fp32) on top of the outputs' rounding: measured up to 3.0e-3 on out and
+// 6.1e-3 on dq, dk, dv (version 1: 2.0e-3 and 7.1e-3); the same 1.5e-2 bounds it.
+
+// The forward and backward of the given version: 1, 2 (the classifier's kernel first), or 0: the
+// launchers the trainer calls (version 2 where it applies, else 1).
+static void forward_version(int version, floatX* out, float* lse, const floatX* qkv, const int* end, int B, int T,
+                            int NH, int C) {
+    if (version == 0) {
+        attention_forward(out, lse, qkv, end, B, T, NH, C, nullptr);
+    } else if (version == 1) {
+        attention_forward1(out, lse, qkv, end, B, T, NH, C, nullptr);
+    } else {
+        const size_t n = (size_t)B * attention_key_tiles(T);
+        DeviceBuffer<int> end_min(n), end_max(n);
+        attention_end_bounds(end_min.ptr, end_max.ptr, end, B, T, nullptr);
+        attention_forward2(out, lse, qkv, end, end_min.ptr, end_max.ptr, B, T, NH, C, nullptr);
+        CUDA_CHECK(cudaDeviceSynchronize());
+    }
+}
+static void backward_version(int version, floatX* dqkv, const floatX* dout, const floatX* qkv, const floatX* out,
+                             const float* lse, const int* end, int B, int T, int NH, int C) {
+    if (version == 0) {
+        attention_backward(dqkv, dout, qkv, out, lse, end, B, T, NH, C, nullptr);
+    } else if (version == 1) {
+        attention_backward1(dqkv, dout, qkv, out, lse, end, B, T, NH, C, nullptr);
+    } else {
+        const size_t n = (size_t)B * attention_key_tiles(T);
+        DeviceBuffer<int> end_min(n), end_max(n);
+        attention_end_bounds(end_min.ptr, end_max.ptr, end, B, T, nullptr);
+        attention_backward2(dqkv, dout, qkv, out, lse, end, end_min.ptr, end_max.ptr, B, T, NH, C, nullptr);
+        CUDA_CHECK(cudaDeviceSynchronize());
+    }
+}
 
 static std::vector<floatX> to_floatX(const std::vector<float>& v) {
     std::vector<floatX> out(v.size());
@@ -93,7 +130,7 @@ static void report(double err, double tol, const std::string& name) {
 
 // One case: random qkv and dout over the whole [B,T] grid (padding included), the kernels, and the
 // reference over the real tokens.
-static void check_case(const char* order, const char* label, const Batch& batch, int NH, int C,
+static void check_case(int version, const char* order, const char* label, const Batch& batch, int NH, int C,
                        std::mt19937_64& rng) {
     const int B = batch.B, T = batch.T, hs = C / NH;
     const size_t BT = (size_t)B * T;
@@ -108,18 +145,21 @@ static void check_case(const char* order, const char* label, const Batch& batch,
     d_qkv.upload(qkv);
     d_dout.upload(dout);
     d_end.upload(std::vector<int>(batch.end.begin(), batch.end.end()));
-    attention_forward(d_out.ptr, d_lse.ptr, d_qkv.ptr, d_end.ptr, B, T, NH, C, nullptr);
-    attention_backward(d_dqkv.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, d_end.ptr, B, T, NH, C,
-                       nullptr);
+    forward_version(version, d_out.ptr, d_lse.ptr, d_qkv.ptr, d_end.ptr, B, T, NH, C);
+    backward_version(version, d_dqkv.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, d_end.ptr, B, T, NH, C);
     CUDA_CHECK(cudaDeviceSynchronize());
     const std::vector<floatX> out = d_out.download(), dqkv = d_dqkv.download();
     const std::vector<float> lse = d_lse.download();
     // the backward again, for bit-identical results
     std::vector<floatX> dqkv_first = dqkv;
-    attention_backward(d_dqkv.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, d_end.ptr, B, T, NH, C,
-                       nullptr);
+    backward_version(version, d_dqkv.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, d_end.ptr, B, T, NH, C);
     CUDA_CHECK(cudaDeviceSynchronize());
     const std::vector<floatX> dqkv_again = d_dqkv.download();
+    // and the forward again
+    forward_version(version, d_out.ptr, d_lse.ptr, d_qkv.ptr, d_end.ptr, B, T, NH, C);
+    CUDA_CHECK(cudaDeviceSynchronize());
+    const std::vector<floatX> out_again = d_out.download();
+    const std::vector<float> lse_again = d_lse.download();
 
     // reference: the real tokens packed back to back, in double
     cpu::PackedRows rows;
@@ -187,8 +227,8 @@ static void check_case(const char* order, const char* label, const Batch& batch,
         }
 
     char head[256];
-    snprintf(head, sizeof head, "attention %s B=%d T=%d NH=%d hs=%d N=%d %s order=%s", label, B, T, NH,
-             hs, N, PRECISION_NAME, order);
+    snprintf(head, sizeof head, "attention v%d %s B=%d T=%d NH=%d hs=%d N=%d %s order=%s", version, label, B,
+             T, NH, hs, N, PRECISION_NAME, order);
     const std::string name(head);
     report(scaled_error(g_out, r_out), kTol, "forward out " + name);
     report(lse_err, kTolLse, "forward lse " + name);
@@ -199,6 +239,9 @@ static void check_case(const char* order, const char* label, const Batch& batch,
                 bad_padding, n_padding);
     test_report(memcmp(dqkv_first.data(), dqkv_again.data(), dqkv_again.size() * sizeof(floatX)) == 0,
                 ("backward bitwise repeatable " + name).c_str(), "two runs of the backward differ");
+    test_report(memcmp(out.data(), out_again.data(), out.size() * sizeof(floatX)) == 0 &&
+                    memcmp(lse.data(), lse_again.data(), lse.size() * sizeof(float)) == 0,
+                ("forward bitwise repeatable " + name).c_str(), "two runs of the forward differ");
 }
 
 // A batch written unit by unit: row r gets shared units of the given lengths (each split as
@@ -223,28 +266,117 @@ static Batch units_batch(int B, int T, const std::vector<std::vector<int>>& unit
     return b;
 }
 
+// The tile classifier alone: attention_end_bounds on the device, then attention_tile_class of every
+// (64-query, 64-key) tile of every row, against a brute force that applies attention_visible to
+// each (q, k) of the tile. With aligned tiles of equal size the classification is exact (a tile
+// below the diagonal holds (q0, k) for every k; the diagonal tile (k0, k0), and (k0, k0 + 1) when
+// it has two keys), so the two must agree everywhere, not just conservatively.
+static void check_tile_classes(const char* order, const char* label, const Batch& batch) {
+    const int B = batch.B, T = batch.T, tiles = attention_key_tiles(T);
+    DeviceBuffer<int> d_end((size_t)B * T), d_min((size_t)B * tiles), d_max((size_t)B * tiles);
+    d_end.upload(std::vector<int>(batch.end.begin(), batch.end.end()));
+    attention_end_bounds(d_min.ptr, d_max.ptr, d_end.ptr, B, T, nullptr);
+    CUDA_CHECK(cudaDeviceSynchronize());
+    const std::vector<int> end_min = d_min.download(), end_max = d_max.download();
+    int wrong = 0, count[3] = {0, 0, 0};
+    char first[160] = "";
+    for (int b = 0; b < B; b++)
+        for (int qt = 0; qt < tiles; qt++)
+            for (int kt = 0; kt < tiles; kt++) {
+                const int q0 = qt * ATTN2_TILE, q1 = std::min(q0 + ATTN2_TILE, T);
+                const int k0 = kt * ATTN2_TILE, k1 = std::min(k0 + ATTN2_TILE, T);
+                int seen = 0;
+                for (int q = q0; q < q1; q++)
+                    for (int k = k0; k < k1; k++) seen += attention_visible(q, k, batch.end[(size_t)b * T + k]);
+                const TileClass want = seen == 0 ? TILE_SKIP : seen == (q1 - q0) * (k1 - k0) ? TILE_FULL : TILE_PARTIAL;
+                const TileClass got = attention_tile_class(q0, q1, k0, k1, end_min[b * tiles + kt], end_max[b * tiles + kt]);
+                count[want]++;
+                if (got != want && wrong++ == 0)
+                    snprintf(first, sizeof first, "row %d query tile %d key tile %d: class %d, brute force %d", b, qt, kt,
+                             (int)got, (int)want);
+            }
+    char name[256];
+    snprintf(name, sizeof name, "tile classifier %s B=%d T=%d (%d skip, %d full, %d partial) order=%s", label, B, T,
+             count[TILE_SKIP], count[TILE_FULL], count[TILE_PARTIAL], order);
+    test_report(wrong == 0, name, "%d tiles misclassified; first: %s", wrong, first);
+}
+
+// Random column intervals (no packer structure): the keys of each 64-key tile get ends at or just
+// above a random tile edge +-1 (so the tile's min end[] falls on, one before or one past a query
+// tile's edge: the boundary of skip and full), a few of them anywhere up to T; end[k] > k always.
+static Batch random_ends_batch(int B, int T, std::mt19937_64& rng) {
+    Batch b;
+    b.reset(B, T);
+    const int tiles = attention_key_tiles(T);
+    for (int r = 0; r < B; r++)
+        for (int kt = 0; kt < tiles; kt++) {
+            const int edge = ATTN2_TILE * (kt + 1 + (int)(rng() % (tiles - kt))) + (int)(rng() % 3) - 1;
+            for (int k = kt * ATTN2_TILE; k < std::min(T, (kt + 1) * ATTN2_TILE); k++) {
+                const int e = rng() % 4 == 0 ? edge + (int)(rng() % 70) : edge;
+                b.end[(size_t)r * T + k] = std::max(k + 1, std::min(T, e));
+            }
+        }
+    return b;
+}
+
 static void run_checks() {
     std::mt19937_64 rng(test_seed());
     for_each_thread_order([&](const char* order) {
-        // the real packer on random pairs: both layouts, packing on and off
-        check_case(order, "packer shared packed", pack_first(random_pairs(8, 64, LAYOUT_SHARED, rng), 3, 64, LAYOUT_SHARED, true),
+        // the tile classifier: the real packer, adversarial units, random column intervals
+        check_tile_classes(order, "packer shared packed", pack_first(random_pairs(40, 300, LAYOUT_SHARED, rng), 4, 300, LAYOUT_SHARED, true));
+        check_tile_classes(order, "packer baseline packed", pack_first(random_pairs(30, 256, LAYOUT_BASELINE, rng), 3, 256, LAYOUT_BASELINE, true));
+        check_tile_classes(order, "packer shared unpacked", pack_first(random_pairs(3, 200, LAYOUT_SHARED, rng), 3, 200, LAYOUT_SHARED, false));
+        check_tile_classes(order, "P=C=R=1", pack_first(make_pairs(std::vector<std::array<int, 3>>(60, {1, 1, 1})), 2, 130, LAYOUT_SHARED, true));
+        check_tile_classes(order, "tile edges", units_batch(4, 193, {{64, 64, 64}, {65, 63, 65}, {64, 129}, {}}));
+        check_tile_classes(order, "random ends", random_ends_batch(8, 321, rng));
+
+        // version 1 (any head size)
+        check_case(1, order, "packer shared packed", pack_first(random_pairs(8, 64, LAYOUT_SHARED, rng), 3, 64, LAYOUT_SHARED, true),
                    4, 32, rng);
-        check_case(order, "packer shared unpacked", pack_first(random_pairs(3, 48, LAYOUT_SHARED, rng), 3, 48, LAYOUT_SHARED, false),
+        check_case(1, order, "packer shared unpacked", pack_first(random_pairs(3, 48, LAYOUT_SHARED, rng), 3, 48, LAYOUT_SHARED, false),
                    4, 64, rng);
-        check_case(order, "packer baseline packed", pack_first(random_pairs(6, 64, LAYOUT_BASELINE, rng), 2, 64, LAYOUT_BASELINE, true),
+        check_case(1, order, "packer baseline packed", pack_first(random_pairs(6, 64, LAYOUT_BASELINE, rng), 2, 64, LAYOUT_BASELINE, true),
                    1, 64, rng);
-        check_case(order, "packer baseline unpacked", pack_first(random_pairs(2, 40, LAYOUT_BASELINE, rng), 4, 40, LAYOUT_BASELINE, false),
+        check_case(1, order, "packer baseline unpacked", pack_first(random_pairs(2, 40, LAYOUT_BASELINE, rng), 4, 40, LAYOUT_BASELINE, false),
                    4, 32, rng);
         // adversarial: many P=C=R=1 units (4 tokens each) in rows of T not a multiple of any tile
-        check_case(order, "P=C=R=1", pack_first(make_pairs(std::vector<std::array<int, 3>>(20, {1, 1, 1})), 2, 37, LAYOUT_SHARED, true),
+        check_case(1, order, "P=C=R=1", pack_first(make_pairs(std::vector<std::array<int, 3>>(20, {1, 1, 1})), 2, 37, LAYOUT_SHARED, true),
                    2, 16, rng);
         // units ending exactly on the key tile's edge (32) and one past it, on a query block's edge
         // (8, 16) and one past it; a row of padding only
-        check_case(order, "tile edges", units_batch(4, 64, {{32, 32}, {33, 31}, {8, 9, 16, 7}, {}}), 4, 32, rng);
+        check_case(1, order, "tile edges", units_batch(4, 64, {{32, 32}, {33, 31}, {8, 9, 16, 7}, {}}), 4, 32, rng);
         // T not a multiple of either tile, one head of 64 and one of 128 (the GPT-2 and Llama sizes)
-        check_case(order, "hs=64 T=45", units_batch(2, 45, {{13, 20, 12}, {40}}), 1, 64, rng);
-        check_case(order, "hs=128 T=19", units_batch(1, 19, {{5, 14}}), 1, 128, rng);
+        check_case(1, order, "hs=64 T=45", units_batch(2, 45, {{13, 20, 12}, {40}}), 1, 64, rng);
+        check_case(1, order, "hs=128 T=19", units_batch(1, 19, {{5, 14}}), 1, 128, rng);
+
+        // version 2 (bf16, head size 64 or 128, tiles of 64)
+#if defined(ENABLE_FP32)
+        test_skip(("attention v2 order=" + std::string(order)).c_str(), "version 2 computes in bf16: tested in the bf16 build");
+#else
+        check_case(2, order, "packer shared packed", pack_first(random_pairs(10, 128, LAYOUT_SHARED, rng), 2, 128, LAYOUT_SHARED, true),
+                   2, 128, rng);
+        check_case(2, order, "packer shared unpacked", pack_first(random_pairs(3, 100, LAYOUT_SHARED, rng), 3, 100, LAYOUT_SHARED, false),
+                   1, 128, rng);
+        check_case(2, order, "packer baseline packed", pack_first(random_pairs(8, 128, LAYOUT_BASELINE, rng), 2, 128, LAYOUT_BASELINE, true),
+                   2, 128, rng);
+        check_case(2, order, "packer baseline unpacked", pack_first(random_pairs(2, 80, LAYOUT_BASELINE, rng), 2, 80, LAYOUT_BASELINE, false),
+                   1, 64, rng);
+        check_case(2, order, "P=C=R=1", pack_first(make_pairs(std::vector<std::array<int, 3>>(34, {1, 1, 1})), 2, 70, LAYOUT_SHARED, true),
+                   2, 128, rng);
+        // units ending on the 64-key tile's edge and one past it; row 0's second unit (queries
+        // 64..127) sees nothing in key tile 0 (skipped); a last tile cut by T = 130; a padding row
+        check_case(2, order, "tile edges", units_batch(4, 130, {{64, 64}, {65, 63}, {64, 66}, {}}), 1, 64, rng);
+        check_case(2, order, "hs=128 tile edges", units_batch(2, 130, {{64, 66}, {65, 65}}), 1, 128, rng);
+        // one long unit: its prompt fills key tiles that later query tiles see whole (full tiles);
+        // T = 3*64 + 1 leaves a last tile of one key, classified full, whose 63 zero rows must be masked
+        check_case(2, order, "long unit", units_batch(1, 193, {{193}}), 1, 64, rng);
+        check_case(2, order, "hs=128 T=19", units_batch(1, 19, {{5, 14}}), 2, 256, rng);
+        // the launchers the trainer calls (version 2 here, end_min / end_max in their scratch memory)
+        check_case(0, order, "launchers", pack_first(random_pairs(6, 96, LAYOUT_SHARED, rng), 2, 96, LAYOUT_SHARED, true),
+                   2, 128, rng);
+#endif
     });
+    attention_teardown();
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -255,7 +387,16 @@ static void benchmark(int version) {
 #if SIMT_CPU
     printf("the benchmark (./dev/cuda/attention %d) needs a GPU: build with nvcc\n", version);
 #else
-    if (version != 1) { fprintf(stderr, "only version 1 exists\n"); exit(1); }
+    if (version != 1 && version != 2) {
+        fprintf(stderr, "versions: 1 (simple), 2 (tensor cores, bf16, head size 64 or 128)\n");
+        exit(1);
+    }
+#if defined(ENABLE_FP32)
+    if (version == 2) {
+        fprintf(stderr, "version 2 computes in bf16: run the bf16 build (dev/cuda/attention)\n");
+        exit(1);
+    }
+#endif
     const int B = 8, T = 1024;
     std::mt19937_64 rng(1234);
     std::uniform_int_distribution<int> prompt_len(16, 400), resp_len(8, 200);
@@ -268,6 +409,21 @@ static void benchmark(int version) {
             for (int k = 0; k <= q; k++) visible += attention_visible(q, k, batch.end[(size_t)r * T + k]);
     printf("B=%d T=%d, %ld real tokens, %.1f%% of the causal (q, k) pairs visible\n", B, T, batch.real_tokens(),
            100.0 * visible / (B * (double)T * (T + 1) / 2));
+    // version 2's tiles of 64 queries x 64 keys (all of them, above the diagonal included)
+    const int tiles = attention_key_tiles(T);
+    long tile_count[3] = {0, 0, 0};
+    for (int r = 0; r < B; r++)
+        for (int kt = 0; kt < tiles; kt++) {
+            const int k0 = kt * ATTN2_TILE, k1 = std::min(k0 + ATTN2_TILE, T);
+            const int* e = &batch.end[(size_t)r * T];
+            const int lo = *std::min_element(e + k0, e + k1), hi = *std::max_element(e + k0, e + k1);
+            for (int qt = 0; qt < tiles; qt++)
+                tile_count[attention_tile_class(qt * ATTN2_TILE, std::min(qt * ATTN2_TILE + ATTN2_TILE, T), k0, k1, lo, hi)]++;
+        }
+    const double all_tiles = (double)B * tiles * tiles;
+    printf("64x64 tiles: %.1f%% skipped, %.1f%% full, %.1f%% partial\n", 100.0 * tile_count[TILE_SKIP] / all_tiles,
+           100.0 * tile_count[TILE_FULL] / all_tiles, 100.0 * tile_count[TILE_PARTIAL] / all_tiles);
+    DeviceBuffer<int> d_min((size_t)B * tiles), d_max((size_t)B * tiles);
     for (int hs : {64, 128}) {
         const int NH = 12, C = NH * hs;
         const size_t BT = (size_t)B * T;
@@ -287,15 +443,29 @@ static void benchmark(int version) {
         float fwd_ms = 0.0f, bwd_ms = 0.0f;
         for (int pass = 0; pass < 2; pass++) {  // the first pass warms up
             CUDA_CHECK(cudaEventRecord(start));
-            for (int i = 0; i < reps; i++)
-                attention_forward(d_out.ptr, d_lse.ptr, d_qkv.ptr, d_end.ptr, B, T, NH, C, nullptr);
+            for (int i = 0; i < reps; i++) {
+                if (version == 1) {
+                    attention_forward1(d_out.ptr, d_lse.ptr, d_qkv.ptr, d_end.ptr, B, T, NH, C, nullptr);
+                } else {  // the classifier's kernel counts: the trainer's launcher runs it at each call
+                    attention_end_bounds(d_min.ptr, d_max.ptr, d_end.ptr, B, T, nullptr);
+                    attention_forward2(d_out.ptr, d_lse.ptr, d_qkv.ptr, d_end.ptr, d_min.ptr, d_max.ptr, B, T, NH, C,
+                                       nullptr);
+                }
+            }
             CUDA_CHECK(cudaEventRecord(stop));
             CUDA_CHECK(cudaEventSynchronize(stop));
             CUDA_CHECK(cudaEventElapsedTime(&fwd_ms, start, stop));
             CUDA_CHECK(cudaEventRecord(start));
-            for (int i = 0; i < reps; i++)
-                attention_backward(d_dqkv.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, d_end.ptr, B, T, NH,
-                                   C, nullptr);
+            for (int i = 0; i < reps; i++) {
+                if (version == 1) {
+                    attention_backward1(d_dqkv.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, d_end.ptr, B, T, NH,
+                                        C, nullptr);
+                } else {
+                    attention_end_bounds(d_min.ptr, d_max.ptr, d_end.ptr, B, T, nullptr);
+                    attention_backward2(d_dqkv.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, d_end.ptr, d_min.ptr,
+                                        d_max.ptr, B, T, NH, C, nullptr);
+                }
+            }
             CUDA_CHECK(cudaEventRecord(stop));
             CUDA_CHECK(cudaEventSynchronize(stop));
             CUDA_CHECK(cudaEventElapsedTime(&bwd_ms, start, stop));
