@@ -28,84 +28,27 @@
 #include "common/sample.h"
 #include "common/train_config.h"
 #include "common/train_log.h"
+#include "common/trainer.h"
 #include "data/dataloader.h"
 #include "data/pairfile.h"
 #include "kernels/adamw.cuh"
 #include "tokenizer/gpt2_tokenizer.h"
-
-[[noreturn]] static void fatal(const std::string& msg) {
-    fprintf(stderr, "error: %s\n", msg.c_str());
-    exit(1);
-}
-
-static double now_seconds() {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 static void set_threads(int n) {
     if (n > 0) omp_set_num_threads(n);
     openblas_set_num_threads(omp_get_max_threads());
 }
 
-// --model: a preset (random init; vocabulary from the data), a checkpoint of this trainer,
-// a Hugging Face GPT-2 directory or an llm.c .bin.
+// --model (common/trainer.h: load_model_params) into the CPU model.
 static void load_model(const std::string& spec, int data_vocab, uint64_t seed, GPT2<float>* model) {
     ModelConfig cfg;
-    if (model_preset(spec, &cfg)) {
-        cfg.vocab_size = data_vocab;
-        cfg.padded_vocab_size = pad_vocab(data_vocab);
-        model->init_random(cfg, seed);
-        printf("model: preset %s, random init (seed %llu)\n", spec.c_str(), (unsigned long long)seed);
-        return;
-    }
-    std::string err;
-    if (is_checkpoint_file(spec)) {
-        CheckpointState s;
-        if (!load_checkpoint(spec, &s, &err)) fatal(err);
-        model->setup(s.cfg);
-        std::copy(s.params.begin(), s.params.end(), model->params.begin());
-        printf("model: checkpoint %s (step %ld)\n", spec.c_str(), s.step);
-        return;
-    }
     std::vector<float> params;
-    std::vector<std::string> warnings;
-    ModelLoad r = load_model_any(spec, &cfg, &params, &err, &warnings);
-    for (auto& w : warnings) fprintf(stderr, "warning: %s\n", w.c_str());
-    if (r == ModelLoad::not_recognized)
-        fatal(err + "; --model takes a preset (tiny small d6 d12 d24 d36 d48), a checkpoint of this "
-                    "trainer, a Hugging Face GPT-2 directory or an llm.c .bin");
-    if (r == ModelLoad::failed) fatal(err);
+    load_model_params(spec, data_vocab, seed, &cfg, &params);
     model->setup(cfg);
     std::copy(params.begin(), params.end(), model->params.begin());
-    printf("model: %s\n", spec.c_str());
-}
-
-static void print_model(const ModelConfig& c) {
-    printf("model: L=%d NH=%d C=%d maxT=%d V=%d (padded %d), %.2fM parameters\n", c.num_layers,
-           c.num_heads, c.channels, c.max_seq_len, c.vocab_size, c.padded_vocab_size,
-           num_parameters(c) / 1e6);
-}
-
-static void check_vocabulary(const PairSet& set, const std::string& path, const ModelConfig& cfg) {
-    if (set.vocab_size > cfg.vocab_size)
-        fatal(path + ": made with a vocabulary of " + std::to_string(set.vocab_size) + " tokens (" +
-              set.tokenizer_id + ") but the model has " + std::to_string(cfg.vocab_size) +
-              "; prepare the data with the model's tokenizer");
-}
-
-static PairSet load_pairs(const std::string& path, const char* what) {
-    PairSet set;
-    std::string err;
-    if (!load_pair_file(path, &set, &err)) fatal(std::string(what) + " data: " + err);
-    return set;
 }
 
 // Log-probs of every pair of a set under the model, forward only, in dataset order.
-struct SetLogps {
-    std::vector<double> chosen, rejected;
-    std::vector<int> n_chosen, n_rejected;
-};
-
 // With skip_overlong, pairs longer than a row are left out (their n_chosen stays 0).
 static SetLogps compute_set_logps(GPT2<float>& model, const PairSet& set, Layout layout,
                                   bool packing, int B, int T, bool skip_overlong) {
@@ -125,48 +68,6 @@ static SetLogps compute_set_logps(GPT2<float>& model, const PairSet& set, Layout
         }
     }
     return out;
-}
-
-// The reference log-probs of a set: from the cache file if it belongs to this model and data,
-// else computed (forward only) and written.
-static RefCache reference_logps(GPT2<float>& model, uint64_t ref_hash, const PairSet& set,
-                                const std::string& path, Layout layout, bool packing, int B, int T,
-                                bool skip_overlong) {
-    RefCache cache;
-    bool found;
-    std::string err;
-    if (!load_ref_cache(path, ref_hash, set.content_hash, set.size(), &cache, &found, &err)) fatal(err);
-    if (found) {
-        printf("reference log-probs: %s (cached, %zu pairs)\n", path.c_str(), set.size());
-        return cache;
-    }
-    double t0 = now_seconds();
-    SetLogps lp = compute_set_logps(model, set, layout, packing, B, T, skip_overlong);
-    cache.model_hash = ref_hash; cache.data_hash = set.content_hash;
-    cache.chosen = lp.chosen; cache.rejected = lp.rejected;
-    if (!save_ref_cache(path, cache, &err)) fatal(err);
-    printf("reference log-probs: computed for %zu pairs in %.1fs -> %s\n", set.size(),
-           now_seconds() - t0, path.c_str());
-    return cache;
-}
-
-static PairMetrics evaluate(GPT2<float>& model, const PairSet& set, const RefCache& ref,
-                            const LossSpec& spec, Layout layout, bool packing, int B, int T,
-                            bool skip_overlong) {
-    SetLogps lp = compute_set_logps(model, set, layout, packing, B, T, skip_overlong);
-    PairMetrics m;
-    for (size_t i = 0; i < set.size(); i++) {
-        if (lp.n_chosen[i] == 0) continue;  // over-long, skipped
-        PairResult r;
-        r.policy.chosen = lp.chosen[i]; r.policy.rejected = lp.rejected[i];
-        r.policy.n_chosen = lp.n_chosen[i]; r.policy.n_rejected = lp.n_rejected[i];
-        r.ref_chosen = ref.chosen[i]; r.ref_rejected = ref.rejected[i];
-        double dc, dr;
-        r.loss = pair_loss<double>(spec, r.policy.chosen, r.policy.rejected, r.ref_chosen,
-                                   r.ref_rejected, r.policy.n_chosen, r.policy.n_rejected, &dc, &dr);
-        m.add(r, spec.beta);
-    }
-    return m;
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -244,25 +145,6 @@ static int run_score(int argc, char** argv) {
 
 // ----------------------------------------------------------------------------------------------
 // sample: continuations of prompts, with a KV cache (common/sample.h)
-
-// Text of tokens: GPT-2's BPE when the model has its vocabulary, else the ids in brackets.
-struct TokenPrinter {
-    GPT2Tokenizer tok;
-    bool text = false;
-    void init(int vocab_size) {
-        std::string err;
-        text = vocab_size == 50257 && tok.load(default_tokenizer_dir(), &err);
-    }
-    std::string show(const std::vector<int>& ids) const {
-        if (text) {
-            std::vector<int32_t> v(ids.begin(), ids.end());
-            return tok.decode(v.data(), v.size());
-        }
-        std::string s = "[";
-        for (size_t i = 0; i < ids.size(); i++) s += (i ? " " : "") + std::to_string(ids[i]);
-        return s + "]";
-    }
-};
 
 static int run_sample(int argc, char** argv) {
     std::string model_path, prompts_file, tokenizer_dir;
@@ -422,18 +304,11 @@ int main(int argc, char** argv) {
     std::string prefix = tc.ref_cache.empty() ? tc.out_dir + "/ref_logps" : tc.ref_cache;
     RefCache ref_train, ref_val;
     {
-        auto get = [&](const PairSet& set, const std::string& path) {
-            if (start_step == 0)
-                return reference_logps(model, ref_hash, set, path, layout, tc.packing, B, T, tc.skip_overlong);
-            // resumed: the weights are no longer the initial ones, so the first run's cache must exist
-            RefCache c;
-            bool found;
-            if (!load_ref_cache(path, ref_hash, set.content_hash, set.size(), &c, &found, &err)) fatal(err);
-            if (!found) fatal(path + " is missing: a resumed run needs the reference cache of its first run");
-            return c;
+        SetForward forward = [&](const PairSet& set) {
+            return compute_set_logps(model, set, layout, tc.packing, B, T, tc.skip_overlong);
         };
-        ref_train = get(train, prefix + "_train.bin");
-        if (has_val) ref_val = get(val, prefix + "_val.bin");
+        ref_train = reference_logps(forward, ref_hash, train, prefix + "_train.bin", start_step > 0);
+        if (has_val) ref_val = reference_logps(forward, ref_hash, val, prefix + "_val.bin", start_step > 0);
     }
 
     JsonlLog log;
@@ -441,7 +316,7 @@ int main(int argc, char** argv) {
     auto run_eval = [&](long step) {
         if (!has_val) return;
         double t0 = now_seconds();
-        PairMetrics m = evaluate(model, val, ref_val, tc.loss, layout, tc.packing, B, T, tc.skip_overlong);
+        PairMetrics m = evaluate_logps(compute_set_logps(model, val, layout, tc.packing, B, T, tc.skip_overlong), ref_val, tc.loss);
         printf("eval  step %5ld | loss %.4f | rewards/accuracies %.3f | rewards/margins %.4f | %.1fs\n",
                step, m.mean(m.loss), m.accuracy(), m.margin(), now_seconds() - t0);
         log.write("\"step\": " + std::to_string(step) + ", " + m.json("eval_"));
@@ -519,22 +394,13 @@ int main(int argc, char** argv) {
         const double dt = now_seconds() - t0;
         if (step > start_step) { time_total += dt; timed_steps++; }  // the first step warms up
         const long done = step + 1;
-        const double tok_s = loader.last_real_tokens / dt;
-        char rec[512];
-        snprintf(rec, sizeof rec,
-                 "\"step\": %ld, %s, \"grad_norm\": %.9g, \"learning_rate\": %.9g, \"step_ms\": %.3f, "
-                 "\"pairs\": %d, \"tokens\": %ld, \"tokens_per_sec\": %.1f, \"padding\": %.4f, \"epoch\": %.4f",
-                 done, m.json("").c_str(), grad_norm, lr, dt * 1000, pairs, loader.last_real_tokens, tok_s,
-                 loader.padding_fraction(), loader.epoch_progress(done));
-        // m.json starts with "loss"; the record is complete
-        log.write(rec);
-        if (done % tc.log_every == 0 || done == tc.steps || done == start_step + 1) {
-            double avg = timed_steps ? time_total / timed_steps : dt;
-            printf("step %5ld/%ld | loss %.4f | acc %.3f | margin %.4f | norm %.3f | lr %.2e | %.1f ms | %.0f tok/s | eta %s\n",
-                   done, tc.steps, loss, m.accuracy(), m.margin(), grad_norm, lr, dt * 1000, tok_s,
-                   format_duration(avg * (tc.steps - done)).c_str());
-            fflush(stdout);
-        }
+        StepStats st;
+        st.done = done; st.steps = tc.steps; st.grad_norm = grad_norm; st.lr = lr; st.seconds = dt;
+        st.avg_seconds = timed_steps ? time_total / timed_steps : dt;
+        st.pairs = pairs; st.tokens = loader.last_real_tokens;
+        st.padding = loader.padding_fraction(); st.epoch = loader.epoch_progress(done);
+        log.write(step_record(st, m));
+        if (done % tc.log_every == 0 || done == tc.steps || done == start_step + 1) print_step_line(st, m);
         if (tc.eval_every > 0 && done % tc.eval_every == 0 && done != tc.steps) run_eval(done);
         if (tc.sample_every > 0 && (done % tc.sample_every == 0 || done == tc.steps)) run_samples(done);
         if (tc.checkpoint_every > 0 && done % tc.checkpoint_every == 0 && done != tc.steps) save(done);

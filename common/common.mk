@@ -1,12 +1,12 @@
 # common/: the CPU reference model, the DPO loss and the CPU trainer's shared host code.
-MODEL_HEADERS = common/gpt2.h common/dpo.h common/model_config.h common/rng.h data/batch.h \
+MODEL_HEADERS = common/gpt2.h common/dpo.h common/model_config.h common/model_init.h common/rng.h data/batch.h \
                 kernels/gelu.cuh kernels/dpo_loss.cuh kernels/host_device.h
 
 TEST_BINS += common/test_model
 common/test_model: common/test_model.cpp $(MODEL_HEADERS) data/pairs.h dev/test_util.h
 	$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS_LIBS) $(LDLIBS)
 
-TRAIN_HEADERS = $(MODEL_HEADERS) common/train_config.h common/train_log.h common/checkpoint.h \
+TRAIN_HEADERS = $(MODEL_HEADERS) common/train_config.h common/train_log.h common/trainer.h common/checkpoint.h \
                 common/ref_cache.h common/hash.h common/model_io.h common/safetensors.h common/sample.h \
                 data/dataloader.h data/pairfile.h data/pairs.h kernels/adamw.cuh tokenizer/gpt2_tokenizer.h \
                 tokenizer/unicode_tables.h

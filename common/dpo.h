@@ -6,13 +6,8 @@
 #include <vector>
 
 #include "common/gpt2.h"
+#include "common/train_log.h"
 #include "kernels/dpo_loss.cuh"
-
-struct PairLogps {
-    double chosen = 0, rejected = 0;           // sums of response-token log-probs
-    int n_chosen = 0, n_rejected = 0;          // scored tokens of each response
-    double logit_chosen = 0, logit_rejected = 0;  // sums over tokens of the mean logit
-};
 
 // Per-slot sums over the scored tokens of the model's last forward.
 template <typename T>
@@ -30,13 +25,6 @@ std::vector<PairLogps> gather_pair_logps(const GPT2<T>& model, int n_slots) {
     }
     return out;
 }
-
-// Everything the logs need about one pair after a training forward.
-struct PairResult {
-    PairLogps policy;
-    double ref_chosen = 0, ref_rejected = 0;
-    double loss = 0;
-};
 
 // Forward + loss + backward of one micro-batch. ref_chosen/ref_rejected are indexed by slot.
 // Every pair's loss is multiplied by `scale` (1 / pairs of the global batch) before the

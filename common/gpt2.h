@@ -21,7 +21,7 @@
 #include <sys/mman.h>
 
 #include "common/model_config.h"
-#include "common/rng.h"
+#include "common/model_init.h"
 #include "data/batch.h"
 #include "kernels/gelu.cuh"
 
@@ -386,24 +386,10 @@ struct GPT2 {
         layers.resize(c.num_layers);
     }
 
-    // GPT-2's initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2L), zero biases,
-    // LayerNorm weights 1; padded vocabulary rows stay 0.
+    // GPT-2's initialisation (common/model_init.h)
     void init_random(const ModelConfig& c, uint64_t seed) {
         setup(c);
-        Rng rng(seed);
-        size_t sizes[NUM_PARAM_TENSORS];
-        param_sizes(c, sizes);
-        const double resid_std = 0.02 / std::sqrt(2.0 * c.num_layers);
-        for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
-            T* p = param[i];
-            if (i == 2 || i == 8 || i == 14) {        // ln1w, ln2w, lnfw
-                std::fill(p, p + sizes[i], (T)1);
-            } else if (param_tensor_decays(i)) {      // matrices
-                double sd = (i == 6 || i == 12) ? resid_std : 0.02;
-                size_t n = (i == 0) ? (size_t)c.vocab_size * c.channels : sizes[i];
-                for (size_t j = 0; j < n; j++) p[j] = (T)(sd * rng.normal());
-            }
-        }
+        gpt2_init_params(c, seed, params.data());
     }
 
     void zero_grad() { std::fill(grads.begin(), grads.end(), (T)0); }

@@ -9,7 +9,19 @@
 #include <string>
 #include <vector>
 
-#include "common/dpo.h"
+// The policy's log-probs of one pair (common/dpo.h sums them from the scored tokens).
+struct PairLogps {
+    double chosen = 0, rejected = 0;           // sums of response-token log-probs
+    int n_chosen = 0, n_rejected = 0;          // scored tokens of each response
+    double logit_chosen = 0, logit_rejected = 0;  // sums over tokens of the mean logit
+};
+
+// Everything the logs need about one pair after a training forward.
+struct PairResult {
+    PairLogps policy;
+    double ref_chosen = 0, ref_rejected = 0;
+    double loss = 0;
+};
 
 // Sums over the pairs of a step (or of an evaluation); means on output.
 struct PairMetrics {
