@@ -168,7 +168,8 @@ struct GPT2 {
             a.ln2.reserve(cap * C); a.ln2_mean.reserve(cap); a.ln2_rstd.reserve(cap);
             a.fch.reserve(cap * 4 * C); a.fch_gelu.reserve(cap * 4 * C);
             a.res3.reserve(cap * C);
-            layernorm_forward(a.ln1.data(), a.ln1_mean.data(), a.ln1_rstd.data(), x, w.ln1w, w.ln1b, N, C, eps);
+            layernorm_forward(a.ln1.data(), a.ln1_mean.data(), a.ln1_rstd.data(), x, w.ln1w, w.ln1b, N, C,
+                              eps);
             matmul_forward(a.qkv.data(), a.ln1.data(), w.qkvw, w.qkvb, N, C, 3 * C);
             attention_forward(a.atty.data(), a.att.data(), a.qkv.data(), rows, NH, C);
             matmul_forward(a.res2.data(), a.atty.data(), w.attprojw, w.attprojb, N, C, C);
@@ -232,7 +233,8 @@ struct GPT2 {
             matmul_backward(dbuf_c.data(), dw.attprojw, dw.attprojb, dres.data(), a.atty.data(),
                             w.attprojw, N, C, C);
             attention_backward(dbuf_3c.data(), dbuf_c.data(), a.qkv.data(), a.att.data(), rows, NH, C);
-            matmul_backward(dbuf_c.data(), dw.qkvw, dw.qkvb, dbuf_3c.data(), a.ln1.data(), w.qkvw, N, C, 3 * C);
+            matmul_backward(dbuf_c.data(), dw.qkvw, dw.qkvb, dbuf_3c.data(), a.ln1.data(), w.qkvw, N, C,
+                            3 * C);
             layernorm_backward(dres.data(), dw.ln1w, dw.ln1b, dbuf_c.data(), x_in, w.ln1w,
                                a.ln1_mean.data(), a.ln1_rstd.data(), N, C);
         }

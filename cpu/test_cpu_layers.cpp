@@ -38,13 +38,15 @@ static void test_encoder() {
     const int N = 23, C = 6, V = 9, maxT = 7;
     std::vector<int> tok(N), pos(N);
     for (int n = 0; n < N; n++) { tok[n] = rng.below(V); pos[n] = rng.below(maxT); }
-    std::vector<double> wte = random_vector<double>(rng, (size_t)V * C), wpe = random_vector<double>(rng, (size_t)maxT * C);
+    std::vector<double> wte = random_vector<double>(rng, (size_t)V * C);
+    std::vector<double> wpe = random_vector<double>(rng, (size_t)maxT * C);
     std::vector<double> out((size_t)N * C);
     cpu::encoder_forward(out.data(), tok.data(), pos.data(), wte.data(), wpe.data(), N, C);
     double worst = 0;
     for (int n = 0; n < N; n++)
         for (int i = 0; i < C; i++)
-            worst = std::max(worst, std::fabs(out[(size_t)n * C + i] - (wte[(size_t)tok[n] * C + i] + wpe[(size_t)pos[n] * C + i])));
+            worst = std::max(worst, std::fabs(out[(size_t)n * C + i] -
+                                              (wte[(size_t)tok[n] * C + i] + wpe[(size_t)pos[n] * C + i])));
     test_report(worst == 0, "encoder_forward_is_wte_plus_wpe", "max difference %.3g", worst);
 
     // loss = sum(out * g): d loss / d wte and wpe by central differences of the forward
@@ -123,11 +125,13 @@ static LogprobWant logprob_direct(const std::vector<Real>& inp, const std::vecto
 template <typename Real>
 static double logprob_forward_error(int M, int C, int V, int Vp, uint64_t seed) {
     Rng rng(seed);
-    std::vector<Real> inp = random_vector<Real>(rng, (size_t)M * C), wte = random_vector<Real>(rng, (size_t)Vp * C, 0.5);
+    std::vector<Real> inp = random_vector<Real>(rng, (size_t)M * C);
+    std::vector<Real> wte = random_vector<Real>(rng, (size_t)Vp * C, 0.5);
     std::vector<int> target(M);
     for (int m = 0; m < M; m++) target[m] = rng.below(V);
     std::vector<Real> probs((size_t)M * V), logp(M), logit_mean(M);
-    cpu::logprob_forward(probs.data(), logp.data(), logit_mean.data(), inp.data(), wte.data(), target.data(), M, C, V);
+    cpu::logprob_forward(probs.data(), logp.data(), logit_mean.data(), inp.data(), wte.data(), target.data(),
+                         M, C, V);
     LogprobWant w = logprob_direct(inp, wte, target, M, C, V);
     auto as_double = [](const std::vector<Real>& v) { return std::vector<double>(v.begin(), v.end()); };
     return std::max({rel_error(as_double(logp), w.logp), rel_error(as_double(logit_mean), w.logit_mean),
@@ -147,14 +151,16 @@ static void test_logprob_forward() {
 static void test_logprob_backward() {
     Rng rng(23);
     const int M = 7, C = 8, V = 29, Vp = 32;
-    std::vector<double> inp = random_vector<double>(rng, (size_t)M * C), wte = random_vector<double>(rng, (size_t)Vp * C, 0.5);
+    std::vector<double> inp = random_vector<double>(rng, (size_t)M * C);
+    std::vector<double> wte = random_vector<double>(rng, (size_t)Vp * C, 0.5);
     std::vector<double> dlogp = random_vector<double>(rng, M);
     std::vector<int> target(M);
     for (int m = 0; m < M; m++) target[m] = rng.below(V);
     std::vector<double> probs((size_t)M * V), logp(M), logit_mean(M);
     // loss = sum_m dlogp[m] * logp[m]
     auto loss = [&]() {
-        cpu::logprob_forward(probs.data(), logp.data(), logit_mean.data(), inp.data(), wte.data(), target.data(), M, C, V);
+        cpu::logprob_forward(probs.data(), logp.data(), logit_mean.data(), inp.data(), wte.data(),
+                             target.data(), M, C, V);
         double s = 0;
         for (int m = 0; m < M; m++) s += dlogp[m] * logp[m];
         return s;
@@ -177,7 +183,8 @@ static void test_logprob_backward() {
     for (size_t j = (size_t)V * C; j < dwte.size(); j++) pad_zero = pad_zero && dwte[j] == 0;
     double ri = rel_error(an_inp, fd_inp), rw = rel_error(an_wte, fd_wte);
     test_report(ri < 1e-7 && rw < 1e-7 && pad_zero, "logprob_backward_vs_finite_differences",
-                "relative error %.3g (d inp), %.3g (d wte)%s", ri, rw, pad_zero ? "" : "; padded rows got gradient");
+                "relative error %.3g (d inp), %.3g (d wte)%s", ri, rw,
+                pad_zero ? "" : "; padded rows got gradient");
 }
 
 static void test_adamw() {
