@@ -22,16 +22,16 @@
 #include <vector>
 
 #include "common/checkpoint.h"
-#include "common/dpo.h"
 #include "common/model_io.h"
 #include "common/ref_cache.h"
-#include "common/sample.h"
 #include "common/train_config.h"
 #include "common/train_log.h"
 #include "common/trainer.h"
+#include "cpu/adamw.h"
+#include "cpu/dpo.h"
+#include "cpu/sample.h"
 #include "data/dataloader.h"
 #include "data/pairfile.h"
-#include "kernels/adamw.cuh"
 #include "tokenizer/gpt2_tokenizer.h"
 
 static void set_threads(int n) {
@@ -40,7 +40,7 @@ static void set_threads(int n) {
 }
 
 // --model (common/trainer.h: load_model_params) into the CPU model.
-static void load_model(const std::string& spec, int data_vocab, uint64_t seed, GPT2<float>* model) {
+static void load_model(const std::string& spec, int data_vocab, uint64_t seed, cpu::GPT2<float>* model) {
     ModelConfig cfg;
     std::vector<float> params;
     load_model_params(spec, data_vocab, seed, &cfg, &params);
@@ -50,7 +50,7 @@ static void load_model(const std::string& spec, int data_vocab, uint64_t seed, G
 
 // Log-probs of every pair of a set under the model, forward only, in dataset order.
 // With skip_overlong, pairs longer than a row are left out (their n_chosen stays 0).
-static SetLogps compute_set_logps(GPT2<float>& model, const PairSet& set, Layout layout,
+static SetLogps compute_set_logps(cpu::GPT2<float>& model, const PairSet& set, Layout layout,
                                   bool packing, int B, int T, bool skip_overlong) {
     std::vector<Batch> batches;
     std::string err;
@@ -60,7 +60,7 @@ static SetLogps compute_set_logps(GPT2<float>& model, const PairSet& set, Layout
     out.n_chosen.assign(set.size(), 0); out.n_rejected.assign(set.size(), 0);
     for (const Batch& b : batches) {
         model.forward(b);
-        std::vector<PairLogps> lp = gather_pair_logps(model, b.n_slots());
+        std::vector<PairLogps> lp = cpu::gather_pair_logps(model, b.n_slots());
         for (int s = 0; s < b.n_slots(); s++) {
             int64_t i = b.pair_ids[s];
             out.chosen[i] = lp[s].chosen; out.rejected[i] = lp[s].rejected;
@@ -127,7 +127,7 @@ static int run_score(int argc, char** argv) {
         fatal("score needs --model, --data and --out (see --help)");
     set_threads(threads);
     PairSet set = load_pairs(data_path, "score");
-    GPT2<float> model;
+    cpu::GPT2<float> model;
     load_model(model_path, set.vocab_size, 0, &model);
     check_vocabulary(set, data_path, model.cfg);
     if (T == 0) T = model.cfg.max_seq_len;
@@ -144,12 +144,12 @@ static int run_score(int argc, char** argv) {
 }
 
 // ----------------------------------------------------------------------------------------------
-// sample: continuations of prompts, with a KV cache (common/sample.h)
+// sample: continuations of prompts, with a KV cache (cpu/sample.h)
 
 static int run_sample(int argc, char** argv) {
     std::string model_path, prompts_file, tokenizer_dir;
     std::vector<std::string> prompts, id_prompts;
-    SampleSettings ss;
+    cpu::SampleSettings ss;
     ss.max_new_tokens = 64;
     FlagReader flags{argc, argv, "sample"};
     std::string f;
@@ -178,7 +178,7 @@ static int run_sample(int argc, char** argv) {
     }
     if (prompts.empty() && id_prompts.empty()) fatal("sample needs --prompt TEXT, --prompts FILE or --prompt-ids \"1 2 3\"");
     if (ss.temperature <= 0) ss.greedy = true;
-    GPT2<float> model;
+    cpu::GPT2<float> model;
     load_model(model_path, 50257, 0, &model);
     GPT2Tokenizer tok;
     std::string err;
@@ -203,10 +203,10 @@ static int run_sample(int argc, char** argv) {
     }
     TokenPrinter printer;
     printer.init(model.cfg.vocab_size);
-    Sampler sampler(model.cfg, model.params.data(), ss);
+    cpu::Sampler sampler(model.cfg, model.params.data(), ss);
     for (const std::vector<int>& ids : inputs) {
-        SampleResult r = sampler.generate(ids);
-        if (r.stop == SampleStop::bad_prompt)
+        cpu::SampleResult r = sampler.generate(ids);
+        if (r.stop == cpu::SampleStop::bad_prompt)
             fatal("sample: a prompt is empty, longer than the context of " + std::to_string(model.cfg.max_seq_len) +
                   " tokens, or has ids outside the vocabulary");
         printf("--- prompt: %s\n%s\n", printer.show(ids).c_str(), printer.show(r.tokens).c_str());
@@ -236,7 +236,7 @@ int main(int argc, char** argv) {
     const bool convert_only = tc.steps == 0 && !tc.export_hf.empty();
     PairSet train;
     if (!convert_only) train = load_pairs(tc.train_file, "training");
-    GPT2<float> model;
+    cpu::GPT2<float> model;
     std::vector<float> adam_m, adam_v;
     long start_step = 0;
     uint64_t ref_hash = 0;
@@ -333,14 +333,14 @@ int main(int argc, char** argv) {
     printer.init(cfg.vocab_size);
     auto run_samples = [&](long step) {
         const PairSet& src = has_val ? val : train;
-        SampleSettings ss;
+        cpu::SampleSettings ss;
         ss.greedy = true;
         ss.max_new_tokens = tc.sample_tokens;
         ss.eos_token = src.pairs[0].C > 0 ? src.chosen(0)[src.pairs[0].C - 1] : -1;  // the responses' end token
-        Sampler sampler(cfg, model.params.data(), ss);
+        cpu::Sampler sampler(cfg, model.params.data(), ss);
         for (int i = 0; i < tc.sample_prompts && i < (int)src.size(); i++) {
             std::vector<int> prompt(src.prompt(i), src.prompt(i) + src.pairs[i].P);
-            SampleResult r = sampler.generate(prompt);
+            cpu::SampleResult r = sampler.generate(prompt);
             printf("sample step %ld | %s -> %s\n", step, printer.show(prompt).c_str(), printer.show(r.tokens).c_str());
         }
     };
@@ -364,14 +364,11 @@ int main(int argc, char** argv) {
                 rc[s] = ref_train.chosen[b.pair_ids[s]];
                 rr[s] = ref_train.rejected[b.pair_ids[s]];
             }
-            for (const PairResult& r : dpo_forward_backward(model, b, rc, rr, tc.loss, 1.0 / pairs))
+            for (const PairResult& r : cpu::dpo_forward_backward(model, b, rc, rr, tc.loss, 1.0 / pairs))
                 m.add(r, tc.loss.beta);
         }
         // global gradient norm, clipping, AdamW
-        double sumsq = 0;
-#pragma omp parallel for reduction(+ : sumsq) schedule(static) if (model.grads.size() >= PARALLEL_MIN_WORK)
-        for (size_t i = 0; i < model.grads.size(); i++) sumsq += (double)model.grads[i] * model.grads[i];
-        const double grad_norm = std::sqrt(sumsq);
+        const double grad_norm = cpu::global_grad_norm(model.grads.data(), model.grads.size());
         const double loss = m.mean(m.loss);
         if (!std::isfinite(loss) || !std::isfinite(grad_norm))
             fatal("step " + std::to_string(step + 1) + ": the loss or the gradient is not finite (loss " +
@@ -379,18 +376,11 @@ int main(int argc, char** argv) {
                   "); lower --lr or check the data; the last good checkpoint is " + ckpt_path);
         const float clip = (tc.grad_clip > 0 && grad_norm > tc.grad_clip) ? (float)(tc.grad_clip / grad_norm) : 1.0f;
         const float lr = learning_rate_at(tc, step);
-        const float bc1 = 1.0f - std::pow(tc.beta1, (float)(step + 1));
-        const float bc2 = 1.0f - std::pow(tc.beta2, (float)(step + 1));
-        size_t sizes[NUM_PARAM_TENSORS], off = 0;
-        param_sizes(cfg, sizes);
-        for (int t = 0; t < NUM_PARAM_TENSORS; t++) {
-            const float wd = param_tensor_decays(t) ? tc.weight_decay : 0.0f;
-#pragma omp parallel for schedule(static) if (sizes[t] >= PARALLEL_MIN_WORK)
-            for (size_t i = off; i < off + sizes[t]; i++)
-                adamw_update_scalar(&model.params[i], &adam_m[i], &adam_v[i], model.grads[i] * clip, lr,
-                                    tc.beta1, tc.beta2, tc.adam_eps, wd, bc1, bc2);
-            off += sizes[t];
-        }
+        cpu::AdamWSettings adamw;
+        adamw.lr = lr; adamw.beta1 = tc.beta1; adamw.beta2 = tc.beta2; adamw.eps = tc.adam_eps;
+        adamw.weight_decay = tc.weight_decay;
+        cpu::adamw_update_model(cfg, model.params.data(), adam_m.data(), adam_v.data(), model.grads.data(),
+                                clip, adamw, step + 1);
         const double dt = now_seconds() - t0;
         if (step > start_step) { time_total += dt; timed_steps++; }  // the first step warms up
         const long done = step + 1;

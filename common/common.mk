@@ -1,5 +1,7 @@
 # common/: the CPU reference model, the DPO loss and the CPU trainer's shared host code.
-MODEL_HEADERS = common/gpt2.h common/dpo.h common/model_config.h common/model_init.h common/rng.h data/batch.h \
+MODEL_HEADERS = cpu/gpt2.h cpu/dpo.h cpu/encoder.h cpu/layernorm.h cpu/matmul.h cpu/attention.h \
+                cpu/gelu.h cpu/residual.h cpu/logprob.h cpu/parallel.h common/metrics.h \
+                common/model_config.h common/model_init.h common/rng.h data/batch.h kernels/attention_mask.h \
                 kernels/gelu.cuh kernels/dpo_loss.cuh kernels/host_device.h
 
 TEST_BINS += common/test_model
@@ -7,7 +9,7 @@ common/test_model: common/test_model.cpp $(MODEL_HEADERS) data/pairs.h dev/test_
 	$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS_LIBS) $(LDLIBS)
 
 TRAIN_HEADERS = $(MODEL_HEADERS) common/train_config.h common/train_log.h common/trainer.h common/checkpoint.h \
-                common/ref_cache.h common/hash.h common/model_io.h common/safetensors.h common/sample.h \
+                common/ref_cache.h common/hash.h common/model_io.h common/safetensors.h cpu/sample.h cpu/adamw.h \
                 data/dataloader.h data/pairfile.h data/pairs.h kernels/adamw.cuh tokenizer/gpt2_tokenizer.h \
                 tokenizer/unicode_tables.h
 
@@ -26,3 +28,7 @@ run: train_dpo_cpu
 	./train_dpo_cpu
 
 TEST_BINS += common/test_trainer.sh
+
+TEST_BINS += cpu/test_cpu_layers
+cpu/test_cpu_layers: cpu/test_cpu_layers.cpp $(MODEL_HEADERS) cpu/adamw.h kernels/adamw.cuh dev/test_util.h
+	$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS_LIBS) $(LDLIBS)

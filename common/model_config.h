@@ -3,6 +3,8 @@
 //   V = vocab_size, Vp = padded_vocab_size (multiple of 128; rows >= V are never used),
 //   maxT = max_seq_len, L = num_layers, NH = num_heads, C = channels.
 // Linear weights are [out, in]: y = x W^T + b (Hugging Face's Conv1D stores [in, out]).
+// The 16 tensors have names (ParamTensor) and views into the flat buffer (ParamTensors,
+// LayerParams): code says `p.qkvw`, never a tensor's number.
 #pragma once
 #include <cstddef>
 #include <string>
@@ -17,25 +19,56 @@ struct ModelConfig {
     float layernorm_eps = 1e-5f;
 };
 
-enum { NUM_PARAM_TENSORS = 16 };
+// The parameter tensors in buffer order (llm.c's order: checkpoints depend on it).
+enum ParamTensor {
+    PARAM_WTE,       // [Vp, C]    token embedding, also the LM head (tied)
+    PARAM_WPE,       // [maxT, C]  position embedding
+    PARAM_LN1W,      // [L, C]
+    PARAM_LN1B,      // [L, C]
+    PARAM_QKVW,      // [L, 3C, C]
+    PARAM_QKVB,      // [L, 3C]
+    PARAM_ATTPROJW,  // [L, C, C]
+    PARAM_ATTPROJB,  // [L, C]
+    PARAM_LN2W,      // [L, C]
+    PARAM_LN2B,      // [L, C]
+    PARAM_FCW,       // [L, 4C, C]
+    PARAM_FCB,       // [L, 4C]
+    PARAM_FCPROJW,   // [L, C, 4C]
+    PARAM_FCPROJB,   // [L, C]
+    PARAM_LNFW,      // [C]
+    PARAM_LNFB,      // [C]
+    NUM_PARAM_TENSORS
+};
 static const char* const PARAM_TENSOR_NAMES[NUM_PARAM_TENSORS] = {
     "wte", "wpe", "ln1w", "ln1b", "qkvw", "qkvb", "attprojw", "attprojb",
     "ln2w", "ln2b", "fcw", "fcb", "fcprojw", "fcprojb", "lnfw", "lnfb"};
 
-// Element counts of the 16 tensors, in order:
-//   wte [Vp,C]  wpe [maxT,C]  ln1w,ln1b [L,C]  qkvw [L,3C,C]  qkvb [L,3C]  attprojw [L,C,C]
-//   attprojb [L,C]  ln2w,ln2b [L,C]  fcw [L,4C,C]  fcb [L,4C]  fcprojw [L,C,4C]  fcprojb [L,C]
-//   lnfw,lnfb [C]
+// Element counts of the tensors, in order (shapes above).
 static inline void param_sizes(const ModelConfig& c, size_t sizes[NUM_PARAM_TENSORS]) {
-    size_t Vp = c.padded_vocab_size, C = c.channels, L = c.num_layers, T = c.max_seq_len;
-    sizes[0] = Vp * C;        sizes[1] = T * C;
-    sizes[2] = L * C;         sizes[3] = L * C;
-    sizes[4] = L * 3 * C * C; sizes[5] = L * 3 * C;
-    sizes[6] = L * C * C;     sizes[7] = L * C;
-    sizes[8] = L * C;         sizes[9] = L * C;
-    sizes[10] = L * 4 * C * C; sizes[11] = L * 4 * C;
-    sizes[12] = L * C * 4 * C; sizes[13] = L * C;
-    sizes[14] = C;            sizes[15] = C;
+    size_t Vp = c.padded_vocab_size, C = c.channels, L = c.num_layers, maxT = c.max_seq_len;
+    sizes[PARAM_WTE] = Vp * C;
+    sizes[PARAM_WPE] = maxT * C;
+    sizes[PARAM_LN1W] = L * C;
+    sizes[PARAM_LN1B] = L * C;
+    sizes[PARAM_QKVW] = L * 3 * C * C;
+    sizes[PARAM_QKVB] = L * 3 * C;
+    sizes[PARAM_ATTPROJW] = L * C * C;
+    sizes[PARAM_ATTPROJB] = L * C;
+    sizes[PARAM_LN2W] = L * C;
+    sizes[PARAM_LN2B] = L * C;
+    sizes[PARAM_FCW] = L * 4 * C * C;
+    sizes[PARAM_FCB] = L * 4 * C;
+    sizes[PARAM_FCPROJW] = L * C * 4 * C;
+    sizes[PARAM_FCPROJB] = L * C;
+    sizes[PARAM_LNFW] = C;
+    sizes[PARAM_LNFB] = C;
+}
+
+// Start of each tensor in the flat buffer.
+static inline void param_offsets(const ModelConfig& c, size_t offsets[NUM_PARAM_TENSORS]) {
+    size_t sizes[NUM_PARAM_TENSORS], at = 0;
+    param_sizes(c, sizes);
+    for (int i = 0; i < NUM_PARAM_TENSORS; i++) { offsets[i] = at; at += sizes[i]; }
 }
 
 static inline size_t num_parameters(const ModelConfig& c) {
@@ -47,8 +80,61 @@ static inline size_t num_parameters(const ModelConfig& c) {
 
 static inline int pad_vocab(int V) { return (V + 127) / 128 * 128; }
 
+// True for the tensors with one slice per layer (ln1w .. fcprojb).
+static inline bool param_tensor_has_layers(int i) { return i >= PARAM_LN1W && i <= PARAM_FCPROJB; }
+
 // Weight decay applies to matrices (wte, wpe, qkvw, attprojw, fcw, fcprojw), not to biases
 // or LayerNorm parameters.
 static inline bool param_tensor_decays(int i) {
-    return i == 0 || i == 1 || i == 4 || i == 6 || i == 10 || i == 12;
+    return i == PARAM_WTE || i == PARAM_WPE || i == PARAM_QKVW || i == PARAM_ATTPROJW ||
+           i == PARAM_FCW || i == PARAM_FCPROJW;
 }
+
+// One layer's slices of the layered tensors. Real may be const (read-only views).
+template <typename Real>
+struct LayerParams {
+    Real *ln1w, *ln1b;          // [C], [C]
+    Real *qkvw, *qkvb;          // [3C, C], [3C]
+    Real *attprojw, *attprojb;  // [C, C], [C]
+    Real *ln2w, *ln2b;          // [C], [C]
+    Real *fcw, *fcb;            // [4C, C], [4C]
+    Real *fcprojw, *fcprojb;    // [C, 4C], [C]
+};
+
+// Named views of the 16 tensors in a flat buffer of num_parameters(cfg) elements (parameters,
+// gradients or optimizer moments alike).
+template <typename Real>
+struct ParamTensors {
+    Real *wte, *wpe;                        // [Vp, C], [maxT, C]
+    Real *ln1w, *ln1b;                      // [L, C]
+    Real *qkvw, *qkvb;                      // [L, 3C, C], [L, 3C]
+    Real *attprojw, *attprojb;              // [L, C, C], [L, C]
+    Real *ln2w, *ln2b;                      // [L, C]
+    Real *fcw, *fcb;                        // [L, 4C, C], [L, 4C]
+    Real *fcprojw, *fcprojb;                // [L, C, 4C], [L, C]
+    Real *lnfw, *lnfb;                      // [C]
+    size_t C = 0;
+
+    ParamTensors() = default;
+    ParamTensors(Real* base, const ModelConfig& cfg) {
+        size_t o[NUM_PARAM_TENSORS];
+        param_offsets(cfg, o);
+        wte = base + o[PARAM_WTE];           wpe = base + o[PARAM_WPE];
+        ln1w = base + o[PARAM_LN1W];         ln1b = base + o[PARAM_LN1B];
+        qkvw = base + o[PARAM_QKVW];         qkvb = base + o[PARAM_QKVB];
+        attprojw = base + o[PARAM_ATTPROJW]; attprojb = base + o[PARAM_ATTPROJB];
+        ln2w = base + o[PARAM_LN2W];         ln2b = base + o[PARAM_LN2B];
+        fcw = base + o[PARAM_FCW];           fcb = base + o[PARAM_FCB];
+        fcprojw = base + o[PARAM_FCPROJW];   fcprojb = base + o[PARAM_FCPROJB];
+        lnfw = base + o[PARAM_LNFW];         lnfb = base + o[PARAM_LNFB];
+        C = cfg.channels;
+    }
+
+    // layer l's slices
+    LayerParams<Real> layer(int l) const {
+        const size_t n = (size_t)l * C;
+        return {ln1w + n,         ln1b + n,         qkvw + 3 * C * n,    qkvb + 3 * n,
+                attprojw + C * n, attprojb + n,     ln2w + n,            ln2b + n,
+                fcw + 4 * C * n,  fcb + 4 * n,      fcprojw + 4 * C * n, fcprojb + n};
+    }
+};

@@ -33,13 +33,6 @@ static inline void model_io_warn(std::vector<std::string>* warnings, const std::
     else fprintf(stderr, "warning: %s\n", message.c_str());
 }
 
-// Start of each of the 16 parameter tensors in the flat buffer.
-static inline void param_offsets(const ModelConfig& cfg, size_t offsets[NUM_PARAM_TENSORS]) {
-    size_t sizes[NUM_PARAM_TENSORS], at = 0;
-    param_sizes(cfg, sizes);
-    for (int i = 0; i < NUM_PARAM_TENSORS; i++) { offsets[i] = at; at += sizes[i]; }
-}
-
 // Warns once per tensor that holds NaN or Inf, with the first bad index and the count.
 static inline void warn_non_finite(const float* x, size_t n, const std::string& what,
                                    std::vector<std::string>* warnings) {
@@ -57,7 +50,7 @@ static inline void warn_non_finite(const float* x, size_t n, const std::string& 
 struct HfTensorSpec {
     std::string name;            // without the "transformer." prefix, e.g. "h.3.attn.c_attn.weight"
     std::vector<int64_t> shape;  // as Hugging Face stores it
-    int param;                   // which of our 16 tensors
+    ParamTensor param;           // which of our 16 tensors
     int layer;                   // layer index (0 for tensors without layers)
     bool transpose;              // Conv1D weight: stored [in, out], ours [out, in]
 };
@@ -65,20 +58,27 @@ struct HfTensorSpec {
 // GPT-2's tensors in the order of the Hugging Face module tree (the order export writes them).
 static inline std::vector<HfTensorSpec> hf_gpt2_tensor_specs(const ModelConfig& cfg) {
     int64_t C = cfg.channels, V = cfg.vocab_size, T = cfg.max_seq_len;
-    std::vector<HfTensorSpec> specs = {{"wte.weight", {V, C}, 0, 0, false}, {"wpe.weight", {T, C}, 1, 0, false}};
+    std::vector<HfTensorSpec> specs = {{"wte.weight", {V, C}, PARAM_WTE, 0, false},
+                                       {"wpe.weight", {T, C}, PARAM_WPE, 0, false}};
     for (int l = 0; l < cfg.num_layers; l++) {
         std::string h = "h." + std::to_string(l) + ".";
         std::vector<HfTensorSpec> layer = {
-            {h + "ln_1.weight", {C}, 2, l, false},          {h + "ln_1.bias", {C}, 3, l, false},
-            {h + "attn.c_attn.weight", {C, 3 * C}, 4, l, true}, {h + "attn.c_attn.bias", {3 * C}, 5, l, false},
-            {h + "attn.c_proj.weight", {C, C}, 6, l, true}, {h + "attn.c_proj.bias", {C}, 7, l, false},
-            {h + "ln_2.weight", {C}, 8, l, false},          {h + "ln_2.bias", {C}, 9, l, false},
-            {h + "mlp.c_fc.weight", {C, 4 * C}, 10, l, true}, {h + "mlp.c_fc.bias", {4 * C}, 11, l, false},
-            {h + "mlp.c_proj.weight", {4 * C, C}, 12, l, true}, {h + "mlp.c_proj.bias", {C}, 13, l, false}};
+            {h + "ln_1.weight", {C}, PARAM_LN1W, l, false},
+            {h + "ln_1.bias", {C}, PARAM_LN1B, l, false},
+            {h + "attn.c_attn.weight", {C, 3 * C}, PARAM_QKVW, l, true},
+            {h + "attn.c_attn.bias", {3 * C}, PARAM_QKVB, l, false},
+            {h + "attn.c_proj.weight", {C, C}, PARAM_ATTPROJW, l, true},
+            {h + "attn.c_proj.bias", {C}, PARAM_ATTPROJB, l, false},
+            {h + "ln_2.weight", {C}, PARAM_LN2W, l, false},
+            {h + "ln_2.bias", {C}, PARAM_LN2B, l, false},
+            {h + "mlp.c_fc.weight", {C, 4 * C}, PARAM_FCW, l, true},
+            {h + "mlp.c_fc.bias", {4 * C}, PARAM_FCB, l, false},
+            {h + "mlp.c_proj.weight", {4 * C, C}, PARAM_FCPROJW, l, true},
+            {h + "mlp.c_proj.bias", {C}, PARAM_FCPROJB, l, false}};
         specs.insert(specs.end(), layer.begin(), layer.end());
     }
-    specs.push_back({"ln_f.weight", {C}, 14, 0, false});
-    specs.push_back({"ln_f.bias", {C}, 15, 0, false});
+    specs.push_back({"ln_f.weight", {C}, PARAM_LNFW, 0, false});
+    specs.push_back({"ln_f.bias", {C}, PARAM_LNFB, 0, false});
     return specs;
 }
 

@@ -1,4 +1,4 @@
-// Tests of the CPU reference model and the DPO loss (common/gpt2.h, common/dpo.h,
+// Tests of the CPU reference model and the DPO loss (cpu/gpt2.h, cpu/dpo.h,
 // kernels/dpo_loss.cuh):
 //   - gradient check in double: analytic gradients of the DPO loss w.r.t. every parameter
 //     tensor against central finite differences, for both layouts and for packed rows
@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "common/dpo.h"
+#include "cpu/dpo.h"
 #include "data/pairs.h"
 #include "dev/test_util.h"
 
@@ -66,25 +66,27 @@ static ModelConfig tiny_config() {
 }
 
 // random weights larger than GPT-2's init so every path carries signal
+// (padded vocabulary rows of wte stay 0)
 template <typename T>
-static void randomize(GPT2<T>& m, uint64_t seed) {
+static void randomize(cpu::GPT2<T>& m, uint64_t seed) {
     m.init_random(m.cfg, seed);
     Rng rng(seed + 1);
-    size_t sizes[NUM_PARAM_TENSORS];
+    size_t sizes[NUM_PARAM_TENSORS], offsets[NUM_PARAM_TENSORS];
     param_sizes(m.cfg, sizes);
+    param_offsets(m.cfg, offsets);
     for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
-        size_t n = i == 0 ? (size_t)m.cfg.vocab_size * m.cfg.channels : sizes[i];
-        for (size_t j = 0; j < n; j++) m.param[i][j] += (T)(0.3 * rng.normal());
+        size_t n = i == PARAM_WTE ? (size_t)m.cfg.vocab_size * m.cfg.channels : sizes[i];
+        for (size_t j = 0; j < n; j++) m.params[offsets[i] + j] += (T)(0.3 * rng.normal());
     }
 }
 
 // Loss of the whole batch (mean over pairs), and gradients in model.grads
 template <typename T>
-static double batch_loss(GPT2<T>& m, const Batch& b, const std::vector<double>& rc,
+static double batch_loss(cpu::GPT2<T>& m, const Batch& b, const std::vector<double>& rc,
                          const std::vector<double>& rr, const LossSpec& spec, bool with_grad,
                          std::vector<PairResult>* out = nullptr) {
     if (with_grad) m.zero_grad();
-    auto res = dpo_forward_backward(m, b, rc, rr, spec, 1.0 / b.n_slots());
+    auto res = cpu::dpo_forward_backward(m, b, rc, rr, spec, 1.0 / b.n_slots());
     double loss = 0;
     for (auto& r : res) loss += r.loss;
     if (out) *out = res;
@@ -104,7 +106,7 @@ static void test_gradcheck() {
     Case cases[] = {{LAYOUT_SHARED, false, "shared"}, {LAYOUT_BASELINE, false, "baseline"},
                     {LAYOUT_SHARED, true, "shared_packed"}, {LAYOUT_BASELINE, true, "baseline_packed"}};
     for (const Case& cs : cases) {
-        GPT2<double> m;
+        cpu::GPT2<double> m;
         m.cfg = cfg;
         randomize(m, 7);
         Batch b = layout_pairs(set, cs.layout, cs.packed, cs.packed ? 40 : 24);
@@ -120,7 +122,8 @@ static void test_gradcheck() {
             int count = sizes[i] < 24 ? (int)sizes[i] : 24;
             for (int j = 0; j < count; j++) {
                 size_t idx = sizes[i] < 24 ? (size_t)j : (size_t)rng.below((int)sizes[i]);
-                if (i == 0 && idx >= (size_t)cfg.vocab_size * cfg.channels) idx %= (size_t)cfg.vocab_size * cfg.channels;
+                if (i == PARAM_WTE && idx >= (size_t)cfg.vocab_size * cfg.channels)
+                    idx %= (size_t)cfg.vocab_size * cfg.channels;
                 double& w = m.params[off + idx];
                 const double h = 1e-5, saved = w;
                 w = saved + h; double lp = batch_loss(m, b, rc, rr, spec, false);
@@ -136,7 +139,7 @@ static void test_gradcheck() {
         }
         // padded vocabulary rows never receive gradient
         bool pad_zero = true;
-        for (size_t j = (size_t)cfg.vocab_size * cfg.channels; j < sizes[0]; j++)
+        for (size_t j = (size_t)cfg.vocab_size * cfg.channels; j < sizes[PARAM_WTE]; j++)
             if (analytic[j] != 0) pad_zero = false;
         std::string name = std::string("gradcheck_double_") + cs.name;
         test_report(worst < 1e-6 && pad_zero, name.c_str(), "worst relative error %.3g in %s%s",
@@ -164,7 +167,7 @@ static void test_equivalence() {
     LossSpec spec;
     spec.weight[LOSS_SFT] = 0.25f;
     spec.beta = 0.2f;
-    GPT2<float> ref_model;
+    cpu::GPT2<float> ref_model;
     ref_model.cfg = cfg;
     randomize(ref_model, 3);
     // the reference result: baseline layout, one unit per row
@@ -176,7 +179,7 @@ static void test_equivalence() {
     Case cases[] = {{LAYOUT_SHARED, false, "shared_unpacked"}, {LAYOUT_SHARED, true, "shared_packed"},
                     {LAYOUT_BASELINE, true, "baseline_packed"}};
     for (const Case& cs : cases) {
-        GPT2<float> m = ref_model;
+        cpu::GPT2<float> m = ref_model;
         Batch b = layout_pairs(set, cs.layout, cs.packed, 64);
         std::vector<PairResult> res;
         double loss = batch_loss(m, b, rc, rr, spec, true, &res);
@@ -213,8 +216,8 @@ static void test_float_matches_double() {
     PairSet set = random_pairs(rng, 6, cfg.vocab_size, 8, false);
     std::vector<double> rc(6, -20.0), rr(6, -21.0);
     LossSpec spec;
-    GPT2<double> md; md.cfg = cfg; randomize(md, 11);
-    GPT2<float> mf; mf.setup(cfg);
+    cpu::GPT2<double> md; md.cfg = cfg; randomize(md, 11);
+    cpu::GPT2<float> mf; mf.setup(cfg);
     for (size_t i = 0; i < md.params.size(); i++) mf.params[i] = (float)md.params[i];
     Batch b = layout_pairs(set, LAYOUT_SHARED, true, 48);
     double ld = batch_loss(md, b, rc, rr, spec, true);

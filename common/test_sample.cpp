@@ -1,5 +1,5 @@
-// Tests for common/sample.h on a random tiny GPT-2:
-//   - the KV-cache forward gives the same next-token log-probs as common/gpt2.h's full forward
+// Tests for cpu/sample.h on a random tiny GPT-2:
+//   - the KV-cache forward gives the same next-token log-probs as cpu/gpt2.h's full forward
 //   - greedy generation with the cache gives the same tokens as greedy generation that reruns
 //     gpt2.h's full forward over the whole sequence for every new token (also up to a full context)
 //   - top_k = 1 equals greedy; the same seed gives the same tokens, another seed other tokens
@@ -11,8 +11,8 @@
 #include <cstdio>
 #include <random>
 #include <vector>
-#include "common/gpt2.h"
-#include "common/sample.h"
+#include "cpu/gpt2.h"
+#include "cpu/sample.h"
 #include "dev/test_util.h"
 
 static ModelConfig tiny_config() {
@@ -39,7 +39,7 @@ static Batch causal_row(const std::vector<int>& seq, const std::vector<int>& tar
 }
 
 // Greedy decoding without a cache: the full forward of gpt2.h over the whole sequence each step.
-static std::vector<int> greedy_full_forward(GPT2<float>& model, std::vector<int> seq, int n_new) {
+static std::vector<int> greedy_full_forward(cpu::GPT2<float>& model, std::vector<int> seq, int n_new) {
     std::vector<int> out;
     const int V = model.cfg.vocab_size;
     for (int s = 0; s < n_new; s++) {
@@ -58,7 +58,7 @@ static std::vector<int> greedy_full_forward(GPT2<float>& model, std::vector<int>
 int main() {
     const uint64_t seed = std::random_device{}();
     ModelConfig cfg = tiny_config();
-    GPT2<float> model;
+    cpu::GPT2<float> model;
     model.init_random(cfg, seed);
     Rng noise(seed ^ 0x5eed);  // weights larger than GPT-2's init, so every token matters
     for (size_t i = 0; i < (size_t)cfg.vocab_size * cfg.channels; i++) model.params[i] += 0.5f * (float)noise.normal();
@@ -73,7 +73,7 @@ int main() {
         for (int& t : seq) t = noise.below(V);
         for (int t = 0; t < T; t++) targets[t] = t + 1 < T ? seq[t + 1] : noise.below(V);
         model.forward(causal_row(seq, targets));
-        Sampler s(cfg, model.params.data(), SampleSettings());
+        cpu::Sampler s(cfg, model.params.data(), cpu::SampleSettings());
         double worst = 0;
         for (int t = 0; t < T; t++) {
             const float* z = s.step(seq[t]);
@@ -86,19 +86,19 @@ int main() {
     }
 
     // 2. greedy with the cache == greedy rerunning the full forward
-    SampleSettings greedy;
+    cpu::SampleSettings greedy;
     greedy.greedy = true;
     greedy.eos_token = -1;
     for (int trial = 0; trial < 3; trial++) {
         std::vector<int> prompt(1 + noise.below(6));
         for (int& t : prompt) t = noise.below(V);
         greedy.max_new_tokens = 12;
-        Sampler s(cfg, model.params.data(), greedy);
-        SampleResult r = s.generate(prompt);
+        cpu::Sampler s(cfg, model.params.data(), greedy);
+        cpu::SampleResult r = s.generate(prompt);
         std::vector<int> ref = greedy_full_forward(model, prompt, 12);
         char name[64];
         snprintf(name, sizeof(name), "greedy_cache_equals_no_cache_%d", trial);
-        test_report(r.tokens == ref && r.stop == SampleStop::max_new_tokens, name, "prompt %zu tokens",
+        test_report(r.tokens == ref && r.stop == cpu::SampleStop::max_new_tokens, name, "prompt %zu tokens",
                     prompt.size());
     }
     // ... up to a full context: a prompt of T-3 tokens leaves room for 4 new tokens
@@ -106,49 +106,49 @@ int main() {
         std::vector<int> prompt(T - 3);
         for (int& t : prompt) t = noise.below(V);
         greedy.max_new_tokens = 10;
-        Sampler s(cfg, model.params.data(), greedy);
-        SampleResult r = s.generate(prompt);
+        cpu::Sampler s(cfg, model.params.data(), greedy);
+        cpu::SampleResult r = s.generate(prompt);
         std::vector<int> ref = greedy_full_forward(model, prompt, 4);
-        test_report(r.tokens == ref && r.tokens.size() == 4 && r.stop == SampleStop::context_full,
+        test_report(r.tokens == ref && r.tokens.size() == 4 && r.stop == cpu::SampleStop::context_full,
                     "greedy_to_full_context", "%zu tokens, stop %d", r.tokens.size(), (int)r.stop);
     }
 
     // 3. top_k = 1 is greedy whatever the temperature; EOS stops generation
     std::vector<int> prompt = {3, 14, 15, 9, 26};
     greedy.max_new_tokens = 20;
-    std::vector<int> greedy_tokens = Sampler(cfg, model.params.data(), greedy).generate(prompt).tokens;
+    std::vector<int> greedy_tokens = cpu::Sampler(cfg, model.params.data(), greedy).generate(prompt).tokens;
     {
-        SampleSettings k1;
+        cpu::SampleSettings k1;
         k1.top_k = 1; k1.temperature = 2.0f; k1.max_new_tokens = 20; k1.eos_token = -1; k1.seed = seed;
-        test_report(Sampler(cfg, model.params.data(), k1).generate(prompt).tokens == greedy_tokens,
+        test_report(cpu::Sampler(cfg, model.params.data(), k1).generate(prompt).tokens == greedy_tokens,
                     "top_k_1_equals_greedy");
-        SampleSettings with_eos = greedy;
+        cpu::SampleSettings with_eos = greedy;
         with_eos.eos_token = greedy_tokens[4];
         size_t first = std::find(greedy_tokens.begin(), greedy_tokens.end(), with_eos.eos_token) - greedy_tokens.begin();
-        SampleResult r = Sampler(cfg, model.params.data(), with_eos).generate(prompt);
+        cpu::SampleResult r = cpu::Sampler(cfg, model.params.data(), with_eos).generate(prompt);
         std::vector<int> want(greedy_tokens.begin(), greedy_tokens.begin() + first + 1);
-        test_report(r.tokens == want && r.stop == SampleStop::eos, "stops_at_eos", "%zu tokens, stop %d",
+        test_report(r.tokens == want && r.stop == cpu::SampleStop::eos, "stops_at_eos", "%zu tokens, stop %d",
                     r.tokens.size(), (int)r.stop);
     }
 
     // prompts it cannot run are refused, not read out of bounds
     {
-        Sampler s(cfg, model.params.data(), greedy);
+        cpu::Sampler s(cfg, model.params.data(), greedy);
         std::vector<int> too_long(T + 1, 1), bad_id = {1, V, 2};
-        bool refused = s.generate({}).stop == SampleStop::bad_prompt &&
-                       s.generate(too_long).stop == SampleStop::bad_prompt &&
-                       s.generate(bad_id).stop == SampleStop::bad_prompt && s.generate({-1}).tokens.empty();
+        bool refused = s.generate({}).stop == cpu::SampleStop::bad_prompt &&
+                       s.generate(too_long).stop == cpu::SampleStop::bad_prompt &&
+                       s.generate(bad_id).stop == cpu::SampleStop::bad_prompt && s.generate({-1}).tokens.empty();
         test_report(refused, "bad_prompts_refused");
     }
 
     // 4. sampling is a function of the seed
     {
-        SampleSettings s;
+        cpu::SampleSettings s;
         s.temperature = 1.5f; s.top_k = 40; s.top_p = 0.95f; s.max_new_tokens = 20; s.eos_token = -1; s.seed = seed;
-        std::vector<int> a = Sampler(cfg, model.params.data(), s).generate(prompt).tokens;
-        std::vector<int> b = Sampler(cfg, model.params.data(), s).generate(prompt).tokens;
+        std::vector<int> a = cpu::Sampler(cfg, model.params.data(), s).generate(prompt).tokens;
+        std::vector<int> b = cpu::Sampler(cfg, model.params.data(), s).generate(prompt).tokens;
         s.seed = seed + 1;
-        std::vector<int> c = Sampler(cfg, model.params.data(), s).generate(prompt).tokens;
+        std::vector<int> c = cpu::Sampler(cfg, model.params.data(), s).generate(prompt).tokens;
         test_report(a == b && a.size() == 20, "same_seed_same_tokens");
         test_report(a != c, "other_seed_other_tokens");
     }
@@ -177,9 +177,9 @@ int main() {
         for (int i = 0; i < nucleus; i++) kept += p[i];
         for (int i = 0; i < nucleus; i++) want[order[i]] = p[i] / kept;
 
-        SampleSettings s;
+        cpu::SampleSettings s;
         s.temperature = c.temperature; s.top_k = c.top_k; s.top_p = c.top_p; s.seed = seed + 7;
-        Sampler sampler(cfg, model.params.data(), s);
+        cpu::Sampler sampler(cfg, model.params.data(), s);
         const int draws = 40000;
         std::vector<int> count(V, 0);
         for (int d = 0; d < draws; d++) count[sampler.choose(logits.data())]++;

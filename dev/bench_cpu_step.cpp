@@ -11,9 +11,9 @@
 #include <cstdlib>
 #include <vector>
 
-#include "common/dpo.h"
 #include "common/train_config.h"
-#include "kernels/adamw.cuh"
+#include "cpu/adamw.h"
+#include "cpu/dpo.h"
 
 static double now() {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -29,9 +29,10 @@ int main(int argc, char** argv) {
     model_preset("d12", &cfg);
     cfg.vocab_size = 50257;
     cfg.padded_vocab_size = pad_vocab(50257);
-    GPT2<float> model;
+    cpu::GPT2<float> model;
     model.init_random(cfg, 1);
     std::vector<float> m(model.params.size(), 0.0f), v(model.params.size(), 0.0f);
+    cpu::AdamWSettings adamw;  // lr 1e-4, betas 0.9 / 0.999, eps 1e-8, no weight decay
 
     Rng rng(2);
     Batch b;
@@ -53,13 +54,10 @@ int main(int argc, char** argv) {
     for (int s = 0; s <= steps; s++) {
         double t0 = now();
         model.zero_grad();
-        dpo_forward_backward(model, b, ref_c, ref_r, spec, 1.0 / B);
+        cpu::dpo_forward_backward(model, b, ref_c, ref_r, spec, 1.0 / B);
         double t1 = now();
-        const float bc1 = 1.0f - std::pow(0.9f, (float)(s + 1)), bc2 = 1.0f - std::pow(0.999f, (float)(s + 1));
-#pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < model.params.size(); i++)
-            adamw_update_scalar(&model.params[i], &m[i], &v[i], model.grads[i], 1e-4f, 0.9f, 0.999f,
-                                1e-8f, 0.0f, bc1, bc2);
+        cpu::adamw_update_model(cfg, model.params.data(), m.data(), v.data(), model.grads.data(), 1.0f,
+                                adamw, s + 1);
         double t2 = now();
         if (s == 0) continue;  // warm-up
         total += t2 - t0;

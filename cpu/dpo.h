@@ -1,17 +1,19 @@
 // From per-token log-probs to the DPO loss of a micro-batch and back: sums the scored tokens of
 // each pair into logp(chosen), logp(rejected), evaluates the loss of every pair
 // (kernels/dpo_loss.cuh) and turns d loss / d logp(pair) into d loss / d logp(token) for the
-// model's backward. Also the per-pair statistics behind TRL's logged metrics.
+// model's backward (the per-pair results go to common/metrics.h).
 #pragma once
 #include <vector>
 
-#include "common/gpt2.h"
-#include "common/train_log.h"
+#include "common/metrics.h"
+#include "cpu/gpt2.h"
 #include "kernels/dpo_loss.cuh"
 
+namespace cpu {
+
 // Per-slot sums over the scored tokens of the model's last forward.
-template <typename T>
-std::vector<PairLogps> gather_pair_logps(const GPT2<T>& model, int n_slots) {
+template <typename Real>
+std::vector<PairLogps> gather_pair_logps(const GPT2<Real>& model, int n_slots) {
     std::vector<PairLogps> out(n_slots);
     for (int m = 0; m < model.M(); m++) {
         PairLogps& p = out[model.scored_slot[m]];
@@ -30,8 +32,8 @@ std::vector<PairLogps> gather_pair_logps(const GPT2<T>& model, int n_slots) {
 // Every pair's loss is multiplied by `scale` (1 / pairs of the global batch) before the
 // backward, so the gradients accumulated over micro-batches are those of the batch mean.
 // Returns the per-pair results (loss unscaled).
-template <typename T>
-std::vector<PairResult> dpo_forward_backward(GPT2<T>& model, const Batch& b,
+template <typename Real>
+std::vector<PairResult> dpo_forward_backward(GPT2<Real>& model, const Batch& b,
                                              const std::vector<double>& ref_chosen,
                                              const std::vector<double>& ref_rejected,
                                              const LossSpec& spec, double scale) {
@@ -39,19 +41,20 @@ std::vector<PairResult> dpo_forward_backward(GPT2<T>& model, const Batch& b,
     const int S = b.n_slots();
     std::vector<PairLogps> lp = gather_pair_logps(model, S);
     std::vector<PairResult> res(S);
-    std::vector<T> dchosen(S), drejected(S);
+    std::vector<Real> dchosen(S), drejected(S);
     for (int s = 0; s < S; s++) {
         res[s].policy = lp[s];
         res[s].ref_chosen = ref_chosen[s];
         res[s].ref_rejected = ref_rejected[s];
-        T dc, dr;
-        T loss = pair_loss<T>(spec, (T)lp[s].chosen, (T)lp[s].rejected, (T)ref_chosen[s],
-                              (T)ref_rejected[s], lp[s].n_chosen, lp[s].n_rejected, &dc, &dr);
+        Real dc, dr;
+        Real loss = pair_loss<Real>(spec, (Real)lp[s].chosen, (Real)lp[s].rejected,
+                                    (Real)ref_chosen[s], (Real)ref_rejected[s], lp[s].n_chosen,
+                                    lp[s].n_rejected, &dc, &dr);
         res[s].loss = (double)loss;
-        dchosen[s] = dc * (T)scale;
-        drejected[s] = dr * (T)scale;
+        dchosen[s] = dc * (Real)scale;
+        drejected[s] = dr * (Real)scale;
     }
-    std::vector<T> dlogp(model.M());
+    std::vector<Real> dlogp(model.M());
     for (int m = 0; m < model.M(); m++) {
         int s = model.scored_slot[m];
         dlogp[m] = model.scored_side[m] == SIDE_CHOSEN ? dchosen[s] : drejected[s];
@@ -59,3 +62,5 @@ std::vector<PairResult> dpo_forward_backward(GPT2<T>& model, const Batch& b,
     model.backward(dlogp.data());
     return res;
 }
+
+}  // namespace cpu

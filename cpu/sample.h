@@ -1,4 +1,4 @@
-// Text generation from a GPT-2 held in the project's flat float parameter buffer
+// Text generation on the CPU from a GPT-2 held in the project's flat float parameter buffer
 // (common/model_config.h), one token at a time over a KV cache, so generating n tokens costs
 // O(n) forwards of one token instead of O(n^2) tokens.
 //
@@ -12,7 +12,7 @@
 // the same seed gives the same tokens. Generation stops at eos_token (-1: never), after
 // max_new_tokens, or when the context (max_seq_len positions) is full.
 //
-// The per-token forward computes what common/gpt2.h's forward computes for one token, with the
+// The per-token forward computes what cpu/gpt2.h's forward computes for one token, with the
 // same GELU (kernels/gelu.cuh) and the same LayerNorm and attention arithmetic, but for a single
 // row: no OpenMP regions (forking threads for one row costs more than the row), matrix-vector
 // products through BLAS sgemv (several times faster than a one-row sgemm), and attention for
@@ -28,6 +28,8 @@
 #include "common/model_config.h"
 #include "common/rng.h"
 #include "kernels/gelu.cuh"
+
+namespace cpu {
 
 // out[OC] = weight[OC, IC] · inp[IC] + bias[OC] (bias may be null): matmul_forward for one token
 static inline void matvec_forward(float* out, const float* inp, const float* weight, const float* bias, int IC,
@@ -75,18 +77,15 @@ struct Sampler {
     // caches and scratch: k, v [L, maxT, C]; x, ln, atty, proj [C]; qkv [3C]; fch, fch_gelu [4C];
     // att [maxT]; logits [V]
     std::vector<float> k_cache, v_cache, x, ln, qkv, att, atty, proj, fch, fch_gelu, logits;
-    size_t offsets[NUM_PARAM_TENSORS];
+    ParamTensors<const float> weights;  // named views of params
 
     Sampler(const ModelConfig& c, const float* p, const SampleSettings& s)
-        : cfg(c), params(p), settings(s), rng(s.seed) {
+        : cfg(c), params(p), settings(s), rng(s.seed), weights(p, c) {
         size_t C = c.channels, L = c.num_layers, T = c.max_seq_len;
         k_cache.assign(L * T * C, 0.0f);
         v_cache.assign(L * T * C, 0.0f);
         x.resize(C); ln.resize(C); atty.resize(C); proj.resize(C); qkv.resize(3 * C);
         fch.resize(4 * C); fch_gelu.resize(4 * C); att.resize(T); logits.resize(c.vocab_size);
-        size_t sizes[NUM_PARAM_TENSORS], at = 0;
-        param_sizes(c, sizes);
-        for (int i = 0; i < NUM_PARAM_TENSORS; i++) { offsets[i] = at; at += sizes[i]; }
     }
 
     // Forgets the cached positions (the Rng keeps its state: reseed with rng = Rng(seed)).
@@ -97,27 +96,28 @@ struct Sampler {
         const int C = cfg.channels, NH = cfg.num_heads, hs = C / NH, V = cfg.vocab_size;
         const int t = n_cached;  // this token's position; the caller keeps t < max_seq_len
         const float eps = cfg.layernorm_eps;
-        const float* wte = params + offsets[0] + (size_t)token * C;
-        const float* wpe = params + offsets[1] + (size_t)t * C;
+        const float* wte = weights.wte + (size_t)token * C;
+        const float* wpe = weights.wpe + (size_t)t * C;
         for (int i = 0; i < C; i++) x[i] = wte[i] + wpe[i];
         for (int l = 0; l < cfg.num_layers; l++) {
-            layernorm_row(ln.data(), x.data(), layer(2, l, C), layer(3, l, C), C, eps);
-            matvec_forward(qkv.data(), ln.data(), layer(4, l, 3 * C * C), layer(5, l, 3 * C), C, 3 * C);
+            const LayerParams<const float> w = weights.layer(l);
+            layernorm_row(ln.data(), x.data(), w.ln1w, w.ln1b, C, eps);
+            matvec_forward(qkv.data(), ln.data(), w.qkvw, w.qkvb, C, 3 * C);
             float* keys = &k_cache[((size_t)l * cfg.max_seq_len) * C];    // [maxT, C]
             float* values = &v_cache[((size_t)l * cfg.max_seq_len) * C];  // [maxT, C]
             std::copy(qkv.begin() + C, qkv.begin() + 2 * C, keys + (size_t)t * C);
             std::copy(qkv.begin() + 2 * C, qkv.end(), values + (size_t)t * C);
             attend(keys, values, t, NH, hs);
-            matvec_forward(proj.data(), atty.data(), layer(6, l, C * C), layer(7, l, C), C, C);
+            matvec_forward(proj.data(), atty.data(), w.attprojw, w.attprojb, C, C);
             for (int i = 0; i < C; i++) x[i] += proj[i];
-            layernorm_row(ln.data(), x.data(), layer(8, l, C), layer(9, l, C), C, eps);
-            matvec_forward(fch.data(), ln.data(), layer(10, l, 4 * C * C), layer(11, l, 4 * C), C, 4 * C);
+            layernorm_row(ln.data(), x.data(), w.ln2w, w.ln2b, C, eps);
+            matvec_forward(fch.data(), ln.data(), w.fcw, w.fcb, C, 4 * C);
             for (int i = 0; i < 4 * C; i++) fch_gelu[i] = gelu_forward_scalar(fch[i]);
-            matvec_forward(proj.data(), fch_gelu.data(), layer(12, l, 4 * C * C), layer(13, l, C), 4 * C, C);
+            matvec_forward(proj.data(), fch_gelu.data(), w.fcprojw, w.fcprojb, 4 * C, C);
             for (int i = 0; i < C; i++) x[i] += proj[i];
         }
-        layernorm_row(ln.data(), x.data(), params + offsets[14], params + offsets[15], C, eps);
-        matvec_forward(logits.data(), ln.data(), params + offsets[0], nullptr, C, V);  // tied LM head
+        layernorm_row(ln.data(), x.data(), weights.lnfw, weights.lnfb, C, eps);
+        matvec_forward(logits.data(), ln.data(), weights.wte, nullptr, C, V);  // tied LM head
         n_cached++;
         return logits.data();
     }
@@ -183,9 +183,6 @@ struct Sampler {
     }
 
   private:
-    // layer l's slice of parameter tensor i, whose per-layer size is n
-    const float* layer(int i, int l, size_t n) const { return params + offsets[i] + (size_t)l * n; }
-
     // atty[C] = softmax(q k^T / sqrt(hs)) v per head, for the query at position t over keys 0..t
     void attend(const float* keys, const float* values, int t, int NH, int hs) {
         const int C = cfg.channels;
@@ -214,3 +211,5 @@ struct Sampler {
         }
     }
 };
+
+}  // namespace cpu
