@@ -17,6 +17,22 @@ BLAS_LIBS = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas
 ALL_BINS  :=
 TEST_BINS :=
 
+# Precision of the CUDA builds (kernels, their tests, the GPU trainer): PRECISION=BF16 (default)
+# makes floatX __nv_bfloat16; PRECISION=FP32 adds -DENABLE_FP32 (floatX float, for tight tests).
+# build/precision remembers the last value; CUDA builds depend on it, so switching rebuilds them.
+# nvcc builds that call cuBLASLt link CUDA_LIBS.
+PRECISION ?= BF16
+ifeq ($(PRECISION),FP32)
+PRECISION_FLAGS := -DENABLE_FP32
+else ifeq ($(PRECISION),BF16)
+PRECISION_FLAGS :=
+else
+$(error PRECISION=$(PRECISION): use BF16 (the default) or FP32)
+endif
+PRECISION_STAMP := build/precision
+$(shell mkdir -p build && { [ "$$(cat $(PRECISION_STAMP) 2>/dev/null)" = "$(PRECISION)" ] || echo "$(PRECISION)" > $(PRECISION_STAMP); })
+CUDA_LIBS := -lcublasLt -lcublas
+
 .PHONY: all test run deps clean
 all:
 

@@ -2,7 +2,7 @@
 MODEL_HEADERS = cpu/gpt2.h cpu/dpo.h cpu/encoder.h cpu/layernorm.h cpu/matmul.h cpu/attention.h \
                 cpu/gelu.h cpu/residual.h cpu/logprob.h cpu/parallel.h common/metrics.h \
                 common/model_config.h common/model_init.h common/rng.h data/batch.h kernels/attention_mask.h \
-                kernels/gelu.cuh kernels/dpo_loss.cuh kernels/host_device.h
+                kernels/gelu_math.h kernels/dpo_loss.cuh kernels/host_device.h
 
 TEST_BINS += common/test_model
 common/test_model: common/test_model.cpp $(MODEL_HEADERS) data/pairs.h dev/test_util.h

@@ -1,9 +1,9 @@
-// GELU over arrays (CPU reference), element by element with kernels/gelu.cuh's scalar functions
+// GELU over arrays (CPU reference), element by element with kernels/gelu_math.h's scalar functions
 // (the tanh approximation, as GPT-2). n elements, e.g. [N,4C] flattened.
 #pragma once
 #include <cstddef>
 #include "cpu/parallel.h"
-#include "kernels/gelu.cuh"
+#include "kernels/gelu_math.h"
 
 namespace cpu {
 

@@ -13,7 +13,7 @@
 // max_new_tokens, or when the context (max_seq_len positions) is full.
 //
 // The per-token forward computes what cpu/gpt2.h's forward computes for one token, with the
-// same GELU (kernels/gelu.cuh) and the same LayerNorm and attention arithmetic, but for a single
+// same GELU (kernels/gelu_math.h) and the same LayerNorm and attention arithmetic, but for a single
 // row: no OpenMP regions (forking threads for one row costs more than the row), matrix-vector
 // products through BLAS sgemv (several times faster than a one-row sgemm), and attention for
 // one query against the cached keys and values.
@@ -27,7 +27,7 @@
 #include <cblas.h>
 #include "common/model_config.h"
 #include "common/rng.h"
-#include "kernels/gelu.cuh"
+#include "kernels/gelu_math.h"
 
 namespace cpu {
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # dev/gpu_check.sh: the one-call check on a machine with an NVIDIA GPU (a few minutes on an H200).
 #   1. detects the GPU and its architecture (nvidia-smi --query-gpu=compute_cap);
-#   2. builds every dev/cuda/test_*.cu and dev/cuda/probe_*.cu natively with nvcc (in parallel);
+#   2. builds every dev/cuda/*.cu (tests and probes) natively with nvcc (in parallel);
 #   3. runs each test on the GPU (they check the hardware against the same CPU references that the
 #      CPU execution layer is tested against), and, if compute-sanitizer is there, runs each test
 #      under its racecheck tool (shared-memory races, which the CPU layer's orderings can hide);
@@ -13,7 +13,7 @@
 # Exit status with a GPU: 0 if every build, test, sanitizer run and exact probe passed, else 1.
 # The mma probe is a measurement (the emulation does not model the tensor cores' rounding), so its
 # differences are reported, not failed.
-# To extend it (the GPU trainer's end-to-end test and benchmarks): a dev/cuda/test_*.cu is picked up
+# To extend it (the GPU trainer's end-to-end test and benchmarks): a dev/cuda/*.cu test is picked up
 # by itself; other steps go before section 5, adding their results to a table of the report and
 # setting all_ok=0 on failure.
 # Environment: NVCC (nvcc to use), NVCC_LIBS (extra link flags, e.g. -lcublas), GPU_CHECK_JOBS
@@ -22,7 +22,7 @@
 set -u
 cd "$(dirname "$0")/.."
 NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
-NVCC_LIBS=${NVCC_LIBS:-}
+NVCC_LIBS=${NVCC_LIBS:--lcublasLt -lcublas}   # kernels/matmul.cuh calls cuBLASLt
 JOBS=${GPU_CHECK_JOBS:-$(nproc)}
 TIMEOUT=${GPU_CHECK_TIMEOUT:-120}
 SANITIZE=${GPU_CHECK_SANITIZE:-1}
@@ -60,11 +60,11 @@ else
 fi
 
 # ---- 2. build (one nvcc per source, in parallel; a log per program)
-sources=$(ls dev/cuda/test_*.cu dev/cuda/probe_*.cu 2>/dev/null)
+sources=$(ls dev/cuda/*.cu 2>/dev/null)   # tests (test_*.cu, and <layer>.cu per layer) and probes
 build_one() {  # source -> $OUT/<name>, status in $OUT/<name>.build ("ok" or "failed")
   local src=$1 name
   name=$(basename "${src%.*}")
-  if $NVCC -O2 -std=c++17 -lineinfo -I. $ARCH_FLAGS "$src" -o "$OUT/$name" $NVCC_LIBS > "$OUT/$name.build.log" 2>&1
+  if $NVCC -O2 -std=c++17 -lineinfo -I. -I/usr/include/x86_64-linux-gnu/openblas-openmp $ARCH_FLAGS "$src" -o "$OUT/$name" $NVCC_LIBS > "$OUT/$name.build.log" 2>&1
   then echo ok > "$OUT/$name.build"; else echo failed > "$OUT/$name.build"; fi
 }
 export -f build_one; export NVCC ARCH_FLAGS NVCC_LIBS OUT
@@ -89,7 +89,7 @@ fi
 all_ok=$build_ok
 test_table=""
 failures=""
-tests=$(printf '%s\n' $sources | grep '/test_')
+tests=$(printf '%s\n' $sources | grep -v '/probe_')
 probes=$(printf '%s\n' $sources | grep '/probe_')
 for src in $tests; do
   name=$(basename "$src" .cu)

@@ -1,33 +1,41 @@
-// GELU, tanh approximation (GPT-2's "gelu_new"): the per-element forward and its derivative,
-// shared by the CPU reference and the GPU kernels.
-//   gelu(x) = 0.5 x (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)
-// Since 0.5 (1 + tanh(u)) = sigmoid(2u), it is computed as x * sigmoid(2u): one exp instead of a
-// tanh, which is several times cheaper and the same function.
+// kernels/gelu.cuh: GELU forward and backward on the GPU, one element per thread, for the places no
+// cuBLASLt epilogue covers (kernels/matmul.cuh fuses the forward into the MLP's first matmul when
+// asked). The per-element math is kernels/gelu_math.h, the same functions the CPU reference uses,
+// evaluated in fp32 whatever floatX is.
+//   gelu_forward:  out[n] = gelu(inp[n])
+//   gelu_backward: dinp[n] = dout[n] * gelu'(pre_gelu[n])   (overwritten; dinp may alias dout)
 #pragma once
-#include <cmath>
-#include "kernels/host_device.h"
+#include <cstddef>
 
-// exp in the precision of its argument
-HOST_DEVICE inline float exp_of(float x) { return expf(x); }
-HOST_DEVICE inline double exp_of(double x) { return exp(x); }
+#include "kernels/cuda_common.h"
+#include "kernels/gelu_math.h"
 
-// sigmoid(2u) for GELU's inner u(x)
-template <typename T>
-HOST_DEVICE inline T gelu_gate(T x) {
-    const T two_k = (T)1.5957691216057308;  // 2 sqrt(2/pi)
-    T two_u = two_k * (x + (T)0.044715 * x * x * x);
-    return (T)1 / ((T)1 + exp_of(-two_u));
+static const int GELU_BLOCK = 256;
+
+__global__ void gelu_forward_kernel(floatX* out, const floatX* inp, size_t n) {
+    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = (floatX)gelu_forward_scalar((float)inp[i]);
 }
 
-template <typename T>
-HOST_DEVICE inline T gelu_forward_scalar(T x) {
-    return x * gelu_gate(x);
+__global__ void gelu_backward_kernel(floatX* dinp, const floatX* dout, const floatX* pre_gelu, size_t n) {
+    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) dinp[i] = (floatX)((float)dout[i] * gelu_grad_scalar((float)pre_gelu[i]));
 }
 
-// d gelu / dx = s + x s (1 - s) d(2u)/dx,  s = sigmoid(2u)
-template <typename T>
-HOST_DEVICE inline T gelu_grad_scalar(T x) {
-    const T two_k = (T)1.5957691216057308;
-    T s = gelu_gate(x);
-    return s + x * s * ((T)1 - s) * two_k * ((T)1 + (T)3 * (T)0.044715 * x * x);
+// ----------------------------------------------------------------------------------------------
+// launchers
+
+inline void gelu_forward(floatX* out, const floatX* inp, size_t n, cudaStream_t stream) {
+    if (n == 0) return;
+    const unsigned grid = (unsigned)((n + GELU_BLOCK - 1) / GELU_BLOCK);
+    gelu_forward_kernel<<<grid, GELU_BLOCK, 0, stream>>>(out, inp, n);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+inline void gelu_backward(floatX* dinp, const floatX* dout, const floatX* pre_gelu, size_t n,
+                          cudaStream_t stream) {
+    if (n == 0) return;
+    const unsigned grid = (unsigned)((n + GELU_BLOCK - 1) / GELU_BLOCK);
+    gelu_backward_kernel<<<grid, GELU_BLOCK, 0, stream>>>(dinp, dout, pre_gelu, n);
+    CUDA_CHECK(cudaGetLastError());
 }

@@ -7,18 +7,29 @@
 # Every kernels/*.cuh is rewritten and is a prerequisite of every kernel test.
 
 SIMT_HEADERS := dev/simt/simt.h dev/simt/cuda_runtime_cpu.h kernels/cuda_common.h \
-                dev/simt/kernel_test.h dev/test_util.h $(wildcard dev/simt/bf16.h)
+                dev/simt/kernel_test.h dev/test_util.h $(wildcard dev/simt/bf16.h) \
+                dev/simt/cublaslt_cpu.h $(PRECISION_STAMP)
 SIMT_KERNEL_HEADERS := $(wildcard kernels/*.cuh kernels/*.h)
 SIMT_REWRITTEN := $(patsubst %,build/cpu/%,$(filter %.cuh,$(SIMT_KERNEL_HEADERS)))
 SIMT_REWRITE := dev/simt/rewrite_launches.py
-SIMT_CXXFLAGS := -fstack-clash-protection
+SIMT_CXXFLAGS := -fstack-clash-protection $(PRECISION_FLAGS)
 SIMT_ASAN_FLAGS := -O1 -g -fsanitize=address -fno-omit-frame-pointer
-SIMT_NVCC_FLAGS := -std=c++17 -I. -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
+SIMT_NVCC_FLAGS := -std=c++17 -I. -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+                   $(PRECISION_FLAGS) -I/usr/include/x86_64-linux-gnu/openblas-openmp
 
 SIMT_KERNEL_TESTS += dev/cuda/test_reduce dev/cuda/test_softmax dev/cuda/test_layernorm dev/cuda/test_warp_intrinsics \
                      dev/cuda/test_simt_diagnostics dev/simt/test_rewrite_launches
 
 -include dev/simt/tensor.mk
+
+# matmul (cuBLASLt; the CPU build runs dev/simt/cublaslt_cpu.h) and GELU, each in both precisions:
+# T_fp32.cu includes T.cu with ENABLE_FP32, so it also needs T's rewritten copy and source.
+SIMT_KERNEL_TESTS += dev/cuda/matmul dev/cuda/matmul_fp32 dev/cuda/gelu dev/cuda/gelu_fp32
+dev/cuda/matmul_fp32 dev/cuda/matmul_fp32_asan: build/cpu/dev/cuda/matmul.cu common/gpt2.h
+dev/cuda/matmul dev/cuda/matmul_asan: common/gpt2.h
+dev/cuda/gelu_fp32 dev/cuda/gelu_fp32_asan: build/cpu/dev/cuda/gelu.cu
+build/nvcc/dev/cuda/matmul_fp32.status: dev/cuda/matmul.cu
+build/nvcc/dev/cuda/gelu_fp32.status: dev/cuda/gelu.cu
 
 # Launch rewrite for the CPU build (output never committed; build/ is git-ignored).
 build/cpu/%.cu: %.cu $(SIMT_REWRITE)
@@ -30,7 +41,7 @@ build/cpu/%.cuh: %.cuh $(SIMT_REWRITE)
 
 # nvcc compile check of one source: writes "PASS" or "FAIL" and nvcc's messages to the status
 # file; never fails the build, so that test_nvcc_build can report each file.
-build/nvcc/%.status: %.cu $(SIMT_KERNEL_HEADERS) kernels/cuda_common.h dev/simt/kernel_test.h dev/test_util.h
+build/nvcc/%.status: %.cu $(SIMT_KERNEL_HEADERS) kernels/cuda_common.h dev/simt/kernel_test.h dev/test_util.h $(PRECISION_STAMP)
 	@mkdir -p $(dir $@)
 	@if [ ! -x "$(NVCC)" ]; then echo "SKIP nvcc not found at $(NVCC)" > $@; \
 	elif $(NVCC) $(SIMT_NVCC_FLAGS) -c $< -o $(basename $@).o > $@.log 2>&1; \
