@@ -2,7 +2,7 @@
 MODEL_HEADERS = cpu/gpt2.h cpu/dpo.h cpu/encoder.h cpu/layernorm.h cpu/matmul.h cpu/attention.h \
                 cpu/gelu.h cpu/residual.h cpu/logprob.h cpu/parallel.h common/metrics.h \
                 common/model_config.h common/model_init.h common/rng.h data/batch.h kernels/attention_mask.h \
-                kernels/gelu_math.h kernels/dpo_loss.cuh kernels/host_device.h
+                kernels/gelu_math.h kernels/dpo_loss_math.h kernels/host_device.h
 
 TEST_BINS += common/test_model
 common/test_model: common/test_model.cpp $(MODEL_HEADERS) data/pairs.h dev/test_util.h
@@ -10,7 +10,7 @@ common/test_model: common/test_model.cpp $(MODEL_HEADERS) data/pairs.h dev/test_
 
 TRAIN_HEADERS = $(MODEL_HEADERS) common/train_config.h common/train_log.h common/trainer.h common/checkpoint.h \
                 common/ref_cache.h common/hash.h common/model_io.h common/safetensors.h cpu/sample.h cpu/adamw.h \
-                data/dataloader.h data/pairfile.h data/pairs.h kernels/adamw.cuh tokenizer/gpt2_tokenizer.h \
+                data/dataloader.h data/pairfile.h data/pairs.h kernels/adamw_math.h tokenizer/gpt2_tokenizer.h \
                 tokenizer/unicode_tables.h
 
 ALL_BINS += train_dpo_cpu
@@ -30,5 +30,5 @@ run: train_dpo_cpu
 TEST_BINS += common/test_trainer.sh
 
 TEST_BINS += cpu/test_cpu_layers
-cpu/test_cpu_layers: cpu/test_cpu_layers.cpp $(MODEL_HEADERS) cpu/adamw.h kernels/adamw.cuh dev/test_util.h
+cpu/test_cpu_layers: cpu/test_cpu_layers.cpp $(MODEL_HEADERS) cpu/adamw.h kernels/adamw_math.h dev/test_util.h
 	$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS_LIBS) $(LDLIBS)

@@ -1,5 +1,5 @@
 // Tests of the CPU reference model and the DPO loss (cpu/gpt2.h, cpu/dpo.h,
-// kernels/dpo_loss.cuh):
+// kernels/dpo_loss_math.h):
 //   - gradient check in double: analytic gradients of the DPO loss w.r.t. every parameter
 //     tensor against central finite differences, for both layouts and for packed rows
 //   - equivalence in float: prefix-shared and baseline layouts give the same per-pair log-probs,
@@ -229,7 +229,7 @@ static void test_float_matches_double() {
                 "loss rel %.3g, grad rel %.3g", lr, gr);
 }
 
-// closed forms computed here in long double, independently of kernels/dpo_loss.cuh
+// closed forms computed here in long double, independently of kernels/dpo_loss_math.h
 static void test_loss_formulas() {
     const double hs[] = {-800.0, -40.0, -3.0, -0.5, 0.0, 0.7, 2.0, 35.0, 900.0};
     const float beta = 0.25f, eps = 0.1f;

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "common/model_config.h"
-#include "kernels/dpo_loss.cuh"
+#include "kernels/dpo_loss_math.h"
 
 struct TrainConfig {
     std::string train_file = "data/synthetic/sort_train.bin";

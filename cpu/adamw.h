@@ -1,5 +1,5 @@
 // The optimizer step of the CPU trainer: global gradient norm (for clipping) and AdamW over the
-// flat parameter buffer, one element at a time with kernels/adamw.cuh's update (the GPU kernel
+// flat parameter buffer, one element at a time with kernels/adamw_math.h's update (the GPU kernel
 // uses the same). Weight decay applies to the tensors param_tensor_decays names. fp32 only.
 //   params, grads, m, v: [num_parameters(cfg)] in the layout of common/model_config.h
 #pragma once
@@ -7,7 +7,7 @@
 #include <cstddef>
 #include "common/model_config.h"
 #include "cpu/parallel.h"
-#include "kernels/adamw.cuh"
+#include "kernels/adamw_math.h"
 
 namespace cpu {
 

@@ -1,13 +1,13 @@
 // From per-token log-probs to the DPO loss of a micro-batch and back: sums the scored tokens of
 // each pair into logp(chosen), logp(rejected), evaluates the loss of every pair
-// (kernels/dpo_loss.cuh) and turns d loss / d logp(pair) into d loss / d logp(token) for the
+// (kernels/dpo_loss_math.h) and turns d loss / d logp(pair) into d loss / d logp(token) for the
 // model's backward (the per-pair results go to common/metrics.h).
 #pragma once
 #include <vector>
 
 #include "common/metrics.h"
 #include "cpu/gpt2.h"
-#include "kernels/dpo_loss.cuh"
+#include "kernels/dpo_loss_math.h"
 
 namespace cpu {
 

@@ -1,71 +1,148 @@
-// The preference loss of one pair and its derivatives with respect to the policy's log-probs,
-// shared by the CPU reference and the GPU kernel (DESIGN.md §1.1). Loss types use TRL's names:
-//   h = beta * ((pc - rc) - (pr - rr))          pc, pr: policy logps of chosen / rejected (sums)
-//   sigmoid: -(1-eps) log s(h) - eps log s(-h)  (eps = label smoothing; cDPO)
-//   ipo:     (h'/beta - 1/(2 beta))^2           h' uses per-token averaged logps
-//   hinge:   max(0, 1 - h)
-//   sft:     -pc / nc                            NLL of the chosen response per token
-// The total is the weighted sum over the enabled types. Written in terms of log-sigmoid so that
-// |h| of hundreds neither overflows nor produces NaN.
+// kernels/dpo_loss.cuh: the DPO loss of a micro-batch on the GPU, forward and backward in one
+// kernel. From the M scored tokens' log-probs (and mean logits, for the logged metrics) it sums
+// each pair's chosen and rejected log-probs, evaluates the loss of the pair with
+// kernels/dpo_loss_math.h's pair_loss (the CPU trainer's function, every loss type and mix), and
+// writes the per-token backward coefficient dlogp[m] = scale * d loss(pair) / d logp(pair side).
+//
+// The pair plan (built on the host by dpo_pair_plan from the scored tokens' slot[M] and side[M],
+// the Batch's metadata of the tokens with target >= 0): for pair s, the indices (into the M scored
+// tokens) of its chosen tokens are tokens[offsets[2s] .. offsets[2s+1]) and of its rejected
+// tokens tokens[offsets[2s+1] .. offsets[2s+2]), each list in increasing index order. The scored
+// tokens may come in any order; each pair side is summed in a fixed order (lanes stride the list,
+// then a fixed butterfly), in double, so results are deterministic and the float rounding of the
+// sums happens once, where pair_loss<float> takes them (as in the CPU trainer).
+//
+// One warp per pair: S warps. Shapes: logp, mean_logit, dlogp (M,); offsets (2S+1,); tokens (M,);
+// ref_chosen, ref_rejected, results (S,). Kernels first, then the host plan and the launcher.
 #pragma once
-#include <cmath>
-#include "kernels/host_device.h"
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
 
-enum LossType { LOSS_SIGMOID = 0, LOSS_IPO = 1, LOSS_HINGE = 2, LOSS_SFT = 3, NUM_LOSS_TYPES = 4 };
+#include "kernels/cuda_common.h"
+#include "kernels/dpo_loss_math.h"
 
-struct LossSpec {
-    float weight[NUM_LOSS_TYPES] = {1.0f, 0.0f, 0.0f, 0.0f};  // sigmoid only = DPO
-    float beta = 0.1f;
-    float label_smoothing = 0.0f;
+// What the host needs about one pair after the loss: the policy sums behind the metrics (the
+// fields of PairResult's PairLogps), the unscaled loss, and the pair's scaled coefficients.
+struct DpoPairResult {
+    double chosen, rejected;              // sums of the scored tokens' log-probs
+    double logit_chosen, logit_rejected;  // sums over the scored tokens of the mean logit
+    int n_chosen, n_rejected;             // scored tokens of each response
+    float loss;                           // the pair's loss, unscaled
+    float dchosen, drejected;             // scale * d loss / d logp(chosen), (rejected)
 };
 
-// log(sigmoid(x)) without overflow: -softplus(-x)
-template <typename T>
-HOST_DEVICE inline T log_sigmoid(T x) {
-    return x >= (T)0 ? -log1p(exp(-x)) : x - log1p(exp(x));
+constexpr int DPO_LOSS_WARPS_PER_BLOCK = 4;
+
+// Sum over the 32 lanes of the warp, in double; every lane gets the result.
+__device__ inline double warp_sum_double(double v) {
+    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    return v;
 }
 
-template <typename T>
-HOST_DEVICE inline T sigmoid(T x) {
-    return x >= (T)0 ? (T)1 / ((T)1 + exp(-x)) : exp(x) / ((T)1 + exp(x));
-}
-
-// Loss of one pair and d loss / d pc, d loss / d pr. nc, nr: scored tokens of each response.
-template <typename T>
-HOST_DEVICE inline T pair_loss(const LossSpec& spec, T pc, T pr, T rc, T rr, int nc, int nr,
-                               T* dpc, T* dpr) {
-    const T beta = (T)spec.beta;
-    T loss = 0, gc = 0, gr = 0;
-    if (spec.weight[LOSS_SIGMOID] != 0.0f) {
-        const T w = (T)spec.weight[LOSS_SIGMOID], eps = (T)spec.label_smoothing;
-        T h = beta * ((pc - rc) - (pr - rr));
-        loss += w * (-((T)1 - eps) * log_sigmoid(h) - eps * log_sigmoid(-h));
-        T dh = -((T)1 - eps) * sigmoid(-h) + eps * sigmoid(h);  // d loss / d h
-        gc += w * dh * beta;
-        gr -= w * dh * beta;
-    }
-    if (spec.weight[LOSS_IPO] != 0.0f) {
-        const T w = (T)spec.weight[LOSS_IPO];
-        T u = (pc - rc) / (T)nc - (pr - rr) / (T)nr - (T)1 / ((T)2 * beta);
-        loss += w * u * u;
-        gc += w * (T)2 * u / (T)nc;
-        gr -= w * (T)2 * u / (T)nr;
-    }
-    if (spec.weight[LOSS_HINGE] != 0.0f) {
-        const T w = (T)spec.weight[LOSS_HINGE];
-        T h = beta * ((pc - rc) - (pr - rr));
-        if (h < (T)1) {
-            loss += w * ((T)1 - h);
-            gc -= w * beta;
-            gr += w * beta;
+// One warp per pair s (no block barrier: warps past S leave at once).
+__global__ void dpo_loss_kernel(DpoPairResult* __restrict__ results, float* __restrict__ dlogp,
+                                const float* __restrict__ logp,
+                                const float* __restrict__ mean_logit,
+                                const int* __restrict__ offsets, const int* __restrict__ tokens,
+                                const float* __restrict__ ref_chosen,
+                                const float* __restrict__ ref_rejected, LossSpec spec, int S,
+                                float scale) {
+    const int lane = threadIdx.x % 32;
+    const int s = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    if (s >= S) return;
+    double logp_sum[2], logit_sum[2];
+    int count[2];
+    for (int side = 0; side < 2; side++) {  // 0 chosen, 1 rejected
+        const int begin = offsets[2 * s + side], end = offsets[2 * s + side + 1];
+        double lp = 0.0, lg = 0.0;
+        for (int i = begin + lane; i < end; i += 32) {
+            const int m = tokens[i];
+            lp += (double)logp[m];
+            lg += (double)mean_logit[m];
         }
+        logp_sum[side] = warp_sum_double(lp);
+        logit_sum[side] = warp_sum_double(lg);
+        count[side] = end - begin;
     }
-    if (spec.weight[LOSS_SFT] != 0.0f) {
-        const T w = (T)spec.weight[LOSS_SFT];
-        loss += w * (-pc / (T)nc);
-        gc -= w / (T)nc;
+    float dc, dr;
+    const float loss = pair_loss<float>(spec, (float)logp_sum[0], (float)logp_sum[1], ref_chosen[s],
+                                        ref_rejected[s], count[0], count[1], &dc, &dr);
+    dc *= scale;
+    dr *= scale;
+    if (lane == 0) {
+        DpoPairResult r;
+        r.chosen = logp_sum[0];
+        r.rejected = logp_sum[1];
+        r.logit_chosen = logit_sum[0];
+        r.logit_rejected = logit_sum[1];
+        r.n_chosen = count[0];
+        r.n_rejected = count[1];
+        r.loss = loss;
+        r.dchosen = dc;
+        r.drejected = dr;
+        results[s] = r;
     }
-    *dpc = gc;
-    *dpr = gr;
-    return loss;
+    for (int side = 0; side < 2; side++) {
+        const float d = side == 0 ? dc : dr;
+        for (int i = offsets[2 * s + side] + lane; i < offsets[2 * s + side + 1]; i += 32)
+            dlogp[tokens[i]] = d;
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// Host plan and launcher.
+
+// The pair plan of a micro-batch (see the top of this file), in host memory; upload both arrays.
+struct DpoPairPlan {
+    std::vector<int> offsets;  // (2S+1,)
+    std::vector<int> tokens;   // (M,)
+};
+
+// Builds the plan from the scored tokens' slot (0..S-1) and side (SIDE_CHOSEN = 1 or
+// SIDE_REJECTED = 2, data/batch.h), M entries each. Every pair must have at least one scored token
+// on each side (pair_loss divides by the counts); anything else is an error naming the token.
+inline DpoPairPlan dpo_pair_plan(const int32_t* slot, const int8_t* side, int M, int S) {
+    DpoPairPlan plan;
+    plan.offsets.assign(2 * S + 1, 0);
+    for (int m = 0; m < M; m++) {
+        if (slot[m] < 0 || slot[m] >= S || (side[m] != 1 && side[m] != 2)) {
+            fprintf(stderr, "%s:%d: dpo_pair_plan: scored token %d has slot %d and side %d; every "
+                    "scored token needs a slot in [0, %d) and side 1 (chosen) or 2 (rejected): "
+                    "check the batch's target/slot/side metadata\n",
+                    __FILE__, __LINE__, m, slot[m], (int)side[m], S);
+            exit(1);
+        }
+        plan.offsets[2 * slot[m] + side[m]]++;  // counts, shifted by one for the prefix sum
+    }
+    for (int k = 0; k < 2 * S; k++) {
+        if (plan.offsets[k + 1] == 0) {
+            fprintf(stderr, "%s:%d: dpo_pair_plan: pair slot %d has no scored %s token; every "
+                    "pair needs at least one on each side\n",
+                    __FILE__, __LINE__, k / 2, k % 2 == 0 ? "chosen" : "rejected");
+            exit(1);
+        }
+        plan.offsets[k + 1] += plan.offsets[k];
+    }
+    std::vector<int> next(plan.offsets.begin(), plan.offsets.end() - 1);
+    plan.tokens.resize(M);
+    for (int m = 0; m < M; m++) plan.tokens[next[2 * slot[m] + side[m] - 1]++] = m;
+    return plan;
+}
+
+// Loss, per-pair results and dlogp (overwritten, all M entries) of one micro-batch of S pairs.
+// logp, mean_logit (M,): per scored token (logprob_forward); offsets (2S+1,), tokens (M,): the
+// uploaded dpo_pair_plan; ref_chosen, ref_rejected (S,): the reference model's sums per pair
+// slot; scale: the factor of every pair's loss in the step (1 / pairs of the step).
+// results (S,): copy back for the metrics (loss unscaled).
+inline void dpo_loss_forward_backward(DpoPairResult* results, float* dlogp, const float* logp,
+                                      const float* mean_logit, const int* offsets,
+                                      const int* tokens, const float* ref_chosen,
+                                      const float* ref_rejected, const LossSpec& spec, int S,
+                                      float scale, cudaStream_t stream) {
+    if (S == 0) return;
+    const int grid = (S + DPO_LOSS_WARPS_PER_BLOCK - 1) / DPO_LOSS_WARPS_PER_BLOCK;
+    dpo_loss_kernel<<<grid, 32 * DPO_LOSS_WARPS_PER_BLOCK, 0, stream>>>(
+        results, dlogp, logp, mean_logit, offsets, tokens, ref_chosen, ref_rejected, spec, S, scale);
 }

@@ -5,6 +5,8 @@
 //                              order each round); once, f("gpu"), on a GPU
 //   fill_uniform(v, lo, hi, rng) / max_rel_error(...)   fresh random inputs and comparisons
 //   DeviceBuffer<T>            a device array with upload/download
+//   benchmark_version(argc, argv, versions) / benchmark_ms(f)   the benchmark mode of a
+//                              dev/cuda/<layer> program (`./dev/cuda/layernorm 1`), GPU only
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -72,3 +74,42 @@ template <class T> struct DeviceBuffer {
         return host;
     }
 };
+
+// The benchmark mode of a dev/cuda/<layer> program: `./dev/cuda/<layer> <version>` times kernel
+// version <version> (1..versions); with no argument the program runs its checks (returns 0).
+// On the CPU layer timings mean nothing, so asking for a version exits with a message.
+inline int benchmark_version(int argc, char** argv, int versions) {
+    if (argc < 2) return 0;
+    char* end = nullptr;
+    const long v = strtol(argv[1], &end, 10);
+    if (argc > 2 || *end != '\0' || v < 1 || v > versions) {
+        fprintf(stderr, "usage: %s [version]  (no argument: run the checks; version 1..%d: "
+                "benchmark that kernel version on a GPU)\n", argv[0], versions);
+        exit(2);
+    }
+#if SIMT_CPU
+    fprintf(stderr, "%s: benchmark mode needs a GPU (this is the CPU emulation build); run it "
+            "without arguments for the checks\n", argv[0]);
+    exit(2);
+#endif
+    return (int)v;
+}
+
+// Mean milliseconds per call of f() (which launches kernels), over `repeats` calls after
+// 3 warm-up calls, timed with CUDA events on the default stream.
+template <class F> double benchmark_ms(F f, int repeats = 20) {
+    for (int i = 0; i < 3; i++) f();
+    cudaEvent_t start, stop;
+    CUDA_CHECK(cudaEventCreate(&start));
+    CUDA_CHECK(cudaEventCreate(&stop));
+    CUDA_CHECK(cudaEventRecord(start));
+    for (int i = 0; i < repeats; i++) f();
+    CUDA_CHECK(cudaEventRecord(stop));
+    CUDA_CHECK(cudaEventSynchronize(stop));
+    CUDA_CHECK(cudaGetLastError());
+    float ms = 0.0f;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    CUDA_CHECK(cudaEventDestroy(start));
+    CUDA_CHECK(cudaEventDestroy(stop));
+    return ms / repeats;
+}

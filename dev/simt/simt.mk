@@ -3,6 +3,8 @@
 #   T          g++ on the CPU execution layer, from the launch-rewritten copy build/cpu/T.cu
 #   T_asan     the same with AddressSanitizer
 #   nvcc       `nvcc -c` for sm_80 and sm_90 (status in build/nvcc/, reported by test_nvcc_build)
+# and those also listed in SIMT_FP32_TESTS a fourth way:
+#   T_fp32     the CPU build with -DENABLE_FP32 (floatX = float, as `make PRECISION=FP32`)
 # To add a kernel test from another fragment included before this one: SIMT_KERNEL_TESTS += T.
 # Every kernels/*.cuh is rewritten and is a prerequisite of every kernel test.
 
@@ -19,6 +21,10 @@ SIMT_NVCC_FLAGS := -std=c++17 -I. -gencode arch=compute_80,code=sm_80 -gencode a
 
 SIMT_KERNEL_TESTS += dev/cuda/test_reduce dev/cuda/test_softmax dev/cuda/test_layernorm dev/cuda/test_warp_intrinsics \
                      dev/cuda/test_simt_diagnostics dev/simt/test_rewrite_launches
+
+# The GPU trainer's layers (issue 11), in bf16 and all-fp32.
+SIMT_KERNEL_TESTS += dev/cuda/adamw dev/cuda/dpo_loss
+SIMT_FP32_TESTS += dev/cuda/adamw dev/cuda/dpo_loss
 
 -include dev/simt/tensor.mk
 
@@ -57,6 +63,13 @@ TEST_BINS += $(1) $(1)_asan
 SIMT_NVCC_STATUS += build/nvcc/$(1).status
 endef
 $(foreach t,$(SIMT_KERNEL_TESTS),$(eval $(call SIMT_KERNEL_TEST_RULES,$(t))))
+
+define SIMT_FP32_TEST_RULES
+$(1)_fp32: build/cpu/$(1).cu $$(SIMT_REWRITTEN) $$(SIMT_KERNEL_HEADERS) $$(SIMT_HEADERS)
+	$$(CXX) $$(CXXFLAGS) $$(SIMT_CXXFLAGS) -DENABLE_FP32 -iquote build/cpu -x c++ $$< -x none -o $$@ $$(LDLIBS) -lboost_context
+TEST_BINS += $(1)_fp32
+endef
+$(foreach t,$(SIMT_FP32_TESTS),$(eval $(call SIMT_FP32_TEST_RULES,$(t))))
 
 # Reports the nvcc compile check of every kernel test, one PASS/FAIL line per file.
 dev/simt/test_nvcc_build: dev/simt/test_nvcc_build.cpp $(SIMT_NVCC_STATUS) dev/test_util.h

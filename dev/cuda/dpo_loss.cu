@@ -1,0 +1,281 @@
+// dev/cuda/dpo_loss.cu: the fused DPO loss (kernels/dpo_loss.cuh), checked and benchmarked.
+//   ./dev/cuda/dpo_loss     checks, for every loss type and mixes of them, on random pairs (counts
+//                           of 1 included, scored tokens in row order or shuffled, some pairs with
+//                           |h| in the hundreds): per-pair sums, loss and dlogp against the CPU
+//                           trainer's pair loop (common/dpo.h: sums by slot, pair_loss, times
+//                           scale) in double, and against the same loop in float; the plan
+//                           builder's errors on bad metadata
+//   ./dev/cuda/dpo_loss 1   (GPU only) times version 1 on a micro-batch of 64 pairs, 32k tokens
+// Builds with g++ on the CPU execution layer (both thread orders, ASan, -DENABLE_FP32) and nvcc.
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+#include "dev/simt/kernel_test.h"
+#include "kernels/dpo_loss.cuh"
+
+// The scored tokens of a random micro-batch: per token slot, side, logp, mean logit; per pair the
+// reference sums.
+struct ScoredTokens {
+    int S = 0, M = 0;
+    std::vector<int32_t> slot;
+    std::vector<int8_t> side;
+    std::vector<float> logp, mean_logit, ref_chosen, ref_rejected;
+};
+
+// S pairs; counts per side from 1 to max_count (the first pair 1 and 1); in row order (each pair
+// chosen then rejected, as the shared layout) or shuffled.
+static ScoredTokens random_tokens(int S, int max_count, bool shuffled, std::mt19937_64& rng) {
+    ScoredTokens b;
+    b.S = S;
+    std::uniform_int_distribution<int> count(1, max_count);
+    for (int s = 0; s < S; s++)
+        for (int8_t side = 1; side <= 2; side++) {
+            const int n = s == 0 ? 1 : count(rng);
+            for (int i = 0; i < n; i++) { b.slot.push_back(s); b.side.push_back(side); }
+        }
+    b.M = (int)b.slot.size();
+    if (shuffled) {
+        std::vector<int> perm(b.M);
+        for (int m = 0; m < b.M; m++) perm[m] = m;
+        std::shuffle(perm.begin(), perm.end(), rng);
+        std::vector<int32_t> slot(b.M);
+        std::vector<int8_t> side(b.M);
+        for (int m = 0; m < b.M; m++) { slot[m] = b.slot[perm[m]]; side[m] = b.side[perm[m]]; }
+        b.slot = slot;
+        b.side = side;
+    }
+    b.logp.resize(b.M);
+    b.mean_logit.resize(b.M);
+    fill_uniform(b.logp, -6.0f, -0.01f, rng);
+    fill_uniform(b.mean_logit, -3.0f, 3.0f, rng);
+    // references near the policy sums (|h| of a few), every fifth pair far off (|h| in hundreds)
+    std::vector<double> chosen(S, 0.0), rejected(S, 0.0);
+    for (int m = 0; m < b.M; m++) (b.side[m] == 1 ? chosen : rejected)[b.slot[m]] += b.logp[m];
+    std::uniform_real_distribution<double> near(-10.0, 10.0), far(-3000.0, 3000.0);
+    for (int s = 0; s < S; s++) {
+        b.ref_chosen.push_back((float)(chosen[s] + (s % 5 == 4 ? far(rng) : near(rng))));
+        b.ref_rejected.push_back((float)(rejected[s] + near(rng)));
+    }
+    return b;
+}
+
+// The CPU trainer's pair loop (common/dpo.h dpo_forward_backward after the forward) in Real:
+// per-slot sums in double in token order, pair_loss<Real>, coefficients times scale.
+template <typename Real> struct PairLoop {
+    std::vector<double> chosen, rejected, logit_chosen, logit_rejected;
+    std::vector<int> n_chosen, n_rejected;
+    std::vector<Real> loss, dchosen, drejected, dlogp;
+};
+
+template <typename Real>
+static PairLoop<Real> pair_loop(const ScoredTokens& b, const LossSpec& spec, double scale) {
+    PairLoop<Real> r;
+    const int S = b.S;
+    r.chosen.assign(S, 0.0); r.rejected.assign(S, 0.0);
+    r.logit_chosen.assign(S, 0.0); r.logit_rejected.assign(S, 0.0);
+    r.n_chosen.assign(S, 0); r.n_rejected.assign(S, 0);
+    for (int m = 0; m < b.M; m++) {
+        const int s = b.slot[m];
+        if (b.side[m] == 1) {
+            r.chosen[s] += (double)b.logp[m]; r.n_chosen[s]++; r.logit_chosen[s] += (double)b.mean_logit[m];
+        } else {
+            r.rejected[s] += (double)b.logp[m]; r.n_rejected[s]++; r.logit_rejected[s] += (double)b.mean_logit[m];
+        }
+    }
+    r.loss.resize(S); r.dchosen.resize(S); r.drejected.resize(S);
+    for (int s = 0; s < S; s++) {
+        Real dc, dr;
+        r.loss[s] = pair_loss<Real>(spec, (Real)r.chosen[s], (Real)r.rejected[s], (Real)b.ref_chosen[s],
+                                    (Real)b.ref_rejected[s], r.n_chosen[s], r.n_rejected[s], &dc, &dr);
+        r.dchosen[s] = dc * (Real)scale;
+        r.drejected[s] = dr * (Real)scale;
+    }
+    r.dlogp.resize(b.M);
+    for (int m = 0; m < b.M; m++)
+        r.dlogp[m] = b.side[m] == 1 ? r.dchosen[b.slot[m]] : r.drejected[b.slot[m]];
+    return r;
+}
+
+// Worst |got - want| / (|want| + floor) so far, and whether anything was NaN.
+struct Worst {
+    double value = 0.0;
+    void add(double got, double want, double floor) {
+        const double e = std::fabs(got - want) / (std::fabs(want) + floor);
+        value = (e == e) ? std::max(value, e) : INFINITY;
+    }
+};
+
+struct Outcome {
+    Worst sums, loss, dlogp, float_path;
+    bool counts_exact = true, dlogp_matches_pair = true, deterministic = true;
+};
+
+static void run_case(Outcome& out, const ScoredTokens& b, const LossSpec& spec, float scale) {
+    const DpoPairPlan plan = dpo_pair_plan(b.slot.data(), b.side.data(), b.M, b.S);
+    DeviceBuffer<float> d_logp(b.M), d_mean_logit(b.M), d_dlogp(b.M), d_ref_c(b.S), d_ref_r(b.S);
+    DeviceBuffer<int> d_offsets(plan.offsets.size()), d_tokens(b.M);
+    DeviceBuffer<DpoPairResult> d_results(b.S);
+    d_logp.upload(b.logp); d_mean_logit.upload(b.mean_logit);
+    d_ref_c.upload(b.ref_chosen); d_ref_r.upload(b.ref_rejected);
+    d_offsets.upload(plan.offsets); d_tokens.upload(plan.tokens);
+    auto run = [&]() {
+        dpo_loss_forward_backward(d_results.ptr, d_dlogp.ptr, d_logp.ptr, d_mean_logit.ptr,
+                                  d_offsets.ptr, d_tokens.ptr, d_ref_c.ptr, d_ref_r.ptr, spec, b.S,
+                                  scale, nullptr);
+        CUDA_CHECK(cudaGetLastError());
+        CUDA_CHECK(cudaDeviceSynchronize());
+    };
+    run();  // dlogp starts as whatever cudaMalloc left (NaN on the CPU layer): all M overwritten
+    const std::vector<DpoPairResult> res = d_results.download();
+    const std::vector<float> dlogp = d_dlogp.download();
+    const PairLoop<double> want = pair_loop<double>(b, spec, scale);
+    const PairLoop<float> cpu_float = pair_loop<float>(b, spec, scale);
+
+    // coefficients are compared on the scale of `scale` (they are O(scale * beta * weight)): near
+    // a zero of d loss / d h (cDPO's h = log((1-eps)/eps)) only absolute error means anything
+    const double dfloor = scale;
+    for (int s = 0; s < b.S; s++) {
+        const DpoPairResult& r = res[s];
+        // the sums are float values added in double: only the order differs from the reference
+        out.sums.add(r.chosen, want.chosen[s], 1e-9);
+        out.sums.add(r.rejected, want.rejected[s], 1e-9);
+        out.sums.add(r.logit_chosen, want.logit_chosen[s], 1e-9);
+        out.sums.add(r.logit_rejected, want.logit_rejected[s], 1e-9);
+        out.counts_exact = out.counts_exact && r.n_chosen == want.n_chosen[s] && r.n_rejected == want.n_rejected[s];
+        out.loss.add(r.loss, want.loss[s], 1.0);
+        out.dlogp.add(r.dchosen, want.dchosen[s], dfloor);
+        out.dlogp.add(r.drejected, want.drejected[s], dfloor);
+        out.float_path.add(r.loss, cpu_float.loss[s], 1.0);
+        out.float_path.add(r.dchosen, cpu_float.dchosen[s], dfloor);
+        out.float_path.add(r.drejected, cpu_float.drejected[s], dfloor);
+    }
+    for (int m = 0; m < b.M; m++) {
+        const DpoPairResult& r = res[b.slot[m]];
+        out.dlogp.add(dlogp[m], want.dlogp[m], dfloor);
+        const float pair_coefficient = b.side[m] == 1 ? r.dchosen : r.drejected;
+        out.dlogp_matches_pair = out.dlogp_matches_pair && memcmp(&dlogp[m], &pair_coefficient, sizeof(float)) == 0;
+    }
+    run();
+    const std::vector<DpoPairResult> again = d_results.download();
+    const std::vector<float> dlogp_again = d_dlogp.download();
+    out.deterministic = out.deterministic &&
+                        memcmp(again.data(), res.data(), res.size() * sizeof(DpoPairResult)) == 0 &&
+                        memcmp(dlogp_again.data(), dlogp.data(), dlogp.size() * sizeof(float)) == 0;
+}
+
+static void test_spec(const char* order, const char* what, const LossSpec& spec, std::mt19937_64& rng) {
+    Outcome out;
+    const float scale = 1.0f / 48.0f;  // 1 / pairs of a step
+    run_case(out, random_tokens(1, 1, false, rng), spec, scale);    // one pair, one token a side
+    run_case(out, random_tokens(7, 5, false, rng), spec, scale);    // row order, short responses
+    run_case(out, random_tokens(45, 90, true, rng), spec, scale);   // shuffled, sides > 32 tokens
+    char name[240], why[160];
+    auto check = [&](bool ok, const char* part) {
+        snprintf(name, sizeof name, "dpo_loss %s %s order=%s", what, part, order);
+        test_report(ok, name, "%s", why);
+    };
+    auto check_error = [&](double error, double tol, const char* part) {
+        snprintf(why, sizeof why, "relative error %.3g > %.3g", error, tol);
+        check(error <= tol, part);
+    };
+    // tolerances: the sums are float values added in double (1e-12 relative: only the order of
+    // the additions differs). The loss is pair_loss in float on the sums rounded to float: sums
+    // of up to 90 tokens * 6 = 540 lose 540 * 6e-8 each, so h = beta * (...) is off by up to
+    // ~beta * 2 * 3.2e-5 (3.2e-5 at beta 0.5), the loss by as much and d loss / d h by a quarter
+    // of it: against double, 1e-4 relative (floor 1 for the loss, `scale` for the coefficients)
+    // leaves a margin of 3 or more. Against the CPU trainer's float loop (the same float
+    // operations on the same rounded sums; a GPU's expf/log1pf differ by an ulp or two): 1e-6.
+    check_error(out.sums.value, 1e-12, "per-pair sums vs double");
+    check_error(out.loss.value, 1e-4, "loss vs double");
+    check_error(out.dlogp.value, 1e-4, "dlogp vs double");
+    check_error(out.float_path.value, 1e-6, "loss, coefficients vs CPU float loop");
+    snprintf(why, sizeof why, "a count differs from the reference's");
+    check(out.counts_exact, "per-pair token counts");
+    snprintf(why, sizeof why, "some dlogp[m] is not its pair side's dchosen/drejected");
+    check(out.dlogp_matches_pair, "dlogp = its pair side's coefficient");
+    snprintf(why, sizeof why, "results or dlogp differ between two runs");
+    check(out.deterministic, "second run bit-identical");
+}
+
+// dpo_pair_plan on bad metadata must exit(1) with a message naming the problem; run in a child.
+static void test_plan_error(const char* what, std::vector<int32_t> slot, std::vector<int8_t> side,
+                            int S, const char* expect) {
+    int fds[2];
+    if (pipe(fds) != 0) { test_report(false, what, "pipe failed"); return; }
+    const pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        dpo_pair_plan(slot.data(), side.data(), (int)slot.size(), S);
+        _exit(0);
+    }
+    close(fds[1]);
+    std::string message;
+    char buf[512];
+    for (ssize_t got; (got = read(fds[0], buf, sizeof buf)) > 0;) message.append(buf, got);
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    const bool exited_1 = WIFEXITED(status) && WEXITSTATUS(status) == 1;
+    char name[160];
+    snprintf(name, sizeof name, "dpo_pair_plan error: %s", what);
+    test_report(exited_1 && message.find(expect) != std::string::npos, name,
+                "exit status %d, message \"%s\" (expected exit 1 and \"%s\")", status, message.c_str(), expect);
+}
+
+// Version 1 on a micro-batch of 64 pairs with 256 scored tokens a side (32k tokens), shuffled.
+static void benchmark(int version) {
+    std::mt19937_64 rng(1);
+    const ScoredTokens b = random_tokens(64, 511, true, rng);
+    const DpoPairPlan plan = dpo_pair_plan(b.slot.data(), b.side.data(), b.M, b.S);
+    DeviceBuffer<float> d_logp(b.M), d_mean_logit(b.M), d_dlogp(b.M), d_ref_c(b.S), d_ref_r(b.S);
+    DeviceBuffer<int> d_offsets(plan.offsets.size()), d_tokens(b.M);
+    DeviceBuffer<DpoPairResult> d_results(b.S);
+    d_logp.upload(b.logp); d_mean_logit.upload(b.mean_logit);
+    d_ref_c.upload(b.ref_chosen); d_ref_r.upload(b.ref_rejected);
+    d_offsets.upload(plan.offsets); d_tokens.upload(plan.tokens);
+    LossSpec spec;
+    const double ms = benchmark_ms([&] {
+        dpo_loss_forward_backward(d_results.ptr, d_dlogp.ptr, d_logp.ptr, d_mean_logit.ptr,
+                                  d_offsets.ptr, d_tokens.ptr, d_ref_c.ptr, d_ref_r.ptr, spec, b.S,
+                                  1.0f / 64, nullptr);
+    });
+    printf("dpo_loss version %d: S=%d M=%d: %.4f ms (a launch of this size is latency-bound)\n",
+           version, b.S, b.M, ms);
+}
+
+int main(int argc, char** argv) {
+    if (const int version = benchmark_version(argc, argv, 1)) {
+        benchmark(version);
+        return 0;
+    }
+    std::mt19937_64 rng(test_seed());
+    printf("precision %s (this kernel has no floatX: logp, coefficients fp32 in both builds)\n", PRECISION_NAME);
+    struct Named { const char* name; LossSpec spec; };
+    std::vector<Named> specs;
+    auto add = [&](const char* name, float sigmoid, float ipo, float hinge, float sft, float beta, float smoothing) {
+        LossSpec s;
+        s.weight[LOSS_SIGMOID] = sigmoid; s.weight[LOSS_IPO] = ipo;
+        s.weight[LOSS_HINGE] = hinge; s.weight[LOSS_SFT] = sft;
+        s.beta = beta; s.label_smoothing = smoothing;
+        specs.push_back({name, s});
+    };
+    add("sigmoid", 1, 0, 0, 0, 0.1f, 0.0f);
+    add("sigmoid cDPO (smoothing 0.2, beta 0.5)", 1, 0, 0, 0, 0.5f, 0.2f);
+    add("ipo", 0, 1, 0, 0, 0.1f, 0.0f);
+    add("hinge", 0, 0, 1, 0, 0.1f, 0.0f);
+    add("sft", 0, 0, 0, 1, 0.1f, 0.0f);
+    add("sigmoid + 0.5 sft", 1, 0, 0, 0.5f, 0.1f, 0.0f);
+    add("mix of all four (smoothing 0.1)", 0.7f, 0.2f, 0.3f, 0.1f, 0.2f, 0.1f);
+    for_each_thread_order([&](const char* order) {
+        for (const Named& n : specs) test_spec(order, n.name, n.spec, rng);
+    });
+    test_plan_error("slot out of range", {0, 0, 1}, {1, 2, 1}, 1, "scored token 2 has slot 1");
+    test_plan_error("side 0", {0, 0, 0}, {1, 0, 2}, 1, "scored token 1 has slot 0 and side 0");
+    test_plan_error("pair without rejected tokens", {0, 1, 1}, {1, 1, 2}, 2, "pair slot 0 has no scored rejected token");
+    return test_exit();
+}
