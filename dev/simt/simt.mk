@@ -3,7 +3,7 @@
 #   T          g++ on the CPU execution layer, from the launch-rewritten copy build/cpu/T.cu
 #   T_asan     the same with AddressSanitizer
 #   nvcc       `nvcc -c` for sm_80 and sm_90 (status in build/nvcc/, reported by test_nvcc_build)
-# and those also listed in SIMT_FP32_TESTS a fourth way:
+# and those also listed in SIMT_KERNEL_TESTS_FP32 a fourth way:
 #   T_fp32     the CPU build with -DENABLE_FP32 (floatX = float, as `make PRECISION=FP32`)
 # To add a kernel test from another fragment included before this one: SIMT_KERNEL_TESTS += T.
 # Every kernels/*.cuh is rewritten and is a prerequisite of every kernel test.
@@ -21,18 +21,21 @@ SIMT_NVCC_FLAGS := -std=c++17 -I. -gencode arch=compute_80,code=sm_80 -gencode a
 
 SIMT_KERNEL_TESTS += dev/cuda/test_reduce dev/cuda/test_softmax dev/cuda/test_layernorm dev/cuda/test_warp_intrinsics \
                      dev/cuda/test_simt_diagnostics dev/simt/test_rewrite_launches
+# GPU trainer layers (issue 11): each also built all-fp32 (floatX = float) as T_fp32
+SIMT_KERNEL_TESTS += dev/cuda/attention dev/cuda/logprob
+SIMT_KERNEL_TESTS_FP32 += dev/cuda/attention dev/cuda/logprob
 
 # The GPU trainer's layers (issue 11), in bf16 and all-fp32.
 SIMT_KERNEL_TESTS += dev/cuda/adamw dev/cuda/dpo_loss
-SIMT_FP32_TESTS += dev/cuda/adamw dev/cuda/dpo_loss
+SIMT_KERNEL_TESTS_FP32 += dev/cuda/adamw dev/cuda/dpo_loss
 
 -include dev/simt/tensor.mk
 
 # matmul (cuBLASLt; the CPU build runs dev/simt/cublaslt_cpu.h) and GELU, each in both precisions:
 # T_fp32.cu includes T.cu with ENABLE_FP32, so it also needs T's rewritten copy and source.
 SIMT_KERNEL_TESTS += dev/cuda/matmul dev/cuda/matmul_fp32 dev/cuda/gelu dev/cuda/gelu_fp32
-dev/cuda/matmul_fp32 dev/cuda/matmul_fp32_asan: build/cpu/dev/cuda/matmul.cu common/gpt2.h
-dev/cuda/matmul dev/cuda/matmul_asan: common/gpt2.h
+dev/cuda/matmul_fp32 dev/cuda/matmul_fp32_asan: build/cpu/dev/cuda/matmul.cu cpu/gpt2.h
+dev/cuda/matmul dev/cuda/matmul_asan: cpu/gpt2.h
 dev/cuda/gelu_fp32 dev/cuda/gelu_fp32_asan: build/cpu/dev/cuda/gelu.cu
 build/nvcc/dev/cuda/matmul_fp32.status: dev/cuda/matmul.cu
 build/nvcc/dev/cuda/gelu_fp32.status: dev/cuda/gelu.cu
@@ -64,12 +67,21 @@ SIMT_NVCC_STATUS += build/nvcc/$(1).status
 endef
 $(foreach t,$(SIMT_KERNEL_TESTS),$(eval $(call SIMT_KERNEL_TEST_RULES,$(t))))
 
-define SIMT_FP32_TEST_RULES
+# The all-fp32 build (-DENABLE_FP32, as `make PRECISION=FP32`) of a kernel test: T_fp32 on the CPU
+# layer, and its nvcc compile check (build/nvcc/T.fp32.status).
+build/nvcc/%.fp32.status: %.cu $(SIMT_KERNEL_HEADERS) kernels/cuda_common.h dev/simt/kernel_test.h dev/test_util.h
+	@mkdir -p $(dir $@)
+	@if [ ! -x "$(NVCC)" ]; then echo "SKIP nvcc not found at $(NVCC)" > $@; \
+	elif $(NVCC) $(SIMT_NVCC_FLAGS) -DENABLE_FP32 -c $< -o $(basename $@).o > $@.log 2>&1; \
+	then echo PASS > $@; cat $@.log >> $@; rm -f $@.log $(basename $@).o; \
+	else echo FAIL > $@; cat $@.log >> $@; rm -f $@.log; fi
+define SIMT_KERNEL_TEST_FP32_RULES
 $(1)_fp32: build/cpu/$(1).cu $$(SIMT_REWRITTEN) $$(SIMT_KERNEL_HEADERS) $$(SIMT_HEADERS)
 	$$(CXX) $$(CXXFLAGS) $$(SIMT_CXXFLAGS) -DENABLE_FP32 -iquote build/cpu -x c++ $$< -x none -o $$@ $$(LDLIBS) -lboost_context
 TEST_BINS += $(1)_fp32
+SIMT_NVCC_STATUS += build/nvcc/$(1).fp32.status
 endef
-$(foreach t,$(SIMT_FP32_TESTS),$(eval $(call SIMT_FP32_TEST_RULES,$(t))))
+$(foreach t,$(SIMT_KERNEL_TESTS_FP32),$(eval $(call SIMT_KERNEL_TEST_FP32_RULES,$(t))))
 
 # Reports the nvcc compile check of every kernel test, one PASS/FAIL line per file.
 dev/simt/test_nvcc_build: dev/simt/test_nvcc_build.cpp $(SIMT_NVCC_STATUS) dev/test_util.h
