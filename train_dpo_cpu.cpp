@@ -11,13 +11,10 @@
 // (data/dataloader.h); for each micro-batch the model runs forward, the DPO loss of every pair
 // is taken against the cached reference log-probs, and the backward accumulates gradients
 // scaled by 1 / pairs-per-step; then clip by global norm and AdamW.
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -29,7 +26,7 @@
 #include "common/trainer.h"
 #include "cpu/adamw.h"
 #include "cpu/dpo.h"
-#include "cpu/sample.h"
+#include "cpu/sample_command.h"
 #include "data/dataloader.h"
 #include "data/pairfile.h"
 #include "tokenizer/gpt2_tokenizer.h"
@@ -71,146 +68,19 @@ static SetLogps compute_set_logps(cpu::GPT2<float>& model, const PairSet& set, L
 }
 
 // ----------------------------------------------------------------------------------------------
-// The flags of the score and sample subcommands: a missing or malformed value is an error.
-struct FlagReader {
-    int argc;
-    char** argv;
-    const char* command;
-    int i = 2;  // after "train_dpo_cpu <command>"
-
-    bool next(std::string* flag) {
-        if (i >= argc) return false;
-        *flag = argv[i++];
-        return true;
-    }
-    std::string str(const std::string& flag) {
-        if (i >= argc) fatal(std::string(command) + ": flag " + flag + " needs a value (see --help)");
-        return argv[i++];
-    }
-    double num(const std::string& flag) {
-        std::string v = str(flag);
-        char* end = nullptr;
-        double d = strtod(v.c_str(), &end);
-        if (end == v.c_str() || *end != '\0' || !std::isfinite(d))
-            fatal(std::string(command) + ": flag " + flag + ": '" + v + "' is not a number");
-        return d;
-    }
-    bool on_off(const std::string& flag) {
-        std::string v = str(flag);
-        if (v != "on" && v != "off") fatal(std::string(command) + ": flag " + flag + " takes on or off");
-        return v == "on";
-    }
-};
-
-// ----------------------------------------------------------------------------------------------
 // score: log-probs of every pair under a model, as TSV
 
 static int run_score(int argc, char** argv) {
-    std::string model_path, data_path, out_path;
-    bool sharing = true, packing = true;
-    int B = 8, T = 0, threads = 0;
-    FlagReader flags{argc, argv, "score"};
-    std::string f;
-    while (flags.next(&f)) {
-        if (f == "--model") model_path = flags.str(f);
-        else if (f == "--data") data_path = flags.str(f);
-        else if (f == "--out") out_path = flags.str(f);
-        else if (f == "--prefix-sharing") sharing = flags.on_off(f);
-        else if (f == "--packing") packing = flags.on_off(f);
-        else if (f == "--seq-len") T = (int)flags.num(f);
-        else if (f == "--micro-rows") B = (int)flags.num(f);
-        else if (f == "--threads") threads = (int)flags.num(f);
-        else if (f == "--help" || f == "-h") { print_usage(argv[0]); return 0; }
-        else fatal("score: unknown flag '" + f + "' (see --help)");
-    }
-    if (model_path.empty() || data_path.empty() || out_path.empty())
-        fatal("score needs --model, --data and --out (see --help)");
-    set_threads(threads);
-    PairSet set = load_pairs(data_path, "score");
+    ScoreArgs a;
+    if (!parse_score_args(argc, argv, &a)) return 0;  // --help
+    set_threads(a.threads);
+    PairSet set = load_pairs(a.data_path, "score");
     cpu::GPT2<float> model;
-    load_model(model_path, set.vocab_size, 0, &model);
-    check_vocabulary(set, data_path, model.cfg);
-    if (T == 0) T = model.cfg.max_seq_len;
-    SetLogps lp = compute_set_logps(model, set, sharing ? LAYOUT_SHARED : LAYOUT_BASELINE, packing, B, T, false);
-    std::string tmp = out_path + ".tmp";
-    FILE* tsv = fopen(tmp.c_str(), "w");
-    if (!tsv) fatal("cannot write " + tmp);
-    fprintf(tsv, "index\tlogp_chosen\tlogp_rejected\tn_chosen\tn_rejected\n");
-    for (size_t i = 0; i < set.size(); i++)
-        fprintf(tsv, "%zu\t%.9g\t%.9g\t%d\t%d\n", i, lp.chosen[i], lp.rejected[i], lp.n_chosen[i], lp.n_rejected[i]);
-    if (fclose(tsv) != 0 || rename(tmp.c_str(), out_path.c_str()) != 0) fatal("cannot write " + out_path);
-    printf("scored %zu pairs -> %s\n", set.size(), out_path.c_str());
-    return 0;
-}
-
-// ----------------------------------------------------------------------------------------------
-// sample: continuations of prompts, with a KV cache (cpu/sample.h)
-
-static int run_sample(int argc, char** argv) {
-    std::string model_path, prompts_file, tokenizer_dir;
-    std::vector<std::string> prompts, id_prompts;
-    cpu::SampleSettings ss;
-    ss.max_new_tokens = 64;
-    FlagReader flags{argc, argv, "sample"};
-    std::string f;
-    while (flags.next(&f)) {
-        if (f == "--model") model_path = flags.str(f);
-        else if (f == "--prompt") prompts.push_back(flags.str(f));
-        else if (f == "--prompts") prompts_file = flags.str(f);
-        else if (f == "--prompt-ids") id_prompts.push_back(flags.str(f));
-        else if (f == "--tokenizer") tokenizer_dir = flags.str(f);
-        else if (f == "--max-tokens") ss.max_new_tokens = (int)flags.num(f);
-        else if (f == "--temperature") ss.temperature = (float)flags.num(f);
-        else if (f == "--top-k") ss.top_k = (int)flags.num(f);
-        else if (f == "--top-p") ss.top_p = (float)flags.num(f);
-        else if (f == "--greedy") ss.greedy = true;
-        else if (f == "--seed") ss.seed = (uint64_t)flags.num(f);
-        else if (f == "--eos-id") ss.eos_token = (int)flags.num(f);
-        else if (f == "--help" || f == "-h") { print_usage(argv[0]); return 0; }
-        else fatal("sample: unknown flag '" + f + "' (see --help)");
-    }
-    if (model_path.empty()) fatal("sample needs --model (see --help)");
-    if (!prompts_file.empty()) {
-        std::ifstream in(prompts_file);
-        if (!in) fatal("sample: cannot read " + prompts_file);
-        std::string line;
-        while (std::getline(in, line)) if (!line.empty()) prompts.push_back(line);
-    }
-    if (prompts.empty() && id_prompts.empty()) fatal("sample needs --prompt TEXT, --prompts FILE or --prompt-ids \"1 2 3\"");
-    if (ss.temperature <= 0) ss.greedy = true;
-    cpu::GPT2<float> model;
-    load_model(model_path, 50257, 0, &model);
-    GPT2Tokenizer tok;
-    std::string err;
-    std::vector<std::vector<int>> inputs;
-    if (!prompts.empty()) {
-        if (!tok.load(tokenizer_dir.empty() ? default_tokenizer_dir() : tokenizer_dir, &err)) fatal("sample: " + err);
-        if (tok.vocab_size() > model.cfg.vocab_size)
-            fatal("sample: the tokenizer has " + std::to_string(tok.vocab_size()) + " tokens, the model " +
-                  std::to_string(model.cfg.vocab_size) + "; use --prompt-ids for models with other vocabularies");
-        for (const std::string& p : prompts) {
-            std::vector<int32_t> ids;
-            if (!tok.encode(p, &ids, &err)) fatal("sample: prompt '" + p + "': " + err);
-            inputs.push_back(std::vector<int>(ids.begin(), ids.end()));
-        }
-    }
-    for (const std::string& p : id_prompts) {
-        std::vector<int> ids;
-        std::istringstream in(p);
-        int id;
-        while (in >> id) ids.push_back(id);
-        inputs.push_back(ids);
-    }
-    TokenPrinter printer;
-    printer.init(model.cfg.vocab_size);
-    cpu::Sampler sampler(model.cfg, model.params.data(), ss);
-    for (const std::vector<int>& ids : inputs) {
-        cpu::SampleResult r = sampler.generate(ids);
-        if (r.stop == cpu::SampleStop::bad_prompt)
-            fatal("sample: a prompt is empty, longer than the context of " + std::to_string(model.cfg.max_seq_len) +
-                  " tokens, or has ids outside the vocabulary");
-        printf("--- prompt: %s\n%s\n", printer.show(ids).c_str(), printer.show(r.tokens).c_str());
-    }
+    load_model(a.model_path, set.vocab_size, 0, &model);
+    check_vocabulary(set, a.data_path, model.cfg);
+    const int T = a.T == 0 ? model.cfg.max_seq_len : a.T;
+    SetLogps lp = compute_set_logps(model, set, a.sharing ? LAYOUT_SHARED : LAYOUT_BASELINE, a.packing, a.B, T, false);
+    write_score_tsv(a.out_path, lp);
     return 0;
 }
 

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "common/atomic_file.h"
 #include "common/hash.h"
 #include "common/model_config.h"
 
@@ -51,24 +52,6 @@ inline uint64_t checkpoint_payload_hash(const CheckpointState& s) {
     return h;
 }
 
-inline bool write_file_atomically(const std::string& path, const std::vector<std::pair<const void*, size_t>>& parts,
-                                  std::string* err) {
-    std::string tmp = path + ".tmp";
-    FILE* f = fopen(tmp.c_str(), "wb");
-    if (!f) { *err = "cannot create " + tmp + " (is the directory writable?)"; return false; }
-    bool ok = true;
-    for (auto& p : parts) ok = ok && fwrite(p.first, 1, p.second, f) == p.second;
-    ok = (fflush(f) == 0) && ok;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok) { remove(tmp.c_str()); *err = "writing " + tmp + " failed (disk full?)"; return false; }
-    if (rename(tmp.c_str(), path.c_str()) != 0) {
-        remove(tmp.c_str());
-        *err = "cannot rename " + tmp + " to " + path;
-        return false;
-    }
-    return true;
-}
-
 inline bool save_checkpoint(const std::string& path, const CheckpointState& s, std::string* err) {
     CheckpointHeader h;
     memset(&h, 0, sizeof h);
@@ -86,7 +69,7 @@ inline bool save_checkpoint(const std::string& path, const CheckpointState& s, s
         parts.push_back({s.m.data(), s.m.size() * sizeof(float)});
         parts.push_back({s.v.data(), s.v.size() * sizeof(float)});
     }
-    return write_file_atomically(path, parts, err);
+    return write_file_atomic(path, parts, err);
 }
 
 // True if the file starts with the checkpoint magic (so --model can tell formats apart).

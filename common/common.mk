@@ -9,7 +9,7 @@ common/test_model: common/test_model.cpp $(MODEL_HEADERS) data/pairs.h dev/test_
 	$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS_LIBS) $(LDLIBS)
 
 TRAIN_HEADERS = $(MODEL_HEADERS) common/train_config.h common/train_log.h common/trainer.h common/checkpoint.h \
-                common/ref_cache.h common/hash.h common/model_io.h common/safetensors.h cpu/sample.h cpu/adamw.h \
+                common/ref_cache.h common/hash.h common/atomic_file.h common/flags.h common/model_io.h common/safetensors.h cpu/sample.h cpu/sample_command.h cpu/adamw.h \
                 data/dataloader.h data/pairfile.h data/pairs.h kernels/adamw_math.h tokenizer/gpt2_tokenizer.h \
                 tokenizer/unicode_tables.h
 
@@ -18,7 +18,7 @@ train_dpo_cpu: train_dpo_cpu.cpp $(TRAIN_HEADERS)
 	$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS_LIBS) $(LDLIBS)
 
 # The bundled synthetic task (data/synthetic/*.bin are committed; this remakes them).
-data/make_synthetic: data/make_synthetic.cpp data/pairfile.h data/pairs.h common/rng.h
+data/make_synthetic: data/make_synthetic.cpp data/pairfile.h data/pairs.h common/atomic_file.h common/hash.h common/rng.h
 	$(CXX) $(CXXFLAGS) -o $@ $<
 synthetic: data/make_synthetic
 	./data/make_synthetic data/synthetic
@@ -32,3 +32,12 @@ TEST_BINS += common/test_trainer.sh
 TEST_BINS += cpu/test_cpu_layers
 cpu/test_cpu_layers: cpu/test_cpu_layers.cpp $(MODEL_HEADERS) cpu/adamw.h kernels/adamw_math.h dev/test_util.h
 	$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS_LIBS) $(LDLIBS)
+
+# the flag parser, then every tool given bad flags (so it runs the tools)
+TEST_BINS += common/test_flags
+common/test_flags: common/test_flags.cpp common/flags.h common/train_config.h common/model_config.h \
+                   kernels/dpo_loss_math.h dev/test_util.h | train_dpo_cpu data/prepare_dpo
+	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)
+
+# each common/ header compiles alone with g++ and nvcc and reaches no BLAS, OpenMP or CUDA header
+TEST_BINS += common/test_headers.sh

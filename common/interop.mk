@@ -1,5 +1,5 @@
 # common (interop): Hugging Face / llm.c checkpoint I/O and sampling; see common/INTEROP.md.
-MODEL_IO_HEADERS = common/model_io.h common/safetensors.h common/model_config.h
+MODEL_IO_HEADERS = common/model_io.h common/safetensors.h common/model_config.h common/atomic_file.h
 
 TEST_BINS += common/test_model_io
 

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 #include <nlohmann/json.hpp>
+#include "common/atomic_file.h"
 #include "common/model_config.h"
 #include "common/safetensors.h"
 
@@ -446,20 +447,6 @@ static inline ModelLoad load_model_any(const std::string& path, ModelConfig* cfg
 
 // ----------------------------------------------------------------------------
 // Hugging Face export
-
-static inline bool write_file_atomic(const std::string& path, const std::string& bytes, std::string* err) {
-    std::string tmp = path + ".tmp";
-    FILE* f = fopen(tmp.c_str(), "wb");
-    if (!f) { *err = tmp + ": cannot create: " + strerror(errno); return false; }
-    bool ok = fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size() && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp.c_str(), path.c_str()) != 0) {
-        *err = path + ": write failed: " + strerror(errno);
-        remove(tmp.c_str());
-        return false;
-    }
-    return true;
-}
 
 // The shortest decimal that reads back as the same float (1e-5f -> 1e-05, not 9.99999974737875e-06).
 static inline double shortest_decimal(float x) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/atomic_file.h"
 #include "common/checkpoint.h"
 #include "common/hash.h"
 
@@ -42,7 +43,7 @@ inline bool save_ref_cache(const std::string& path, const RefCache& c, std::stri
     h.version = 1; h.n_pairs = (uint32_t)c.chosen.size();
     h.model_hash = c.model_hash; h.data_hash = c.data_hash;
     h.payload_hash = hash_bytes(payload.data(), payload.size() * sizeof(double));
-    return write_file_atomically(path, {{&h, sizeof h}, {payload.data(), payload.size() * sizeof(double)}}, err);
+    return write_file_atomic(path, {{&h, sizeof h}, {payload.data(), payload.size() * sizeof(double)}}, err);
 }
 
 // Loads the cache at `path` if it exists. Returns false with *err set when the file exists but

@@ -16,6 +16,7 @@
 #include <vector>
 #include <unistd.h>
 #include <nlohmann/json.hpp>
+#include "common/atomic_file.h"
 
 // ----------------------------------------------------------------------------
 // scalar conversions (exact: every F16 and BF16 value is representable as a float)
@@ -243,9 +244,9 @@ static inline bool safetensors_write_f32(const std::string& path, const std::vec
     }
     std::string text = header.dump();
     while ((8 + text.size()) % 8 != 0) text.push_back(' ');  // the data starts 8-byte aligned
-    std::string tmp = path + ".tmp";
-    FILE* f = fopen(tmp.c_str(), "wb");
-    if (!f) { *err = tmp + ": cannot create: " + strerror(errno); return false; }
+    AtomicFile out;
+    if (!out.open(path, err)) return false;
+    FILE* f = out.file();
     uint8_t len_bytes[8];
     for (int i = 0; i < 8; i++) len_bytes[i] = (uint8_t)((uint64_t)text.size() >> (8 * i));
     bool ok = fwrite(len_bytes, 1, 8, f) == 8 && fwrite(text.data(), 1, text.size(), f) == text.size();
@@ -254,12 +255,5 @@ static inline bool safetensors_write_f32(const std::string& path, const std::vec
         for (int64_t d : tensors[i].shape) numel *= (size_t)d;
         ok = fwrite(tensors[i].data, sizeof(float), numel, f) == numel;
     }
-    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp.c_str(), path.c_str()) != 0) {
-        *err = path + ": write failed: " + strerror(errno) + " (disk full?)";
-        remove(tmp.c_str());
-        return false;
-    }
-    return true;
+    return out.commit(err, ok);
 }

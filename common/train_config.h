@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/flags.h"
 #include "common/model_config.h"
 #include "kernels/dpo_loss_math.h"
 
@@ -137,97 +138,69 @@ inline std::vector<std::string> split_commas(const std::string& s) {
     return out;
 }
 
-// Parses the training flags. Returns false with *err set on a bad flag or value.
+// Upper bounds of the size flags: far above any real run, low enough that a typo is an error
+// instead of an allocation failure or a run that never ends.
+static const int64_t MAX_FLAG_STEPS = 100000000;     // --steps, --stop-after, --warmup, --*-every
+static const int64_t MAX_FLAG_PAIRS = 1 << 20;       // --batch-pairs
+static const int64_t MAX_FLAG_ROWS = 4096;           // --micro-rows
+static const int64_t MAX_FLAG_SEQ_LEN = 1 << 20;     // --seq-len (also bounded by the model's context)
+static const int64_t MAX_FLAG_THREADS = 4096;        // --threads
+static const int64_t MAX_FLAG_SAMPLE_TOKENS = 1 << 20;  // --sample-tokens, sample --max-tokens
+static const int64_t MAX_FLAG_SAMPLE_PROMPTS = 1 << 20; // --sample-prompts
+
+// Parses the training flags (common/flags.h: every value typed and range-checked). Returns false
+// with *err set on a bad flag or value.
 inline bool parse_train_args(int argc, char** argv, int first, TrainConfig* c, std::string* err) {
-    std::string losses = "sigmoid", weights;
-    for (int i = first; i < argc; i++) {
-        std::string flag = argv[i];
-        auto value = [&](std::string* v) {
-            if (i + 1 >= argc) { *err = "flag " + flag + " needs a value (see --help)"; return false; }
-            *v = argv[++i];
-            return true;
-        };
-        auto number = [&](double* d) {
-            std::string v;
-            if (!value(&v)) return false;
-            char* end = nullptr;
-            *d = strtod(v.c_str(), &end);
-            if (end == v.c_str() || *end != '\0' || !std::isfinite(*d)) {
-                *err = "flag " + flag + ": '" + v + "' is not a number";
-                return false;
-            }
-            return true;
-        };
-        auto on_off = [&](bool* b) {
-            std::string v;
-            if (!value(&v)) return false;
-            if (v == "on") *b = true;
-            else if (v == "off") *b = false;
-            else { *err = "flag " + flag + " takes on or off, not '" + v + "'"; return false; }
-            return true;
-        };
-        auto integer = [&](long* n, long lo) {
-            double d;
-            if (!number(&d)) return false;
-            if (d != (double)(long)d || d < lo) {
-                *err = "flag " + flag + " needs an integer >= " + std::to_string(lo);
-                return false;
-            }
-            *n = (long)d;
-            return true;
-        };
-        double d; long n; bool ok = true;
-        if (flag == "--train") ok = value(&c->train_file);
-        else if (flag == "--val") ok = value(&c->val_file);
-        else if (flag == "--model") ok = value(&c->model);
-        else if (flag == "--out") ok = value(&c->out_dir);
-        else if (flag == "--ref-cache") ok = value(&c->ref_cache);
-        else if (flag == "--export-hf") ok = value(&c->export_hf);
-        else if (flag == "--resume") {
-            if (i + 1 < argc && argv[i + 1][0] != '-') c->resume = argv[++i];
+    std::string losses = "sigmoid";
+    std::vector<float> weights;
+    const NumberRange non_negative = NumberRange::at_least(0);
+    FlagParser f(argc, argv, first);
+    while (f.next()) {
+        if (f.is("--train")) f.text(&c->train_file);
+        else if (f.is("--val")) f.text(&c->val_file);
+        else if (f.is("--model")) f.text(&c->model);
+        else if (f.is("--out")) f.text(&c->out_dir);
+        else if (f.is("--ref-cache")) f.text(&c->ref_cache);
+        else if (f.is("--export-hf")) f.text(&c->export_hf);
+        else if (f.is("--resume")) {
+            if (f.value_follows()) f.text(&c->resume);
             else c->resume = "auto";
         }
-        else if (flag == "--prefix-sharing") ok = on_off(&c->prefix_sharing);
-        else if (flag == "--packing") ok = on_off(&c->packing);
-        else if (flag == "--loss") ok = value(&losses);
-        else if (flag == "--loss-weights") ok = value(&weights);
-        else if (flag == "--beta") { ok = number(&d); c->loss.beta = (float)d; }
-        else if (flag == "--label-smoothing") { ok = number(&d); c->loss.label_smoothing = (float)d; }
-        else if (flag == "--steps") { ok = integer(&n, 0); c->steps = n; }
-        else if (flag == "--stop-after") { ok = integer(&n, 1); c->stop_after = n; }
-        else if (flag == "--seed") { ok = integer(&n, 0); c->seed = (uint64_t)n; }
-        else if (flag == "--batch-pairs") { ok = integer(&n, 1); c->pairs_per_step = (int)n; }
-        else if (flag == "--micro-rows") { ok = integer(&n, 1); c->micro_rows = (int)n; }
-        else if (flag == "--seq-len") { ok = integer(&n, 2); c->seq_len = (int)n; }
-        else if (flag == "--lr") { ok = number(&d); c->lr = (float)d; }
-        else if (flag == "--min-lr-frac") { ok = number(&d); c->min_lr_frac = (float)d; }
-        else if (flag == "--warmup") { ok = integer(&n, 0); c->warmup = (int)n; }
-        else if (flag == "--weight-decay") { ok = number(&d); c->weight_decay = (float)d; }
-        else if (flag == "--grad-clip") { ok = number(&d); c->grad_clip = (float)d; }
-        else if (flag == "--eval-every") { ok = integer(&n, 0); c->eval_every = (int)n; }
-        else if (flag == "--log-every") { ok = integer(&n, 1); c->log_every = (int)n; }
-        else if (flag == "--checkpoint-every") { ok = integer(&n, 0); c->checkpoint_every = (int)n; }
-        else if (flag == "--threads") { ok = integer(&n, 0); c->threads = (int)n; }
-        else if (flag == "--sample-every") { ok = integer(&n, 0); c->sample_every = (int)n; }
-        else if (flag == "--sample-prompts") { ok = integer(&n, 1); c->sample_prompts = (int)n; }
-        else if (flag == "--sample-tokens") { ok = integer(&n, 1); c->sample_tokens = (int)n; }
-        else if (flag == "--no-shuffle") c->shuffle = false;
-        else if (flag == "--overlong") {
-            std::string v;
-            ok = value(&v);
-            if (ok && v != "error" && v != "skip") { *err = "--overlong takes error or skip"; ok = false; }
-            c->skip_overlong = v == "skip";
-        } else {
-            *err = "unknown flag '" + flag + "' (see --help)";
-            return false;
-        }
-        if (!ok) return false;
+        else if (f.is("--prefix-sharing")) f.on_off(&c->prefix_sharing);
+        else if (f.is("--packing")) f.on_off(&c->packing);
+        else if (f.is("--loss")) f.text(&losses);
+        else if (f.is("--loss-weights")) f.number_list(&weights, non_negative);
+        else if (f.is("--beta")) f.number(&c->loss.beta, NumberRange::above(0));
+        else if (f.is("--label-smoothing")) f.number(&c->loss.label_smoothing, {0, 0.5, false, true});
+        else if (f.is("--steps")) f.integer(&c->steps, 0, MAX_FLAG_STEPS);
+        else if (f.is("--stop-after")) f.integer(&c->stop_after, 1, MAX_FLAG_STEPS);
+        else if (f.is("--seed")) f.seed(&c->seed);
+        else if (f.is("--batch-pairs")) f.integer(&c->pairs_per_step, 1, MAX_FLAG_PAIRS);
+        else if (f.is("--micro-rows")) f.integer(&c->micro_rows, 1, MAX_FLAG_ROWS);
+        else if (f.is("--seq-len")) f.integer(&c->seq_len, 2, MAX_FLAG_SEQ_LEN);
+        else if (f.is("--lr")) f.number(&c->lr, non_negative);
+        else if (f.is("--min-lr-frac")) f.number(&c->min_lr_frac, NumberRange::closed(0, 1));
+        else if (f.is("--warmup")) f.integer(&c->warmup, 0, MAX_FLAG_STEPS);
+        else if (f.is("--weight-decay")) f.number(&c->weight_decay, non_negative);
+        else if (f.is("--grad-clip")) f.number(&c->grad_clip, non_negative);
+        else if (f.is("--eval-every")) f.integer(&c->eval_every, 0, MAX_FLAG_STEPS);
+        else if (f.is("--log-every")) f.integer(&c->log_every, 1, MAX_FLAG_STEPS);
+        else if (f.is("--checkpoint-every")) f.integer(&c->checkpoint_every, 0, MAX_FLAG_STEPS);
+        else if (f.is("--threads")) f.integer(&c->threads, 0, MAX_FLAG_THREADS);
+        else if (f.is("--sample-every")) f.integer(&c->sample_every, 0, MAX_FLAG_STEPS);
+        else if (f.is("--sample-prompts")) f.integer(&c->sample_prompts, 1, MAX_FLAG_SAMPLE_PROMPTS);
+        else if (f.is("--sample-tokens")) f.integer(&c->sample_tokens, 1, MAX_FLAG_SAMPLE_TOKENS);
+        else if (f.is("--no-shuffle")) c->shuffle = false;
+        else if (f.is("--overlong")) {
+            int policy = 0;
+            if (f.choice(&policy, {"error", "skip"})) c->skip_overlong = policy == 1;
+        } else f.unknown();
     }
+    if (!f.ok()) { *err = f.error(); return false; }
     // losses and their weights
-    std::vector<std::string> names = split_commas(losses), ws;
-    if (!weights.empty()) ws = split_commas(weights);
-    if (!ws.empty() && ws.size() != names.size()) {
-        *err = "--loss-weights has " + std::to_string(ws.size()) + " values for " +
+    std::vector<std::string> names = split_commas(losses);
+    if (!weights.empty() && weights.size() != names.size()) {
+        *err = "--loss-weights has " + std::to_string(weights.size()) + " values for " +
                std::to_string(names.size()) + " losses";
         return false;
     }
@@ -237,19 +210,7 @@ inline bool parse_train_args(int argc, char** argv, int first, TrainConfig* c, s
         int t = -1;
         for (int j = 0; j < NUM_LOSS_TYPES; j++) if (names[k] == loss_names[j]) t = j;
         if (t < 0) { *err = "unknown loss '" + names[k] + "' (sigmoid, ipo, hinge, sft)"; return false; }
-        float w = 1.0f;
-        if (!ws.empty()) {
-            char* end = nullptr;
-            w = strtof(ws[k].c_str(), &end);
-            if (end == ws[k].c_str() || *end) { *err = "--loss-weights: '" + ws[k] + "' is not a number"; return false; }
-        }
-        c->loss.weight[t] += w;
+        c->loss.weight[t] += weights.empty() ? 1.0f : weights[k];
     }
-    if (c->loss.beta <= 0) { *err = "--beta must be > 0"; return false; }
-    if (c->loss.label_smoothing < 0 || c->loss.label_smoothing >= 0.5f) {
-        *err = "--label-smoothing must be in [0, 0.5)";
-        return false;
-    }
-    if (c->lr < 0) { *err = "--lr must be >= 0"; return false; }
     return true;
 }

@@ -12,7 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "common/atomic_file.h"
 #include "common/checkpoint.h"
+#include "common/flags.h"
 #include "common/model_init.h"
 #include "common/model_io.h"
 #include "common/ref_cache.h"
@@ -114,6 +116,47 @@ static inline RefCache reference_logps(const SetForward& forward, uint64_t ref_h
     printf("reference log-probs: computed for %zu pairs in %.1fs -> %s\n", set.size(),
            now_seconds() - t0, path.c_str());
     return cache;
+}
+
+// The flags of the score subcommand (the forward is the trainer's own).
+struct ScoreArgs {
+    std::string model_path, data_path, out_path;
+    bool sharing = true, packing = true;
+    int B = 8, T = 0, threads = 0;  // T = 0: the model's context
+};
+
+// Returns false after printing the usage for --help; a bad flag is fatal.
+static inline bool parse_score_args(int argc, char** argv, ScoreArgs* a) {
+    FlagParser f(argc, argv, 2, "score");  // after "<trainer> score"
+    while (f.next()) {
+        if (f.is("--model")) f.text(&a->model_path);
+        else if (f.is("--data")) f.text(&a->data_path);
+        else if (f.is("--out")) f.text(&a->out_path);
+        else if (f.is("--prefix-sharing")) f.on_off(&a->sharing);
+        else if (f.is("--packing")) f.on_off(&a->packing);
+        else if (f.is("--seq-len")) f.integer(&a->T, 2, MAX_FLAG_SEQ_LEN);
+        else if (f.is("--micro-rows")) f.integer(&a->B, 1, MAX_FLAG_ROWS);
+        else if (f.is("--threads")) f.integer(&a->threads, 0, MAX_FLAG_THREADS);
+        else if (f.is("--help") || f.is("-h")) { print_usage(argv[0]); return false; }
+        else f.unknown();
+    }
+    if (!f.ok()) fatal(f.error());
+    if (a->model_path.empty() || a->data_path.empty() || a->out_path.empty())
+        fatal("score needs --model, --data and --out (see --help)");
+    return true;
+}
+
+// score's output: index, logp_chosen, logp_rejected, n_chosen, n_rejected per pair (TSV).
+static inline void write_score_tsv(const std::string& path, const SetLogps& lp) {
+    AtomicFile out;
+    std::string err;
+    if (!out.open(path, &err)) fatal("score: " + err);
+    bool ok = fprintf(out.file(), "index\tlogp_chosen\tlogp_rejected\tn_chosen\tn_rejected\n") > 0;
+    for (size_t i = 0; ok && i < lp.chosen.size(); i++)
+        ok = fprintf(out.file(), "%zu\t%.9g\t%.9g\t%d\t%d\n", i, lp.chosen[i], lp.rejected[i], lp.n_chosen[i],
+                     lp.n_rejected[i]) > 0;
+    if (!out.commit(&err, ok)) fatal("score: " + err);
+    printf("scored %zu pairs -> %s\n", lp.chosen.size(), path.c_str());
 }
 
 // The metrics of an evaluation from the set's log-probs and its reference log-probs.

@@ -1,8 +1,9 @@
 # data: build fragment included by the top-level Makefile.
 # The pair file format (data/pairfile.h), the preprocessing tool data/prepare_dpo and their tests.
 
-PREPARE_DPO_HEADERS = data/prepare_text.h data/pairfile.h data/pairs.h tokenizer/gpt2_tokenizer.h \
-                      tokenizer/unicode_tables.h
+PAIRFILE_HEADERS = data/pairfile.h data/pairs.h common/atomic_file.h common/hash.h
+PREPARE_DPO_HEADERS = data/prepare_text.h $(PAIRFILE_HEADERS) tokenizer/gpt2_tokenizer.h \
+                      tokenizer/unicode_tables.h common/rng.h common/flags.h
 
 ALL_BINS  += data/prepare_dpo
 TEST_BINS += data/test_pairfile data/test_pairfile_asan data/test_prepare
@@ -10,11 +11,11 @@ TEST_BINS += data/test_pairfile data/test_pairfile_asan data/test_prepare
 data/prepare_dpo: data/prepare_dpo.cpp $(PREPARE_DPO_HEADERS)
 	$(CXX) $(CXXFLAGS) $< -o $@ -lz $(LDLIBS)
 
-data/test_pairfile: data/test_pairfile.cpp data/pairfile.h data/pairs.h dev/test_util.h
+data/test_pairfile: data/test_pairfile.cpp $(PAIRFILE_HEADERS) dev/test_util.h
 	$(CXX) $(CXXFLAGS) $< -o $@ $(LDLIBS)
 
 # the same test under AddressSanitizer: loading damaged files must never read out of bounds
-data/test_pairfile_asan: data/test_pairfile.cpp data/pairfile.h data/pairs.h dev/test_util.h
+data/test_pairfile_asan: data/test_pairfile.cpp $(PAIRFILE_HEADERS) dev/test_util.h
 	$(CXX) $(CXXFLAGS) -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer $< -o $@ $(LDLIBS)
 
 # runs data/prepare_dpo, so it depends on it

@@ -16,18 +16,12 @@
 #include <cstdio>
 #include <string>
 #include <vector>
+#include "common/rng.h"
 #include "data/batch.h"
 #include "data/pairs.h"
 
 // ----------------------------------------------------------------------------
 // Deterministic shuffle
-
-static inline uint64_t splitmix64_next(uint64_t* state) {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 // Epoch `epoch`'s order of a dataset of n pairs: perm[position within the epoch] = dataset index.
 // Identity without shuffle; otherwise Fisher-Yates with splitmix64 seeded from (seed, epoch).

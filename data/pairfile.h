@@ -17,6 +17,8 @@
 #include <cstring>
 #include <string>
 #include <vector>
+#include "common/atomic_file.h"
+#include "common/hash.h"
 #include "data/pairs.h"
 
 static const char PAIRFILE_MAGIC[8] = {'D', 'P', 'O', 'P', 'A', 'I', 'R', 'S'};
@@ -36,12 +38,6 @@ enum PairFileHeaderField : size_t {
     PF_N_PAIRS = 24, PF_N_TOKENS = 32, PF_FLAGS = 40, PF_INDEX_ENTRY_BYTES = 44,
     PF_CONTENT_HASH = 48, PF_TOKENIZER_ID = 56, PF_RESERVED = 120, PF_HEADER_HASH = 248,
 };
-
-static const uint64_t FNV64_OFFSET = 0xcbf29ce484222325ull;
-static inline uint64_t fnv1a64(uint64_t h, const uint8_t* bytes, size_t n) {
-    for (size_t i = 0; i < n; i++) { h ^= bytes[i]; h *= 0x100000001b3ull; }
-    return h;
-}
 
 static inline void put_le(uint8_t* dst, uint64_t v, int nbytes) {
     for (int i = 0; i < nbytes; i++) dst[i] = (uint8_t)(v >> (8 * i));
@@ -92,8 +88,8 @@ static inline bool check_pair_set(const PairSet& set, std::string* err) {
     return true;
 }
 
-// Writes `set` to `path` atomically: to path + ".tmp", then rename. On any error nothing is left
-// behind (the .tmp is removed, an existing `path` is untouched). hash_out (optional) receives the
+// Writes `set` to `path` atomically (common/atomic_file.h: path + ".tmp", fsync, rename). On any
+// error nothing is left behind (the .tmp is removed, an existing `path` is untouched). hash_out (optional) receives the
 // content hash written.
 static inline bool write_pair_file(const std::string& path, const PairSet& set, uint32_t flags,
                                    std::string* err, uint64_t* hash_out = nullptr) {
@@ -102,15 +98,15 @@ static inline bool write_pair_file(const std::string& path, const PairSet& set, 
     if (flags & ~PAIRFILE_KNOWN_FLAGS) { *err = path + ": unknown flags"; return false; }
     const uint32_t width = pairfile_token_bytes(set.vocab_size);
 
-    std::string tmp = path + ".tmp";
-    FILE* f = fopen(tmp.c_str(), "wb");
-    if (!f) { *err = tmp + ": cannot create: " + strerror(errno) + "; check the directory exists and is writable"; return false; }
+    AtomicFile out;
+    if (!out.open(path, err)) return false;
+    FILE* f = out.file();
 
     // the header last (it holds the hash); first a placeholder, then the index and the tokens in
     // chunks, hashed as they are written
     uint8_t header[PAIRFILE_HEADER_BYTES] = {0};
     bool ok = fwrite(header, 1, sizeof header, f) == sizeof header;
-    uint64_t hash = FNV64_OFFSET;
+    uint64_t hash = FNV1A64_OFFSET;
     std::vector<uint8_t> chunk;
     auto flush = [&]() {
         hash = fnv1a64(hash, chunk.data(), chunk.size());
@@ -145,21 +141,9 @@ static inline bool write_pair_file(const std::string& path, const PairSet& set, 
     put_le(header + PF_INDEX_ENTRY_BYTES, PAIRFILE_INDEX_ENTRY_BYTES, 4);
     put_le(header + PF_CONTENT_HASH, hash, 8);
     memcpy(header + PF_TOKENIZER_ID, set.tokenizer_id.data(), set.tokenizer_id.size());
-    put_le(header + PF_HEADER_HASH, fnv1a64(FNV64_OFFSET, header, PF_HEADER_HASH), 8);
+    put_le(header + PF_HEADER_HASH, fnv1a64(FNV1A64_OFFSET, header, PF_HEADER_HASH), 8);
     ok = ok && fseeko(f, 0, SEEK_SET) == 0 && fwrite(header, 1, sizeof header, f) == sizeof header;
-    int write_errno = errno;
-    if (fclose(f) != 0 && ok) { ok = false; write_errno = errno; }
-    if (!ok) {
-        remove(tmp.c_str());
-        *err = tmp + ": write failed: " + strerror(write_errno) + "; check free disk space";
-        return false;
-    }
-    if (rename(tmp.c_str(), path.c_str()) != 0) {
-        int e = errno;
-        remove(tmp.c_str());
-        *err = path + ": cannot rename " + tmp + " into place: " + strerror(e);
-        return false;
-    }
+    if (!out.commit(err, ok)) return false;
     if (hash_out) *hash_out = hash;
     return true;
 }
@@ -207,7 +191,7 @@ static inline bool load_pair_file(const std::string& path, PairSet* out, std::st
         return fail(PF_HEADER_BYTES, "header size %u, version 1 has %u; the file is damaged, %s",
                     header_bytes, PAIRFILE_HEADER_BYTES, remake);
     uint64_t header_hash = get_le(h + PF_HEADER_HASH, 8);
-    if (header_hash != fnv1a64(FNV64_OFFSET, h, PF_HEADER_HASH))
+    if (header_hash != fnv1a64(FNV1A64_OFFSET, h, PF_HEADER_HASH))
         return fail(PF_HEADER_HASH, "header checksum mismatch; the header is damaged, %s", remake);
     uint32_t vocab = (uint32_t)get_le(h + PF_VOCAB, 4);
     if (vocab == 0 || vocab > (uint32_t)INT32_MAX)
@@ -250,7 +234,7 @@ static inline bool load_pair_file(const std::string& path, PairSet* out, std::st
     std::vector<uint8_t> index(n_pairs * entry_bytes);
     if (fread(index.data(), 1, index.size(), f) != index.size())
         return fail(PAIRFILE_HEADER_BYTES, "read error in the index: %s", strerror(errno));
-    uint64_t hash = fnv1a64(FNV64_OFFSET, index.data(), index.size());
+    uint64_t hash = fnv1a64(FNV1A64_OFFSET, index.data(), index.size());
     PairSet set;
     set.vocab_size = (int)vocab;
     set.tokenizer_id.assign((const char*)id, id_len);

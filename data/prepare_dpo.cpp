@@ -14,6 +14,8 @@
 #include <vector>
 #include <zlib.h>
 #include <nlohmann/json.hpp>
+#include "common/flags.h"
+#include "common/rng.h"
 #include "data/pairfile.h"
 #include "data/pairs.h"
 #include "data/prepare_text.h"
@@ -58,58 +60,33 @@ struct Options {
     exit(2);
 }
 
-static bool parse_number(const char* s, double* out) {
-    char* end = nullptr;
-    *out = strtod(s, &end);
-    return end != s && *end == '\0';
-}
-
 static Options parse_options(int argc, char** argv) {
     Options o;
     bool have_fraction = false;
-    for (int i = 1; i < argc; i++) {
-        std::string a = argv[i];
-        if (a == "--help" || a == "-h") { fputs(USAGE, stdout); exit(0); }
-        if (a == "--skip-bad") { o.skip_bad = true; continue; }
-        if (a == "--no-eos") { o.eos = false; continue; }
-        if (a == "--bos") { o.bos = true; continue; }
-        static const char* const with_value[] = {"--input", "--output", "--tokenizer", "--val-output", "--format",
-                                                 "--truncate", "--max-len", "--val-fraction", "--seed"};
-        if (std::find(std::begin(with_value), std::end(with_value), a) == std::end(with_value))
-            usage_error("unknown option " + a);
-        if (i + 1 >= argc) usage_error(a + " needs a value");
-        const char* v = argv[++i];
-        double x;
-        if (a == "--input") o.input = v;
-        else if (a == "--output") o.output = v;
-        else if (a == "--tokenizer") o.tokenizer_dir = v;
-        else if (a == "--val-output") o.val_output = v;
-        else if (a == "--format") {
-            int f = -1;
-            for (int k = 0; k < 4; k++) if (!strcmp(v, FORMAT_NAMES[k])) f = k;
-            if (f < 0) usage_error(std::string("--format ") + v + ": use auto, explicit, implicit or messages");
-            o.format = (InputFormat)f;
-        } else if (a == "--truncate") {
-            int t = -1;
-            for (int k = 0; k < 3; k++) if (!strcmp(v, TRUNCATE_NAMES[k])) t = k;
-            if (t < 0) usage_error(std::string("--truncate ") + v + ": use keep-end, keep-start or drop");
-            o.truncate = (TruncatePolicy)t;
-        } else if (a == "--max-len") {
-            if (!parse_number(v, &x) || x != (double)(long)x || x < 4 || x > 1e9)
-                usage_error(std::string("--max-len ") + v + ": give a whole number >= 4 (a unit needs at least "
-                            "one prompt token, the copy of it, and one token per response)");
-            o.max_len = (size_t)x;
-        } else if (a == "--val-fraction") {
-            if (!parse_number(v, &x) || !(x > 0 && x < 1))
-                usage_error(std::string("--val-fraction ") + v + ": give a number between 0 and 1, e.g. 0.05");
-            o.val_fraction = x;
-            have_fraction = true;
-        } else if (a == "--seed") {
-            char* end = nullptr;
-            o.seed = strtoull(v, &end, 10);
-            if (end == v || *end) usage_error(std::string("--seed ") + v + ": give a non-negative whole number");
-        }
+    FlagParser f(argc, argv, 1);
+    while (f.next()) {
+        int k = 0;
+        if (f.is("--help") || f.is("-h")) { fputs(USAGE, stdout); exit(0); }
+        else if (f.is("--skip-bad")) o.skip_bad = true;
+        else if (f.is("--no-eos")) o.eos = false;
+        else if (f.is("--bos")) o.bos = true;
+        else if (f.is("--input")) f.text(&o.input);
+        else if (f.is("--output")) f.text(&o.output);
+        else if (f.is("--tokenizer")) f.text(&o.tokenizer_dir);
+        else if (f.is("--val-output")) f.text(&o.val_output);
+        else if (f.is("--format")) {
+            if (f.choice(&k, {FORMAT_NAMES[0], FORMAT_NAMES[1], FORMAT_NAMES[2], FORMAT_NAMES[3]})) o.format = (InputFormat)k;
+        } else if (f.is("--truncate")) {
+            if (f.choice(&k, {TRUNCATE_NAMES[0], TRUNCATE_NAMES[1], TRUNCATE_NAMES[2]})) o.truncate = (TruncatePolicy)k;
+        } else if (f.is("--max-len")) {
+            f.integer(&o.max_len, 4, 1000000000, "a unit needs at least one prompt token, the copy of it, "
+                                                  "and one token per response");
+        } else if (f.is("--val-fraction")) {
+            if (f.number(&o.val_fraction, {0, 1, true, true})) have_fraction = true;
+        } else if (f.is("--seed")) f.seed(&o.seed);
+        else f.fail("unknown option " + f.flag());
     }
+    if (!f.ok()) usage_error(f.error());
     if (o.input.empty() || o.output.empty()) usage_error("--input and --output are required");
     if (o.val_output.empty() != !have_fraction)
         usage_error("--val-output and --val-fraction go together: give both or neither");
@@ -122,12 +99,6 @@ static Options parse_options(int argc, char** argv) {
 // Whether line `line` (1-based) goes to the validation set: a hash of (seed, line) read as a
 // number in [0, 1), compared with the fraction. Depends on nothing else, so the split of a line
 // does not change when other lines are added, skipped or dropped.
-static uint64_t splitmix64(uint64_t x) {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
 static bool in_validation(uint64_t seed, uint64_t line, double fraction) {
     return (double)(splitmix64(splitmix64(seed) ^ line) >> 11) * 0x1.0p-53 < fraction;
 }

@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "common/hash.h"
 #include "tokenizer/unicode_tables.h"
 
 // ----------------------------------------------------------------------------------------------
@@ -101,14 +102,6 @@ inline std::vector<int> gpt2_unicode_to_byte() {
     return to_byte;
 }
 
-// 64-bit FNV-1a over bytes, continuing from state h.
-inline uint64_t fnv1a64(uint64_t h, const void* data, size_t n) {
-    const unsigned char* p = (const unsigned char*)data;
-    for (size_t i = 0; i < n; i++) { h ^= p[i]; h *= 0x100000001B3ull; }
-    return h;
-}
-static const uint64_t kFnv1a64Offset = 0xCBF29CE484222325ull;
-
 // Reads a whole file into *out; false if it cannot be opened or read.
 inline bool read_whole_file(const std::string& path, std::string* out) {
     FILE* f = fopen(path.c_str(), "rb");
@@ -171,7 +164,7 @@ struct GPT2Tokenizer {
     // Token id whose bytes are exactly s[0..n), or -1.
     int32_t find_token(const char* s, size_t n) const {
         size_t mask = hash_slots.size() - 1;
-        for (size_t slot = fnv1a64(kFnv1a64Offset, s, n) & mask;; slot = (slot + 1) & mask) {
+        for (size_t slot = fnv1a64(FNV1A64_OFFSET, s, n) & mask;; slot = (slot + 1) & mask) {
             int32_t t = hash_slots[slot];
             if (t < 0) return -1;
             if (token_start[t + 1] - token_start[t] == n && memcmp(&token_bytes[token_start[t]], s, n) == 0) return t;
@@ -352,7 +345,7 @@ inline bool GPT2Tokenizer::load(const std::string& dir, std::string* err) {
             *err = vocab_path + ": token id " + std::to_string(t) + " has the same bytes as an earlier token (the file is damaged)";
             return false;
         }
-        size_t slot = fnv1a64(kFnv1a64Offset, s, n) & (slots - 1);
+        size_t slot = fnv1a64(FNV1A64_OFFSET, s, n) & (slots - 1);
         while (hash_slots[slot] >= 0) slot = (slot + 1) & (slots - 1);
         hash_slots[slot] = t;
     }
@@ -365,7 +358,7 @@ inline bool GPT2Tokenizer::load(const std::string& dir, std::string* err) {
     }
     eot = find_token("<|endoftext|>", 13);
 
-    uint64_t hash = kFnv1a64Offset;
+    uint64_t hash = FNV1A64_OFFSET;
     for (int t = 0; t < V; t++) {
         uint32_t len = token_start[t + 1] - token_start[t];
         hash = fnv1a64(hash, &len, sizeof(len));

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/flags.h"
 #include "tokenizer/gpt2_tokenizer.h"
 
 static void print_usage(FILE* f) {
@@ -32,18 +33,17 @@ static std::string read_stdin() {
 
 int main(int argc, char** argv) {
     std::string mode, dir = default_tokenizer_dir();
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { print_usage(stdout); return 0; }
-        if (!strcmp(argv[i], "--tokenizer")) {
-            if (i + 1 >= argc) { fprintf(stderr, "tokenize: --tokenizer needs a directory\n"); return 1; }
-            dir = argv[++i];
-        } else if (mode.empty() && (!strcmp(argv[i], "encode") || !strcmp(argv[i], "decode"))) {
-            mode = argv[i];
-        } else {
-            fprintf(stderr, "tokenize: unknown argument '%s'\n", argv[i]);
-            print_usage(stderr);
-            return 1;
-        }
+    FlagParser f(argc, argv, 1, "tokenize");
+    while (f.next()) {
+        if (f.is("--help") || f.is("-h")) { print_usage(stdout); return 0; }
+        if (f.is("--tokenizer")) f.text(&dir);
+        else if (mode.empty() && (f.is("encode") || f.is("decode"))) mode = f.flag();
+        else f.fail("unknown argument '" + f.flag() + "'");
+    }
+    if (!f.ok()) {
+        fprintf(stderr, "%s\n", f.error().c_str());
+        print_usage(stderr);
+        return 1;
     }
     if (mode.empty()) { print_usage(stderr); return 1; }
 

@@ -3,6 +3,7 @@
 // 2^16 bf16 values to float, float to bf16 on every (sign, exponent, top mantissa) pattern with the
 // rounding-critical low halves plus millions of random floats (NaN, Inf, denormals, ties), and the
 // four arithmetic operators and negation on a million random pairs.
+#include "common/rng.h"
 #include "dev/simt/bf16.h"
 #include "dev/test_util.h"
 #include <chrono>
@@ -19,12 +20,7 @@ uint16_t toolkit_arith(int op, uint16_t a, uint16_t b);
 uint32_t toolkit_floats2bfloat162_rn(float lo, float hi);
 
 static uint64_t rng_state;
-static uint64_t next_u64() {   // splitmix64
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+static uint64_t next_u64() { return splitmix64_next(&rng_state); }
 static float float_from(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 static uint32_t bits_from(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 
