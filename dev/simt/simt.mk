@@ -31,9 +31,10 @@ SIMT_KERNEL_TESTS_FP32 += dev/cuda/adamw dev/cuda/dpo_loss
 
 -include dev/simt/tensor.mk
 
-# matmul (cuBLASLt; the CPU build runs dev/simt/cublaslt_cpu.h) and GELU, each in both precisions:
+# matmul (cuBLASLt; the CPU build runs dev/simt/cublaslt_cpu.h, tested by test_cublaslt_cpu) and
+# GELU, each in both precisions:
 # T_fp32.cu includes T.cu with ENABLE_FP32, so it also needs T's rewritten copy and source.
-SIMT_KERNEL_TESTS += dev/cuda/matmul dev/cuda/matmul_fp32 dev/cuda/gelu dev/cuda/gelu_fp32
+SIMT_KERNEL_TESTS += dev/cuda/matmul dev/cuda/matmul_fp32 dev/cuda/gelu dev/cuda/gelu_fp32 dev/simt/test_cublaslt_cpu
 dev/cuda/matmul_fp32 dev/cuda/matmul_fp32_asan: build/cpu/dev/cuda/matmul.cu cpu/gpt2.h
 dev/cuda/matmul dev/cuda/matmul_asan: cpu/gpt2.h
 dev/cuda/gelu_fp32 dev/cuda/gelu_fp32_asan: build/cpu/dev/cuda/gelu.cu
