@@ -9,11 +9,9 @@
 // Builds with g++ on the CPU execution layer (both thread orders, ASan, -DENABLE_FP32) and nvcc.
 #include <algorithm>
 #include <cstring>
-#include <string>
-#include <sys/wait.h>
-#include <unistd.h>
 #include <vector>
 
+#include "dev/cuda/expect_exit.h"
 #include "dev/simt/kernel_test.h"
 #include "kernels/dpo_loss.cuh"
 
@@ -201,32 +199,6 @@ static void test_spec(const char* order, const char* what, const LossSpec& spec,
     check(out.deterministic, "second run bit-identical");
 }
 
-// dpo_pair_plan on bad metadata must exit(1) with a message naming the problem; run in a child.
-static void test_plan_error(const char* what, std::vector<int32_t> slot, std::vector<int8_t> side,
-                            int S, const char* expect) {
-    int fds[2];
-    if (pipe(fds) != 0) { test_report(false, what, "pipe failed"); return; }
-    const pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        close(fds[0]);
-        dpo_pair_plan(slot.data(), side.data(), (int)slot.size(), S);
-        _exit(0);
-    }
-    close(fds[1]);
-    std::string message;
-    char buf[512];
-    for (ssize_t got; (got = read(fds[0], buf, sizeof buf)) > 0;) message.append(buf, got);
-    close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    const bool exited_1 = WIFEXITED(status) && WEXITSTATUS(status) == 1;
-    char name[160];
-    snprintf(name, sizeof name, "dpo_pair_plan error: %s", what);
-    test_report(exited_1 && message.find(expect) != std::string::npos, name,
-                "exit status %d, message \"%s\" (expected exit 1 and \"%s\")", status, message.c_str(), expect);
-}
-
 // Version 1 on a micro-batch of 64 pairs with 256 scored tokens a side (32k tokens), shuffled.
 static void benchmark(int version) {
     std::mt19937_64 rng(1);
@@ -274,8 +246,15 @@ int main(int argc, char** argv) {
     for_each_thread_order([&](const char* order) {
         for (const Named& n : specs) test_spec(order, n.name, n.spec, rng);
     });
-    test_plan_error("slot out of range", {0, 0, 1}, {1, 2, 1}, 1, "scored token 2 has slot 1");
-    test_plan_error("side 0", {0, 0, 0}, {1, 0, 2}, 1, "scored token 1 has slot 0 and side 0");
-    test_plan_error("pair without rejected tokens", {0, 1, 1}, {1, 1, 2}, 2, "pair slot 0 has no scored rejected token");
+    // bad metadata: exit status 1 and a message naming the token or pair
+    auto plan_of = [](std::vector<int32_t> slot, std::vector<int8_t> side, int S) {
+        return [=]() { dpo_pair_plan(slot.data(), side.data(), (int)slot.size(), S); };
+    };
+    expect_exit_message("dpo_pair_plan error: slot out of range", "scored token 2 has slot 1",
+                        plan_of({0, 0, 1}, {1, 2, 1}, 1));
+    expect_exit_message("dpo_pair_plan error: side 0", "scored token 1 has slot 0 and side 0",
+                        plan_of({0, 0, 0}, {1, 0, 2}, 1));
+    expect_exit_message("dpo_pair_plan error: pair without rejected tokens",
+                        "pair slot 0 has no scored rejected token", plan_of({0, 1, 1}, {1, 1, 2}, 2));
     return test_exit();
 }

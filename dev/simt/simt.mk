@@ -10,7 +10,7 @@
 
 SIMT_HEADERS := dev/simt/simt.h dev/simt/cuda_runtime_cpu.h kernels/cuda_common.h \
                 dev/simt/kernel_test.h dev/test_util.h $(wildcard dev/simt/bf16.h) \
-                dev/simt/cublaslt_cpu.h $(PRECISION_STAMP)
+                dev/simt/cublaslt_cpu.h dev/cuda/expect_exit.h $(PRECISION_STAMP)
 SIMT_KERNEL_HEADERS := $(wildcard kernels/*.cuh kernels/*.h)
 SIMT_REWRITTEN := $(patsubst %,build/cpu/%,$(filter %.cuh,$(SIMT_KERNEL_HEADERS)))
 SIMT_REWRITE := dev/simt/rewrite_launches.py
@@ -26,8 +26,8 @@ SIMT_KERNEL_TESTS += dev/cuda/attention dev/cuda/logprob
 SIMT_KERNEL_TESTS_FP32 += dev/cuda/attention dev/cuda/logprob
 
 # The GPU trainer's layers (issue 11), in bf16 and all-fp32.
-SIMT_KERNEL_TESTS += dev/cuda/adamw dev/cuda/dpo_loss
-SIMT_KERNEL_TESTS_FP32 += dev/cuda/adamw dev/cuda/dpo_loss
+SIMT_KERNEL_TESTS += dev/cuda/encoder dev/cuda/adamw dev/cuda/dpo_loss
+SIMT_KERNEL_TESTS_FP32 += dev/cuda/encoder dev/cuda/adamw dev/cuda/dpo_loss
 
 -include dev/simt/tensor.mk
 
@@ -51,7 +51,7 @@ build/cpu/%.cuh: %.cuh $(SIMT_REWRITE)
 
 # nvcc compile check of one source: writes "PASS" or "FAIL" and nvcc's messages to the status
 # file; never fails the build, so that test_nvcc_build can report each file.
-build/nvcc/%.status: %.cu $(SIMT_KERNEL_HEADERS) kernels/cuda_common.h dev/simt/kernel_test.h dev/test_util.h $(PRECISION_STAMP)
+build/nvcc/%.status: %.cu $(SIMT_KERNEL_HEADERS) kernels/cuda_common.h dev/simt/kernel_test.h dev/test_util.h dev/cuda/expect_exit.h $(PRECISION_STAMP)
 	@mkdir -p $(dir $@)
 	@if [ ! -x "$(NVCC)" ]; then echo "SKIP nvcc not found at $(NVCC)" > $@; \
 	elif $(NVCC) $(SIMT_NVCC_FLAGS) -c $< -o $(basename $@).o > $@.log 2>&1; \
