@@ -24,9 +24,6 @@ synthetic: data/make_synthetic
 	./data/make_synthetic data/synthetic
 .PHONY: synthetic
 
-run: train_dpo_cpu
-	./train_dpo_cpu
-
 TEST_BINS += common/test_trainer.sh
 
 TEST_BINS += cpu/test_cpu_layers
