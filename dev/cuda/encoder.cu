@@ -67,8 +67,9 @@ static void test_encoder(const char* order, int N, int C, int V, int Vp, int max
     const std::vector<float> dwte = d_dwte.download(), dwpe = d_dwpe.download();
 
     // forward in double: the sum of two floatX values, rounded once to floatX on the GPU:
-    // relative error at most half an ulp, 2^-9 in bf16 (8 significand bits), 2^-24 in fp32
-    const double fwd_tol = std::is_same<floatX, float>::value ? std::ldexp(1.0, -23) : std::ldexp(1.0, -8);
+    // relative error at most half an ulp, 2^-8 in bf16 (8 significand bits), 2^-24 in fp32;
+    // allowed twice that
+    const double fwd_tol = std::is_same<floatX, float>::value ? std::ldexp(1.0, -23) : std::ldexp(1.0, -7);
     double fwd_err = 0.0;
     for (int n = 0; n < N; n++)
         for (int c = 0; c < C; c++) {

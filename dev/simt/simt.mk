@@ -19,15 +19,15 @@ SIMT_ASAN_FLAGS := -O1 -g -fsanitize=address -fno-omit-frame-pointer
 SIMT_NVCC_FLAGS := -std=c++17 -I. -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
                    $(PRECISION_FLAGS) -I/usr/include/x86_64-linux-gnu/openblas-openmp
 
-SIMT_KERNEL_TESTS += dev/cuda/test_reduce dev/cuda/test_softmax dev/cuda/test_layernorm dev/cuda/test_warp_intrinsics \
+SIMT_KERNEL_TESTS += dev/cuda/test_reduce dev/cuda/test_softmax dev/cuda/test_warp_intrinsics \
                      dev/cuda/test_simt_diagnostics dev/simt/test_rewrite_launches
 # GPU trainer layers (issue 11): each also built all-fp32 (floatX = float) as T_fp32
 SIMT_KERNEL_TESTS += dev/cuda/attention dev/cuda/logprob
 SIMT_KERNEL_TESTS_FP32 += dev/cuda/attention dev/cuda/logprob
 
 # The GPU trainer's layers (issue 11), in bf16 and all-fp32.
-SIMT_KERNEL_TESTS += dev/cuda/encoder dev/cuda/adamw dev/cuda/dpo_loss
-SIMT_KERNEL_TESTS_FP32 += dev/cuda/encoder dev/cuda/adamw dev/cuda/dpo_loss
+SIMT_KERNEL_TESTS += dev/cuda/encoder dev/cuda/layernorm dev/cuda/adamw dev/cuda/dpo_loss
+SIMT_KERNEL_TESTS_FP32 += dev/cuda/encoder dev/cuda/layernorm dev/cuda/adamw dev/cuda/dpo_loss
 
 -include dev/simt/tensor.mk
 
