@@ -393,6 +393,7 @@ static SetLogps gpu_set_logps(GPT2GPU& model, const PairSet& set, Layout layout,
     return out;
 }
 
+#ifndef TESTING
 // ----------------------------------------------------------------------------------------------
 // Model FLOPs utilisation. Only real tokens count (padding is waste, not work): per real token the
 // forward does 2 * 12 L C^2 FLOPs in the layers' matmuls (QKV 3C^2, proj C^2, FC 4C^2, FCproj
@@ -471,7 +472,6 @@ static int run_score(int argc, char** argv) {
 // ----------------------------------------------------------------------------------------------
 // training
 
-#ifndef TESTING
 int main(int argc, char** argv) {
     if (argc > 1 && std::string(argv[1]) == "score") return run_score(argc, argv);
     if (argc > 1 && std::string(argv[1]) == "sample") return run_sample(argc, argv);
