@@ -419,6 +419,7 @@ static double batch_flops(const Batch& b, const ModelConfig& cfg) {
 // Dense peak FLOP/s of the GPU for this build's precision, 0 when unknown (then no MFU is shown).
 // bf16: tensor cores; fp32: plain FP32 units (no TF32: matmul.cuh asks for true fp32).
 static double peak_flops(const cudaDeviceProp& prop) {
+    if (SIMT_CPU) return 0;  // the CPU emulator (train_dpo_simt) only names an H100
     const std::string name = prop.name;
     const bool fp32 = sizeof(floatX) == 4;
     struct Peak { const char* name; double bf16, fp32; };
@@ -489,6 +490,8 @@ int main(int argc, char** argv) {
 
     // data, model, optimizer state (on the host first)
     const bool convert_only = tc.steps == 0 && !tc.export_hf.empty();
+    cudaDeviceProp prop{};
+    if (!convert_only) prop = require_gpu();  // before the data: a machine without a GPU learns at once
     PairSet train;
     if (!convert_only) train = load_pairs(tc.train_file, "training");
     ModelConfig cfg;
@@ -551,8 +554,7 @@ int main(int argc, char** argv) {
            train.size(), tc.train_file.c_str(), val.size(), tc.prefix_sharing ? "prefix-shared" : "baseline",
            tc.packing ? "on" : "off", B, T, tc.pairs_per_step);
 
-    // the GPU
-    const cudaDeviceProp prop = require_gpu();
+    // the model on the GPU
     const double peak = peak_flops(prop);
     matmul_setup();
     GPT2GPU model;

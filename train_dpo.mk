@@ -16,7 +16,7 @@ TRAIN_DPO_DEPS := $(TRAIN_HEADERS) $(SIMT_KERNEL_HEADERS) kernels/cuda_common.h 
 TRAIN_DPO_NVCC_FLAGS := -O3 -std=c++17 -I. -Xcompiler -fopenmp $(TRAIN_DPO_ARCH) $(PRECISION_FLAGS)
 
 train_dpo: train_dpo.cu $(TRAIN_DPO_DEPS)
-	$(NVCC) $(TRAIN_DPO_NVCC_FLAGS) $< -o $@ $(CUDA_LIBS) $(BLAS_LIBS) $(LDLIBS)
+	$(NVCC) $(TRAIN_DPO_NVCC_FLAGS) $< -o $@ $(CUDA_LIBS) -L$(BLAS_DIR) -Xlinker -rpath,$(BLAS_DIR) -lopenblas -lgomp $(LDLIBS)
 
 # g++ through dev/simt: the launch-rewritten copy in build/cpu, kernels rewritten likewise
 TRAIN_DPO_SIMT_DEPS := build/cpu/train_dpo.cu $(SIMT_REWRITTEN) $(SIMT_HEADERS) $(TRAIN_DPO_DEPS)
