@@ -30,6 +30,10 @@ TEST_BINS += cpu/test_cpu_layers
 cpu/test_cpu_layers: cpu/test_cpu_layers.cpp $(MODEL_HEADERS) cpu/adamw.h kernels/adamw_math.h dev/test_util.h
 	$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS_LIBS) $(LDLIBS)
 
+TEST_BINS += common/test_atomic_file
+common/test_atomic_file: common/test_atomic_file.cpp common/atomic_file.h dev/test_util.h
+	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)
+
 # the flag parser, then every tool given bad flags (so it runs the tools)
 TEST_BINS += common/test_flags
 common/test_flags: common/test_flags.cpp common/flags.h common/train_config.h common/model_config.h \

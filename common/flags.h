@@ -1,6 +1,6 @@
-// The command-line flag parser of every tool (the trainers, score, sample, prepare_dpo): flags are
-// read in order and each value is typed and bounded before it is stored. Integers are read as
-// integers and range-checked before they are narrowed (so 4294967296 is an error, never 0);
+// The command-line flag parser of every tool (the trainer, score, sample, prepare_dpo, tokenize):
+// flags are read in order and each value is typed and bounded before it is stored. Integers are
+// read as integers and range-checked before they are narrowed (so 4294967296 is an error, never 0);
 // numbers must be finite, in range, and finite as a float when stored in one; NaN is never
 // accepted; lists are read strictly (every item a valid value). Each error names the flag, the
 // value and what is accepted, e.g. "--log-every 0: give a whole number in [1, 100000000]".

@@ -8,39 +8,23 @@ cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# The CPU model and its DPO step (BLAS, OpenMP) are not common code: issue 8 moves them to cpu/.
-EXCLUDED="common/gpt2.h common/dpo.h"
-# Headers that still reach BLAS today (sample.h: the CPU sampler's cblas calls; train_log.h:
-# PairResult from dpo.h); issue 8's split cleans them. Until then their dependency check is a SKIP.
-STILL_BLAS="common/sample.h common/train_log.h"
-
 report() {  # report STATUS NAME WHY
   if [ "$1" -eq 0 ]; then echo "PASS $2"; else echo "FAIL $2: $3"; fi
 }
-listed() { case " $2 " in *" $1 "*) return 0 ;; esac; return 1; }
 
-headers=()
-for h in common/*.h; do
-  listed "$h" "$EXCLUDED" || headers+=("$h")
-done
+headers=(common/*.h)
 
 for h in "${headers[@]}"; do
   name=$(basename "$h" .h)
   printf '#include "%s"\n' "$h" >"$tmp/$name.cu"
   cp "$tmp/$name.cu" "$tmp/$name.cpp"
   # -Werror includes unknown pragmas: an "omp" pragma in a header is an OpenMP dependency
-  quiet_omp=""
-  listed "$h" "$STILL_BLAS" && quiet_omp="-Wno-unknown-pragmas"
-  g++ -std=c++17 -Wall -Wextra -Wno-unused-parameter -Werror $quiet_omp -I. -fsyntax-only "$tmp/$name.cpp" \
+  g++ -std=c++17 -Wall -Wextra -Wno-unused-parameter -Werror -I. -fsyntax-only "$tmp/$name.cpp" \
       >"$tmp/$name.gxx" 2>&1
   report $? "header_alone_gxx_$name" "$(head -c 600 "$tmp/$name.gxx")"
   bad=$(g++ -std=c++17 -I. -M "$tmp/$name.cpp" 2>/dev/null | tr ' \\' '\n\n' |
         grep -E '(^|/)(cblas|openblas_config|omp|cuda_runtime|cuda)\.h$' | tr '\n' ' ')
-  if [ -n "$bad" ] && listed "$h" "$STILL_BLAS"; then
-    echo "SKIP header_no_blas_omp_cuda_$name: still includes $bad(issue 8 moves this out of common/)"
-  else
-    report "$([ -z "$bad" ] && echo 0 || echo 1)" "header_no_blas_omp_cuda_$name" "includes $bad"
-  fi
+  report "$([ -z "$bad" ] && echo 0 || echo 1)" "header_no_blas_omp_cuda_$name" "includes $bad"
 done
 
 # nvcc: -cuda runs the CUDA front end (host and device sides of the translation unit) and stops

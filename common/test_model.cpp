@@ -34,9 +34,7 @@ static Batch layout_pairs(const PairSet& set, Layout layout, bool packed, int T)
     for (size_t i = 0; i < set.size(); i++) b.pair_ids.push_back((int64_t)i);
     for (size_t j = 0; j < units.size(); j++) {
         int i = units[j].first;
-        const PairRef& p = set.pairs[i];
-        write_unit(b, layout, units[j].second, row_of[j], start_of[j], i, set.prompt(i), p.P,
-                   set.chosen(i), p.C, set.rejected(i), p.R);
+        write_unit(b, layout, units[j].second, row_of[j], start_of[j], i, set.tokens_of(i));
     }
     return b;
 }

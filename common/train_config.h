@@ -121,7 +121,9 @@ inline void print_usage(const char* prog) {
         "  --prefix-sharing, --packing, --seq-len, --micro-rows, --threads as above.\n"
         "sample --model M (--prompt TEXT | --prompts FILE | --prompt-ids \"1 2 3\") [--max-tokens N (64)]\n"
         "  [--temperature T (1)] [--top-k K] [--top-p P] [--greedy] [--seed S] [--tokenizer DIR]\n"
-        "  [--eos-id N (stop token, default 50256)]\n",
+        "  [--eos-id N (stop token, default 50256)]\n"
+        "\n"
+        "Values are range-checked: a bad one is an error naming the flag and the accepted range.\n",
         prog, prog, prog);
 }
 

@@ -9,6 +9,7 @@
 #pragma once
 #include <cstdint>
 #include <vector>
+#include "data/pairs.h"
 
 enum Side : int8_t { SIDE_NONE = 0, SIDE_CHOSEN = 1, SIDE_REJECTED = 2 };
 enum Layout : int { LAYOUT_SHARED = 0, LAYOUT_BASELINE = 1 };
@@ -44,11 +45,13 @@ static inline int unit_len(Layout layout, int unit, int P, int C, int R) {
     return unit == 0 ? P + C : P + R;
 }
 
-// Writes one unit of pair `slot` at row `row`, starting at column `start` (the caller checked
-// that it fits). `unit` is 0 (the shared unit, or the baseline chosen unit) or 1 (baseline rejected).
+// Writes one unit of `pair` (pair slot `slot` of the batch) at row `row`, starting at column
+// `start` (the caller checked that it fits). `unit` is 0 (the shared unit, or the baseline chosen
+// unit) or 1 (baseline rejected).
 static inline void write_unit(Batch& b, Layout layout, int unit, int row, int start, int slot,
-                              const int32_t* p, int P, const int32_t* c, int C,
-                              const int32_t* r, int R) {
+                              const PairTokens& pair) {
+    const int32_t *p = pair.p, *c = pair.c, *r = pair.r;
+    const int P = pair.P, C = pair.C, R = pair.R;
     int32_t* tok = &b.tokens[(size_t)row * b.T];
     int32_t* pos = &b.pos[(size_t)row * b.T];
     int32_t* tgt = &b.target[(size_t)row * b.T];

@@ -92,15 +92,26 @@ static inline std::string overlong_message(const PairSet& set, int64_t i, int B,
            ", raise T, or choose the skip policy for over-long pairs";
 }
 
-// Packs the pairs ids[0..n) (dataset indices, in step order) into micro-batches of B rows x T
-// tokens, written to *out (resized; existing Batch buffers are reused). Pairs that do not fit are
+// The shape and rules of packing: micro-batches of B rows x T tokens, the layout, whether units
+// share rows (packing), and whether a pair that cannot fit is skipped and counted or an error.
+struct PackSpec {
+    int B, T;
+    Layout layout;
+    bool packing;
+    bool skip_overlong;
+};
+
+// Packs the pairs ids[0..n) (dataset indices, in step order) into micro-batches of spec.B rows x
+// spec.T tokens, written to *out (resized; existing Batch buffers are reused). Pairs that do not fit are
 // skipped and counted in *n_skipped when skip_overlong, else an error. If `placements` is given it
 // receives one record per unit written. Deterministic: each micro-batch lists its pairs (slots) in
 // step order.
-static inline bool pack_pairs(const PairSet& set, const int64_t* ids, int n, int B, int T,
-                              Layout layout, bool packing, bool skip_overlong,
+static inline bool pack_pairs(const PairSet& set, const int64_t* ids, int n, const PackSpec& spec,
                               std::vector<Batch>* out, std::vector<UnitPlacement>* placements,
                               int* n_skipped, std::string* err) {
+    const int B = spec.B, T = spec.T;
+    const Layout layout = spec.layout;
+    const bool packing = spec.packing, skip_overlong = spec.skip_overlong;
     const int U = units_per_pair(layout);
     if (B < 1 || T < 1) { *err = "micro-batch shape B=" + std::to_string(B) + " T=" + std::to_string(T) + " must be >= 1"; return false; }
     if (!packing && layout == LAYOUT_BASELINE && B < 2) {
@@ -191,12 +202,10 @@ static inline bool pack_pairs(const PairSet& set, const int64_t* ids, int n, int
         int slot = batch.n_slots();
         int64_t id = ids[keep[j]];
         batch.pair_ids.push_back(id);
-        const PairRef& pr = set.pairs[id];
         for (int u = 0; u < U; u++) {
             UnitPlacement& p = place[(size_t)j * U + u];
             p.unit = u; p.slot = slot; p.pair = id;
-            write_unit(batch, layout, u, p.row, p.start, slot, set.prompt(id), pr.P, set.chosen(id), pr.C,
-                       set.rejected(id), pr.R);
+            write_unit(batch, layout, u, p.row, p.start, slot, set.tokens_of(id));
         }
     }
     if (placements) *placements = std::move(place);
@@ -215,6 +224,8 @@ struct LoaderConfig {
     uint64_t seed;
     int rank = 0, world = 1;      // data-parallel rank and number of ranks
     bool skip_overlong = false;   // skip (and count) pairs that do not fit a row, instead of an error
+
+    PackSpec pack_spec() const { return {B, T, layout, packing, skip_overlong}; }
 };
 
 struct DataLoader {
@@ -298,8 +309,8 @@ struct DataLoader {
     bool step_batches(long step, std::vector<Batch>* batches, std::string* err) {
         std::vector<int64_t> ids = step_pairs(step);
         int skipped = 0;
-        if (!pack_pairs(*set, ids.data(), (int)ids.size(), cfg.B, cfg.T, cfg.layout, cfg.packing,
-                        cfg.skip_overlong, batches, &last_placements, &skipped, err)) {
+        if (!pack_pairs(*set, ids.data(), (int)ids.size(), cfg.pack_spec(), batches, &last_placements, &skipped,
+                        err)) {
             *err = "dataloader: step " + std::to_string(step) + ": " + *err;
             return false;
         }
@@ -343,7 +354,7 @@ static inline bool eval_batches(const PairSet& set, int B, int T, Layout layout,
         ids.clear();
         for (size_t i = lo; i < hi; i++) ids.push_back((int64_t)i);
         int skipped = 0;
-        if (!pack_pairs(set, ids.data(), (int)ids.size(), B, T, layout, packing, skip_overlong, &chunk,
+        if (!pack_pairs(set, ids.data(), (int)ids.size(), {B, T, layout, packing, skip_overlong}, &chunk,
                         nullptr, &skipped, err)) {
             *err = "eval batches: " + *err;
             return false;

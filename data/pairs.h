@@ -11,6 +11,13 @@ struct PairRef {
     int32_t P, C, R;  // lengths; prompt, chosen, rejected follow each other from offset
 };
 
+// One pair's tokens by pointer: prompt p[0..P), chosen c[0..C), rejected r[0..R).
+struct PairTokens {
+    const int32_t* p; int P;
+    const int32_t* c; int C;
+    const int32_t* r; int R;
+};
+
 struct PairSet {
     std::vector<int32_t> tokens;   // all pairs' tokens: p[0..P) c[0..C) r[0..R) per pair
     std::vector<PairRef> pairs;
@@ -22,6 +29,9 @@ struct PairSet {
     const int32_t* prompt(size_t i) const { return &tokens[pairs[i].offset]; }
     const int32_t* chosen(size_t i) const { return prompt(i) + pairs[i].P; }
     const int32_t* rejected(size_t i) const { return chosen(i) + pairs[i].C; }
+    PairTokens tokens_of(size_t i) const {
+        return {prompt(i), pairs[i].P, chosen(i), pairs[i].C, rejected(i), pairs[i].R};
+    }
     void add(const std::vector<int32_t>& p, const std::vector<int32_t>& c, const std::vector<int32_t>& r) {
         PairRef ref{(int64_t)tokens.size(), (int32_t)p.size(), (int32_t)c.size(), (int32_t)r.size()};
         tokens.insert(tokens.end(), p.begin(), p.end());

@@ -405,7 +405,7 @@ static void test_packing() {
         std::vector<Batch> bs;
         std::vector<UnitPlacement> pl;
         int sk = 0;
-        bool ok = pack_pairs(s, ids.data(), 4, 1, 11, LAYOUT_SHARED, true, false, &bs, &pl, &sk, &err);
+        bool ok = pack_pairs(s, ids.data(), 4, {1, 11, LAYOUT_SHARED, true, false}, &bs, &pl, &sk, &err);
         ok = ok && bs.size() == 2 && bs[0].pair_ids == std::vector<int64_t>({0, 1}) &&
              bs[1].pair_ids == std::vector<int64_t>({2, 3});
         std::map<int64_t, int> start;
@@ -423,7 +423,7 @@ static void test_packing() {
         std::vector<Batch> bs;
         std::vector<UnitPlacement> pl;
         int sk = 0;
-        bool ok = pack_pairs(s, ids.data(), 2, 2, 10, LAYOUT_BASELINE, true, false, &bs, &pl, &sk, &err);
+        bool ok = pack_pairs(s, ids.data(), 2, {2, 10, LAYOUT_BASELINE, true, false}, &bs, &pl, &sk, &err);
         ok = ok && bs.size() == 1 && bs[0].pair_ids == std::vector<int64_t>({0, 1}) && pl.size() == 4;
         for (auto& p : pl) {
             int want_row = p.pair == 1 ? 0 : 1;
@@ -443,7 +443,7 @@ static void test_packing() {
         std::vector<Batch> bs;
         std::vector<UnitPlacement> pl;
         int sk = 0;
-        bool ok = pack_pairs(s, ids.data(), 2, 2, 10, LAYOUT_BASELINE, true, false, &bs, &pl, &sk, &err);
+        bool ok = pack_pairs(s, ids.data(), 2, {2, 10, LAYOUT_BASELINE, true, false}, &bs, &pl, &sk, &err);
         ok = ok && bs.size() == 1 && pl.size() == 4;
         for (auto& p : pl) {
             int want_row = p.pair == 1 ? (p.unit == 0 ? 1 : 0) : (p.unit == 0 ? 0 : 1);

@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
         for (auto& t : c) t = rng.below(50257);
         for (auto& t : rj) t = rng.below(50257);
         b.pair_ids.push_back(r);
-        write_unit(b, LAYOUT_SHARED, 0, r, 0, r, p.data(), 1, c.data(), 31, rj.data(), 31);
+        write_unit(b, LAYOUT_SHARED, 0, r, 0, r, {p.data(), 1, c.data(), 31, rj.data(), 31});
     }
     std::vector<double> ref_c(B, -350.0), ref_r(B, -350.0);
     LossSpec spec;
