@@ -14,7 +14,9 @@
 //
 // Call matmul_setup() once before any matmul and matmul_teardown() at the end: one cuBLASLt handle,
 // one 32 MiB workspace, and a plan per problem (descriptor, layouts, algorithm from the heuristic)
-// built on first use and cached; per call only the bias and aux pointers are set. Every matmul
+// built on first use and cached; per call only the bias and aux pointers are set. The heuristic is
+// told the pointers' real alignment (cuBLASLt otherwise assumes 256 bytes) and allows split-k only
+// with fp32 partial sums reduced in the workspace: every reduction fp32, deterministic. Every matmul
 // shares the workspace, so issue them on one stream. Every cuBLASLt call is checked (CUBLAS_CHECK:
 // file:line and the status). Under g++ (dev/simt) cuBLASLt is dev/simt/cublaslt_cpu.h, a CPU
 // stand-in that checks every argument.
@@ -86,7 +88,7 @@ __global__ void matmul_dbias_kernel(float* dbias, const floatX* dout, int N, int
 // ----------------------------------------------------------------------------------------------
 // cuBLASLt state: the handle, the workspace, and the cached plans.
 
-static const size_t MATMUL_WORKSPACE_BYTES = 32u << 20;   // Hopper's larger kernels want 32 MiB
+static const size_t MATMUL_WORKSPACE_BYTES = 32u << 20;   // cuBLAS's recommendation for Hopper
 
 struct MatmulPlan {
     cublasLtMatmulDesc_t desc;
@@ -186,6 +188,9 @@ inline void matmul_cublaslt(void* d, cudaDataType d_type, const floatX* a, const
         CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
         const uint64_t workspace_bytes = MATMUL_WORKSPACE_BYTES;
         CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes, sizeof(workspace_bytes)));
+        // split-k only with fp32 partial sums in the workspace (not in a bf16 output buffer)
+        const uint32_t reductions = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
+        CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &reductions, sizeof(reductions)));
         CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_a, sizeof(align_a)));
         CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_b, sizeof(align_b)));
         CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_d, sizeof(align_d)));
@@ -218,6 +223,7 @@ inline void matmul_cublaslt(void* d, cudaDataType d_type, const floatX* a, const
 
 inline void matmul_forward(floatX* out, const floatX* inp, const floatX* weight, const floatX* bias,
                            int N, int IC, int OC, cudaStream_t stream, floatX* pre_gelu = nullptr) {
+    if (N == 0) return;   // no rows (cuBLASLt takes no empty matrices)
     if (pre_gelu && OC % 8 != 0) {
         fprintf(stderr, "%s:%d: matmul_forward with GELU: OC = %d must be a multiple of 8 (cuBLASLt's "
                 "aux matrix); call it without pre_gelu and use gelu_forward\n", __FILE__, __LINE__, OC);
@@ -230,6 +236,7 @@ inline void matmul_forward(floatX* out, const floatX* inp, const floatX* weight,
 inline void matmul_backward(floatX* dinp, float* dweight, float* dbias, const floatX* dout,
                             const floatX* inp, const floatX* weight, int N, int IC, int OC,
                             cudaStream_t stream) {
+    if (N == 0) return;   // no rows: nothing to add
     if (dinp)
         matmul_cublaslt(dinp, MATMUL_FLOATX_TYPE, weight, dout, IC, N, OC, false, false, 0.0f, nullptr,
                         nullptr, stream);

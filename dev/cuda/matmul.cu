@@ -9,7 +9,8 @@
 
 #include "dev/simt/kernel_test.h"
 #include "kernels/matmul.cuh"
-#include "common/gpt2.h"   // the CPU reference: matmul_forward / matmul_backward<double>
+#include "kernels/gelu_math.h"
+#include "cpu/matmul.h"   // the CPU reference: cpu::matmul_forward / cpu::matmul_backward<double>
 
 // Tolerances, as max |got - want| / (|want| + floor) per array.
 // fp32 build: fp32 accumulation over k <= 300 terms of size <= 1: a few 1e-7 (any summation order).
@@ -63,7 +64,7 @@ static void test_forward(const char* order, int N, int IC, int OC, bool with_bia
     CUDA_CHECK(cudaDeviceSynchronize());
 
     std::vector<double> pre((size_t)N * OC), out((size_t)N * OC);
-    matmul_forward(pre.data(), inp.d.data() + (size_t)inp_offset * IC, w.d.data(),
+    cpu::matmul_forward(pre.data(), inp.d.data() + (size_t)inp_offset * IC, w.d.data(),
                    with_bias ? b.d.data() : (const double*)nullptr, N, IC, OC);
     for (size_t i = 0; i < pre.size(); i++) out[i] = with_gelu ? gelu_forward_scalar(pre[i]) : pre[i];
 
@@ -90,8 +91,8 @@ static void test_forward_two_biases(const char* order, std::mt19937_64& rng) {
     matmul_forward(d_out2.ptr, d_inp.ptr, d_w.ptr, d_b2.ptr, N, IC, OC, nullptr, d_pre2.ptr);
     CUDA_CHECK(cudaDeviceSynchronize());
     std::vector<double> pre1((size_t)N * OC), pre2((size_t)N * OC);
-    matmul_forward(pre1.data(), inp.d.data(), w.d.data(), b1.d.data(), N, IC, OC);
-    matmul_forward(pre2.data(), inp.d.data(), w.d.data(), b2.d.data(), N, IC, OC);
+    cpu::matmul_forward(pre1.data(), inp.d.data(), w.d.data(), b1.d.data(), N, IC, OC);
+    cpu::matmul_forward(pre2.data(), inp.d.data(), w.d.data(), b2.d.data(), N, IC, OC);
     const double e1 = max_rel_error(as_float(d_pre1.download()).data(), pre1.data(), pre1.size(), FLOOR_OUT);
     const double e2 = max_rel_error(as_float(d_pre2.download()).data(), pre2.data(), pre2.size(), FLOOR_OUT);
     report("cached plan, second bias and aux pointers", N, IC, OC, order, std::max(e1, e2), TOL_OUT);
@@ -125,7 +126,7 @@ static void test_backward(const char* order, int N, int IC, int OC, bool with_di
                  with_dbias ? "" : " (no dbias)", check);
         return text;
     };
-    matmul_backward(dinp.data(), dw.data(), db.data(), dout.d.data(), inp.d.data(), w.d.data(), N, IC, OC);
+    cpu::matmul_backward(dinp.data(), dw.data(), db.data(), dout.d.data(), inp.d.data(), w.d.data(), N, IC, OC);
     if (with_dinp)
         report(what("dinp"), N, IC, OC, order, max_rel_error(as_float(d_dinp.download()).data(), dinp.data(), dinp.size(), FLOOR_OUT), TOL_OUT);
     report(what("dweight, accumulated"), N, IC, OC, order, max_rel_error(got_dw[0].data(), dw.data(), dw.size(), FLOOR_GRAD), TOL_GRAD);

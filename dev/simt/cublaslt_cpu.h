@@ -7,8 +7,9 @@
 //   handle; matmul descriptor (compute CUBLAS_COMPUTE_32F, scale CUDA_R_32F; attributes TRANSA,
 //   TRANSB (N or T), EPILOGUE, BIAS_POINTER, BIAS_DATA_TYPE, EPILOGUE_AUX_POINTER, EPILOGUE_AUX_LD,
 //   COMPUTE_TYPE, SCALE_TYPE); matrix layouts (CUDA_R_16BF or CUDA_R_32F, column-major, one
-//   batch); preference (MAX_WORKSPACE_BYTES, MIN_ALIGNMENT_A/B/C/D_BYTES); the heuristic (one
-//   algorithm, which needs all of the preference's workspace: the most any algorithm may ask); and
+//   batch); preference (MAX_WORKSPACE_BYTES, MIN_ALIGNMENT_A/B/C/D_BYTES, REDUCTION_SCHEME_MASK);
+//   the heuristic (one algorithm, without split-k, so any reduction mask admits it; it needs all of
+//   the preference's workspace: the most any algorithm may ask); and
 //   cublasLtMatmul: D = alpha op(A) op(B) + beta C, then the epilogue
 //     DEFAULT, BIAS (+ bias[row] of D), GELU_AUX (aux = x, D = gelu(x)), GELU_AUX_BIAS (both),
 //   with A/B in bf16 and C/D in bf16 or fp32, or everything fp32. Each element is a dot product in
@@ -105,11 +106,20 @@ typedef enum {
 typedef enum {
     CUBLASLT_MATMUL_PREF_SEARCH_MODE = 0,
     CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES = 1,
+    CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK = 3,
     CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES = 5,
     CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES = 6,
     CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES = 7,
     CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES = 8,
 } cublasLtMatmulPreferenceAttributes_t;
+
+typedef enum {
+    CUBLASLT_REDUCTION_SCHEME_NONE = 0,
+    CUBLASLT_REDUCTION_SCHEME_INPLACE = 1,
+    CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE = 2,
+    CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE = 4,
+    CUBLASLT_REDUCTION_SCHEME_MASK = 0x7,
+} cublasLtReductionScheme_t;
 
 typedef enum {
     CUBLASLT_EPILOGUE_DEFAULT = 1,
@@ -156,6 +166,7 @@ struct Layout {
 struct Preference {
     uint32_t tag;
     uint64_t max_workspace = 0;
+    uint32_t reduction_mask = CUBLASLT_REDUCTION_SCHEME_MASK;   // this algorithm never splits k: NONE
     uint32_t min_align[4] = {256, 256, 256, 256};   // A, B, C, D (bytes), cuBLASLt's defaults
 };
 } // namespace cublaslt_cpu
@@ -509,6 +520,13 @@ inline cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPrefere
     if (!pref || pref->tag != TAG_PREF) return fail(CUBLAS_STATUS_INVALID_VALUE, fn, "not a live preference");
     switch (attr) {
         case CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES: return set_value(pref->max_workspace, buf, size, fn, "MAX_WORKSPACE_BYTES");
+        case CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK: {
+            cublasStatus_t s = set_value(pref->reduction_mask, buf, size, fn, "REDUCTION_SCHEME_MASK");
+            if (s == CUBLAS_STATUS_SUCCESS && (pref->reduction_mask & ~(uint32_t)CUBLASLT_REDUCTION_SCHEME_MASK))
+                return fail(CUBLAS_STATUS_INVALID_VALUE, fn, "REDUCTION_SCHEME_MASK %#x has unknown bits",
+                            pref->reduction_mask);
+            return s;
+        }
         case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES: return set_value(pref->min_align[0], buf, size, fn, "MIN_ALIGNMENT_A_BYTES");
         case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES: return set_value(pref->min_align[1], buf, size, fn, "MIN_ALIGNMENT_B_BYTES");
         case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES: return set_value(pref->min_align[2], buf, size, fn, "MIN_ALIGNMENT_C_BYTES");

@@ -35,8 +35,8 @@ SIMT_KERNEL_TESTS_FP32 += dev/cuda/encoder dev/cuda/layernorm dev/cuda/adamw dev
 # GELU, each in both precisions:
 # T_fp32.cu includes T.cu with ENABLE_FP32, so it also needs T's rewritten copy and source.
 SIMT_KERNEL_TESTS += dev/cuda/matmul dev/cuda/matmul_fp32 dev/cuda/gelu dev/cuda/gelu_fp32 dev/simt/test_cublaslt_cpu
-dev/cuda/matmul_fp32 dev/cuda/matmul_fp32_asan: build/cpu/dev/cuda/matmul.cu cpu/gpt2.h
-dev/cuda/matmul dev/cuda/matmul_asan: cpu/gpt2.h
+dev/cuda/matmul_fp32 dev/cuda/matmul_fp32_asan: build/cpu/dev/cuda/matmul.cu cpu/matmul.h cpu/parallel.h
+dev/cuda/matmul dev/cuda/matmul_asan: cpu/matmul.h cpu/parallel.h
 dev/cuda/gelu_fp32 dev/cuda/gelu_fp32_asan: build/cpu/dev/cuda/gelu.cu
 build/nvcc/dev/cuda/matmul_fp32.status: dev/cuda/matmul.cu
 build/nvcc/dev/cuda/gelu_fp32.status: dev/cuda/gelu.cu

@@ -6,7 +6,8 @@
 //   2. errors: a wrong ld, mismatched dimensions, an unsupported epilogue, compute type, type mix or
 //      batch count, a missing bias, a bad aux ld, an algorithm from another problem, a short
 //      workspace, a pointer less aligned than promised, C == D with different layouts, a null
-//      pointer and a wrongly sized attribute each return the right status and say what is wrong.
+//      pointer, a wrongly sized attribute and an unknown reduction scheme each return the right
+//      status and say what is wrong.
 //   3. CUBLAS_CHECK (kernels/matmul.cuh) on a failing call exits naming this file and line.
 // A kernel test (built through the launch rewriter: it includes kernels/matmul.cuh); the stand-in
 // exists only for g++, so the nvcc build just reports SKIP.
@@ -301,6 +302,15 @@ static void test_errors(std::mt19937_64& rng) {
                      cublasLtMatmulDescSetAttribute(c->desc, CUBLASLT_MATMUL_DESC_TRANSA, &wrong_size, sizeof wrong_size),
                      CUBLAS_STATUS_INVALID_VALUE, "TRANSA takes 4 bytes, got 8");
         delete c;
+    }
+    {
+        cublasLtMatmulPreference_t pref;
+        cublasLtMatmulPreferenceCreate(&pref);
+        const uint32_t mask = 0x10;
+        expect_error("stand-in reports an unknown reduction scheme bit",
+                     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &mask, sizeof mask),
+                     CUBLAS_STATUS_INVALID_VALUE, "unknown bits");
+        cublasLtMatmulPreferenceDestroy(pref);
     }
     cublaslt_cpu::quiet() = false;
 }
