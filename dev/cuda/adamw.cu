@@ -57,7 +57,8 @@ static void report(bool ok, const char* what, const char* config, const char* or
 
 // Three steps over tensors of sizes n_decay (weight decay) and n_plain (none), flat in that order.
 static void test_adamw(const char* order, const char* config, const AdamSettings& s,
-                       float grad_range, size_t n_decay, size_t n_plain, std::mt19937_64& rng) {
+                       float grad_range, size_t n_decay, size_t n_plain, bool rerun,
+                       std::mt19937_64& rng) {
     const size_t n = n_decay + n_plain;
     const int steps = 3;
     std::vector<float> master0(n);
@@ -153,6 +154,7 @@ static void test_adamw(const char* order, const char* config, const AdamSettings
     report(wrong == 0, "params = " PRECISION_NAME " copy of master", config, order,
            "%.0f of them differ (tolerance %g)", (double)wrong, 0.0);
 
+    if (!rerun) return;
     // the whole sequence again from the same inputs: bit-identical (no order-dependent sums)
     run_gpu();
     const bool again = bitwise_equal(d_master.download(), master) && bitwise_equal(d_m.download(), m) &&
@@ -193,15 +195,13 @@ int main(int argc, char** argv) {
     std::mt19937_64 rng(test_seed());
     printf("precision %s\n", PRECISION_NAME);
     for_each_thread_order([&](const char* order) {
-        AdamSettings clipped;  // gradient norm ~ 150 > 1: the clip factor is used
-        test_adamw(order, "clipped", clipped, 1.0f, 70001, 1537, rng);
-        AdamSettings unclipped;  // no clipping, gradients of very different sizes across steps
-        unclipped.grad_clip = 0.0f;
+        // (the emulator's cost is mostly the norm's fixed 264 x 512 threads per launch)
+        AdamSettings clipped;  // gradient norm ~ 85 > 1: the clip factor is used
+        test_adamw(order, "clipped", clipped, 1.0f, 20001, 1537, true, rng);
+        AdamSettings unclipped;  // norm ~ 600 below the threshold: factor 1; a tensor of size 1
+        unclipped.grad_clip = 1e4f;
         unclipped.lr = 3e-2f;
-        test_adamw(order, "unclipped", unclipped, 20.0f, 3000, 1, rng);
-        AdamSettings tiny;  // norm below the threshold: clip factor 1
-        tiny.grad_clip = 1e3f;
-        test_adamw(order, "below clip threshold", tiny, 1e-3f, 1, 33, rng);
+        test_adamw(order, "below clip threshold", unclipped, 20.0f, 3000, 1, false, rng);
     });
     return test_exit();
 }
