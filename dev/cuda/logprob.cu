@@ -1,6 +1,6 @@
-// dev/cuda/logprob.cu: checks kernels/logprob.cuh against the LM-head math of the CPU reference
-// (GPT2::forward/backward in common/gpt2.h: log-sum-exp, target log-prob, mean logit, and
-// dlogits = dlogp * (onehot - softmax)) written out in double, and on a GPU benchmarks it.
+// dev/cuda/logprob.cu: checks kernels/logprob.cuh against the CPU reference of the LM head
+// (cpu/logprob.h: log-prob of the target, mean logit, dlogits = dlogp * (onehot - softmax)) in
+// double, and on a GPU benchmarks it.
 //   ./dev/cuda/logprob      the checks: random logits in ±30, V not a multiple of the block,
 //                           V = 50257 once; gather_rows and scatter_add_rows
 //   ./dev/cuda/logprob 1    (GPU) time and GB/s of the forward and backward at V = 50257
@@ -12,6 +12,7 @@
 
 #include "dev/simt/kernel_test.h"
 #include "kernels/logprob.cuh"
+#include "cpu/logprob.h"
 
 // Forward: the reference reads the same floatX logits, so in both builds the error is the
 // kernel's fp32 arithmetic: exp and log to a few ulps and sums of up to 50257 terms in a tree of
@@ -20,8 +21,9 @@
 // the largest |logit|.
 // Backward: every entry of a row is at most |dlogp[m]|, so errors are measured in units of it.
 // The softmax exp(x - lse) inherits lse's fp32 rounding (an ulp of lse ~ 40 is 4e-6), so fp32
-// entries are good to a few 1e-6 (measured up to 4e-6): 2e-5; bf16 adds one rounding of each
-// entry to 8 significant bits (at most 2^-8 = 3.9e-3 of it, measured 3.7e-3): 6e-3. Padded columns must be exactly 0.
+// entries are good to ~1e-6 of |dlogp| (measured up to 9.3e-7): 2e-5; bf16 adds one rounding of
+// each entry to 8 significant bits (at most 2^-8 = 3.9e-3 of it, measured 3.7e-3): 6e-3. Padded
+// columns must be exactly 0.
 static const double kTolForward = 1e-5, kTolMean = 1e-6;
 #if defined(ENABLE_FP32)
 static const double kTolBackward = 2e-5;
@@ -33,6 +35,25 @@ static std::vector<floatX> to_floatX(const std::vector<float>& v) {
     std::vector<floatX> out(v.size());
     for (size_t i = 0; i < v.size(); i++) out[i] = (floatX)v[i];
     return out;
+}
+
+// The reference: cpu::logprob_forward/backward (cpu/logprob.h) in double. They take the LM head's
+// input and weights (logits = inp · wte^T): with inp the M×M identity and wte[v][m] = logits[m][v]
+// they form exactly the floatX logits the kernels read. lse = logit[target] - logp.
+static void reference_logprob(const std::vector<floatX>& logits, const std::vector<int>& targets,
+                              const std::vector<float>& dlogp, int M, int V, int Vp, std::vector<double>* lse,
+                              std::vector<double>* logp, std::vector<double>* mean, std::vector<double>* dlogits) {
+    std::vector<double> inp((size_t)M * M, 0.0), wte((size_t)V * M), probs((size_t)M * V), dinp((size_t)M * M),
+        dwte((size_t)V * M, 0.0), dlogp_d(dlogp.begin(), dlogp.end());
+    for (int m = 0; m < M; m++) {
+        inp[(size_t)m * M + m] = 1.0;
+        for (int v = 0; v < V; v++) wte[(size_t)v * M + m] = (float)logits[(size_t)m * Vp + v];
+    }
+    lse->resize(M); logp->resize(M); mean->resize(M); dlogits->resize((size_t)M * V);
+    cpu::logprob_forward(probs.data(), logp->data(), mean->data(), inp.data(), wte.data(), targets.data(), M, M, V);
+    for (int m = 0; m < M; m++) (*lse)[m] = (float)logits[(size_t)m * Vp + targets[m]] - (*logp)[m];
+    cpu::logprob_backward(dinp.data(), dwte.data(), dlogits->data(), dlogp_d.data(), probs.data(), inp.data(),
+                          wte.data(), targets.data(), M, M, V);
 }
 
 static void test_logprob(const char* order, int M, int V, int Vp, std::mt19937_64& rng) {
@@ -59,26 +80,20 @@ static void test_logprob(const char* order, int M, int V, int Vp, std::mt19937_6
     const std::vector<float> logp = d_logp.download(), lse = d_lse.download(), mean = d_mean.download();
     const std::vector<floatX> dlogits = d_logits.download();
 
+    std::vector<double> want_lse, want_logp, want_mean, want_dlogits;
+    reference_logprob(logits, targets, dlogp, M, V, Vp, &want_lse, &want_logp, &want_mean, &want_dlogits);
     double err_lse = 0.0, err_logp = 0.0, err_mean = 0.0, err_back = 0.0;
     int nonzero_padding = 0;
     auto worse = [](double& worst, double e) { worst = e == e ? std::max(worst, e) : INFINITY; };
     for (int m = 0; m < M; m++) {
-        const floatX* z = &logits[(size_t)m * Vp];
-        double zmax = -INFINITY, total = 0.0, sum = 0.0, zabs = 0.0;
-        for (int v = 0; v < V; v++) {
-            zmax = std::max(zmax, (double)(float)z[v]);
-            total += (float)z[v];
-            zabs = std::max(zabs, std::fabs((double)(float)z[v]));
-        }
-        for (int v = 0; v < V; v++) sum += std::exp((float)z[v] - zmax);
-        const double want_lse = zmax + std::log(sum), want_logp = (float)z[targets[m]] - want_lse;
-        worse(err_lse, std::fabs(lse[m] - want_lse) / (1.0 + std::fabs(want_lse)));
-        worse(err_logp, std::fabs(logp[m] - want_logp) / (1.0 + std::fabs(want_logp)));
-        worse(err_mean, std::fabs(mean[m] - total / V) / zabs);
-        for (int v = 0; v < V; v++) {
-            const double want = dlogp[m] * ((v == targets[m] ? 1.0 : 0.0) - std::exp((float)z[v] - want_lse));
-            worse(err_back, std::fabs((float)dlogits[(size_t)m * Vp + v] - want) / std::fabs(dlogp[m]));
-        }
+        double zabs = 0.0;  // the row's largest |logit|
+        for (int v = 0; v < V; v++) zabs = std::max(zabs, std::fabs((double)(float)logits[(size_t)m * Vp + v]));
+        worse(err_lse, std::fabs(lse[m] - want_lse[m]) / (1.0 + std::fabs(want_lse[m])));
+        worse(err_logp, std::fabs(logp[m] - want_logp[m]) / (1.0 + std::fabs(want_logp[m])));
+        worse(err_mean, std::fabs(mean[m] - want_mean[m]) / zabs);
+        for (int v = 0; v < V; v++)
+            worse(err_back, std::fabs((float)dlogits[(size_t)m * Vp + v] - want_dlogits[(size_t)m * V + v]) /
+                                std::fabs(dlogp[m]));
         for (int v = V; v < Vp; v++) nonzero_padding += (float)dlogits[(size_t)m * Vp + v] != 0.0f;
     }
     char tag[160];

@@ -1,7 +1,8 @@
 // dev/simt/test_nvcc_build.cpp: reports whether every kernel test compiled with nvcc for sm_80
-// and sm_90. Make runs nvcc once per file (rule build/nvcc/%.status in dev/simt/simt.mk) and
-// records "PASS", "FAIL" or "SKIP why" on the first line of a status file, nvcc's messages below;
-// this program turns each status file into one test line (SIMT_NVCC_STATUS lists them).
+// and sm_90. Make runs nvcc once per file (rule build/nvcc/%.status in dev/simt/simt.mk, and
+// build/nvcc/%.fp32.status for a test's -DENABLE_FP32 build) and records "PASS", "FAIL" or
+// "SKIP why" on the first line of a status file, nvcc's messages below; this program turns each
+// status file into one test line (SIMT_NVCC_STATUS lists them).
 #include <cstdio>
 #include <cstring>
 #include <sstream>
@@ -14,8 +15,11 @@ int main() {
     std::string path;
     while (files >> path) {
         std::string source = path.substr(strlen("build/nvcc/"));
-        source = source.substr(0, source.size() - strlen(".status")) + ".cu";
-        std::string name = "nvcc sm_80+sm_90 " + source;
+        source = source.substr(0, source.size() - strlen(".status"));
+        // T.fp32.status: the all-fp32 build of T.cu
+        const bool fp32 = source.size() > 5 && source.compare(source.size() - 5, 5, ".fp32") == 0;
+        if (fp32) source = source.substr(0, source.size() - 5);
+        std::string name = "nvcc sm_80+sm_90 " + source + ".cu" + (fp32 ? " -DENABLE_FP32" : "");
         FILE* f = fopen(path.c_str(), "r");
         if (!f) {
             test_report(false, name.c_str(), "no status file %s; run make", path.c_str());
