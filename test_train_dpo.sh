@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU trainer end to end on the CPU: train_dpo_simt_fp32 (train_dpo.cu built all-fp32 with g++
 # through dev/simt and the cuBLASLt stand-in) against train_dpo_cpu on the bundled synthetic task,
-# same seed and flags, 3 steps of 8 pairs. Prints PASS/FAIL lines for dev/run_tests.sh.
+# same seed and flags, 3 steps of 8 pairs; exact resume; checkpoints resumed across the trainers;
+# score against the CPU's; the out-of-memory message. Prints PASS/FAIL lines for dev/run_tests.sh.
 # The GPU run reads the CPU run's reference cache (same file format and keys; the emulator would
 # need minutes to score the 4000 training pairs), so both start from the same reference log-probs.
 # Tolerances: the fp32 GPU arithmetic differs from the CPU's (BLAS, other summation orders) by
@@ -56,3 +57,21 @@ $CPU --steps 3 --resume $flags --threads 2 --out "$tmp/g2c" >"$tmp/g2c.txt" 2>&1
 step_values "$tmp/g2c/log.jsonl" >"$tmp/v4"
 ok=1; [ "$(wc -l <"$tmp/v4")" = 3 ] && close "$tmp/v4" "$tmp/vc" && ok=0
 report $ok gpu_checkpoint_resumes_on_cpu_trainer "$(paste "$tmp/v4" "$tmp/vc" | tr '\n' ';') $(tail -c 200 "$tmp/g2c.txt")"
+
+# 5. score on the GPU trainer: the same log-probs as the CPU trainer's score (validation set)
+model="$tmp/cpu/checkpoint.bin"
+$CPU score --model "$model" --data data/synthetic/sort_val.bin --out "$tmp/score_cpu.tsv" >/dev/null 2>&1
+$GPU score --model "$model" --data data/synthetic/sort_val.bin --out "$tmp/score_gpu.tsv" >"$tmp/score.txt" 2>&1; rc=$?
+ok=1
+[ $rc = 0 ] && [ "$(wc -l <"$tmp/score_gpu.tsv")" = 257 ] && paste "$tmp/score_gpu.tsv" "$tmp/score_cpu.tsv" | awk -F'\t' '
+    NR == 1 { next }
+    $1 != $6 || $4 != $9 || $5 != $10 { bad = 1 }
+    { for (k = 2; k <= 3; k++) { d = $k - $(k + 5); if (d < 0) d = -d; a = $(k + 5); if (a < 0) a = -a;
+        if (d > 1e-5 * (a > 1 ? a : 1)) bad = 1 } }
+    END { exit bad }' && ok=0
+report $ok gpu_score_matches_cpu_score "rc=$rc $(tail -c 300 "$tmp/score.txt") $(diff "$tmp/score_gpu.tsv" "$tmp/score_cpu.tsv" | head -4 | tr '\n' ' ')"
+
+# 6. a run that cannot fit the GPU's memory says how much it needs and which flags lower it
+$GPU --model d12 --micro-rows 512 --seq-len 1024 --steps 1 --val none --out "$tmp/mem" >"$tmp/mem.txt" 2>&1; rc=$?
+ok=1; [ $rc -ne 0 ] && grep -q "this run needs .* GB .*lower --micro-rows or --seq-len" "$tmp/mem.txt" && ok=0
+report $ok too_little_gpu_memory_is_a_clear_error "rc=$rc: $(tail -c 300 "$tmp/mem.txt")"
