@@ -55,7 +55,7 @@ static Batch pack_first(const PairSet& set, int B, int T, Layout layout, bool pa
     std::vector<Batch> batches;
     std::string err;
     int skipped = 0;
-    if (!pack_pairs(set, ids.data(), (int)ids.size(), B, T, layout, packing, true, &batches, nullptr,
+    if (!pack_pairs(set, ids.data(), (int)ids.size(), {B, T, layout, packing, true}, &batches, nullptr,
                     &skipped, &err) || batches.empty()) {
         fprintf(stderr, "%s:%d: pack_pairs: %s\n", __FILE__, __LINE__, err.c_str());
         exit(1);
@@ -216,7 +216,7 @@ static Batch units_batch(int B, int T, const std::vector<std::vector<int>>& unit
                 fprintf(stderr, "%s:%d: unit of %d tokens does not split or fit\n", __FILE__, __LINE__, len);
                 exit(1);
             }
-            write_unit(b, LAYOUT_SHARED, 0, r, start, slot++, tok.data(), P, tok.data(), C, tok.data(), R);
+            write_unit(b, LAYOUT_SHARED, 0, r, start, slot++, {tok.data(), P, tok.data(), C, tok.data(), R});
             start += len;
         }
     }
