@@ -93,7 +93,7 @@ struct GPT2GPU {
     float *lnf_mean = nullptr, *lnf_rstd = nullptr;     // [N]
     floatX *lnf_scored = nullptr, *logits = nullptr;    // [M,C], [M,Vp] (M <= N)
     float *logp = nullptr, *head_lse = nullptr, *mean_logit = nullptr, *dlogp = nullptr;  // [M]
-    // backward scratch
+    // scratch: gradients in the backward; dc also takes the two projections' outputs in the forward
     floatX *dres = nullptr, *dc = nullptr, *d3c = nullptr, *d4c = nullptr;  // [N, C|C|3C|4C]
     float *norm_partials = nullptr, *norm_out = nullptr;
 
@@ -102,10 +102,10 @@ struct GPT2GPU {
     std::vector<int> h_scored, h_targets, h_slot;
     std::vector<int8_t> h_side;
     std::vector<float> h_logp, h_mean_logit;
-    size_t allocated_bytes = 0;  // everything this struct allocated on the device
+    size_t allocated_bytes = 0;  // this struct's device buffers and the matmul workspace
 
     // Allocates (or, with dry_run, only counts) every device buffer for micro-batches of B x T.
-    // Returns the bytes.
+    // Returns the bytes, with the 32 MiB workspace that matmul_setup allocates.
     size_t allocate(bool dry_run) {
         const size_t C = cfg.channels, L = cfg.num_layers, Vp = cfg.padded_vocab_size, NH = cfg.num_heads;
         const size_t n = (size_t)B * T;
@@ -149,7 +149,7 @@ struct GPT2GPU {
         size_t free_bytes = 0, total_bytes = 0;
         CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
         if (need > free_bytes) {
-            const double weights_gb = 18.0 * num_params / 1e9;  // floatX + 4 fp32 copies, upper bound
+            const double weights_gb = (sizeof(floatX) + 16.0) * num_params / 1e9;  // floatX + 4 fp32 copies
             fprintf(stderr,
                     "error: the GPU has %.2f GB free of %.2f GB, this run needs %.2f GB (weights and "
                     "optimizer state %.2f GB, activations for --micro-rows %d x --seq-len %d the rest); "
