@@ -45,6 +45,29 @@
 #include "data/dataloader.h"
 
 // ----------------------------------------------------------------------------------------------
+// The CPU sampler (cpu/sample.h, for `sample` and the samples during training) makes its matrix-vector
+// products with cblas_sgemv. This is that call, row-major and untransposed (all the sampler asks
+// for), so that the GPU trainer needs cblas.h but no BLAS library (GPU machines often have none).
+// Memory-bound either way: the weights are read once per generated token.
+extern "C" void cblas_sgemv(OPENBLAS_CONST enum CBLAS_ORDER order, OPENBLAS_CONST enum CBLAS_TRANSPOSE trans,
+                            OPENBLAS_CONST blasint m, OPENBLAS_CONST blasint n, OPENBLAS_CONST float alpha,
+                            OPENBLAS_CONST float* a, OPENBLAS_CONST blasint lda, OPENBLAS_CONST float* x,
+                            OPENBLAS_CONST blasint incx, OPENBLAS_CONST float beta, float* y,
+                            OPENBLAS_CONST blasint incy) {
+    if (order != CblasRowMajor || trans != CblasNoTrans || incx != 1 || incy != 1) {
+        fprintf(stderr, "%s:%d: cblas_sgemv: only row-major, untransposed, unit strides are implemented here\n",
+                __FILE__, __LINE__);
+        exit(1);
+    }
+    for (blasint i = 0; i < m; i++) {
+        const float* row = a + (size_t)i * lda;
+        float sum = 0.0f;
+        for (blasint j = 0; j < n; j++) sum += row[j] * x[j];
+        y[i] = alpha * sum + (beta == 0.0f ? 0.0f : beta * y[i]);
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
 // fp32 master weights -> the floatX parameters the forward reads
 
 __global__ void copy_to_floatX_kernel(floatX* out, const float* inp, size_t n) {

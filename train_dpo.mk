@@ -12,16 +12,16 @@ else
 TRAIN_DPO_ARCH := -arch=sm_$(GPU_ARCH)
 endif
 TRAIN_DPO_DEPS := $(TRAIN_HEADERS) $(SIMT_KERNEL_HEADERS) kernels/cuda_common.h $(PRECISION_STAMP)
-# the host code (the CPU sampler) needs OpenBLAS, as train_dpo_cpu
-TRAIN_DPO_NVCC_FLAGS := -O3 -std=c++17 -I. -Xcompiler -fopenmp $(TRAIN_DPO_ARCH) $(PRECISION_FLAGS)
+# no BLAS library and no OpenMP: the CPU sampler's one BLAS call is in train_dpo.cu (cblas.h only)
+TRAIN_DPO_NVCC_FLAGS := -O3 -std=c++17 -I. $(TRAIN_DPO_ARCH) $(PRECISION_FLAGS)
 
 train_dpo: train_dpo.cu $(TRAIN_DPO_DEPS)
-	$(NVCC) $(TRAIN_DPO_NVCC_FLAGS) $< -o $@ $(CUDA_LIBS) -L$(BLAS_DIR) -Xlinker -rpath,$(BLAS_DIR) -lopenblas -lgomp $(LDLIBS)
+	$(NVCC) $(TRAIN_DPO_NVCC_FLAGS) $< -o $@ $(CUDA_LIBS) $(LDLIBS)
 
 # g++ through dev/simt: the launch-rewritten copy in build/cpu, kernels rewritten likewise
 TRAIN_DPO_SIMT_DEPS := build/cpu/train_dpo.cu $(SIMT_REWRITTEN) $(SIMT_HEADERS) $(TRAIN_DPO_DEPS)
 TRAIN_DPO_SIMT_CXX = $(CXX) $(CXXFLAGS) $(SIMT_CXXFLAGS) -iquote build/cpu -x c++ $< -x none -o $@ \
-                     $(BLAS_LIBS) $(LDLIBS) -lboost_context
+                     $(LDLIBS) -lboost_context
 train_dpo_simt: $(TRAIN_DPO_SIMT_DEPS)
 	$(TRAIN_DPO_SIMT_CXX) $(PRECISION_FLAGS)
 train_dpo_simt_fp32: $(TRAIN_DPO_SIMT_DEPS)

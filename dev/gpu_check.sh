@@ -83,17 +83,17 @@ for src in $sources dev/cuda/probe_compare.cpp; do
   [ "$status" = ok ] || { echo "BUILD FAILED $src:"; tail -20 "$OUT/$name.build.log"; }
 done
 
-# the GPU trainer and its test (test_dpo.cu includes train_dpo.cu; both need the host libraries of
-# train_dpo_cpu: OpenBLAS, OpenMP, nlohmann-json), test_dpo also all-fp32
-TRAINER_LIBS="-lcublasLt -lcublas -L/usr/lib/x86_64-linux-gnu/openblas-openmp -Xlinker -rpath,/usr/lib/x86_64-linux-gnu/openblas-openmp -lopenblas -lgomp"
+# the GPU trainer and its test (test_dpo.cu includes train_dpo.cu, and the CPU reference cpu/*.h:
+# OpenMP for it); headers cblas.h and nlohmann-json, no BLAS library; test_dpo also all-fp32
 build_trainer() {  # name source extra-flags
-  if $NVCC -O3 -std=c++17 -I. -Xcompiler -fopenmp $ARCH_FLAGS $3 "$2" -o "$OUT/$1" $TRAINER_LIBS > "$OUT/$1.build.log" 2>&1
+  if $NVCC -O3 -std=c++17 -I. -I/usr/include/x86_64-linux-gnu/openblas-openmp $ARCH_FLAGS $3 "$2" -o "$OUT/$1" \
+       -lcublasLt -lcublas > "$OUT/$1.build.log" 2>&1
   then echo ok > "$OUT/$1.build"; else echo failed > "$OUT/$1.build"; fi
 }
 echo "gpu_check: building train_dpo, test_dpo, test_dpo_fp32"
 build_trainer train_dpo train_dpo.cu "" &
-build_trainer test_dpo test_dpo.cu "" &
-build_trainer test_dpo_fp32 test_dpo.cu -DENABLE_FP32 &
+build_trainer test_dpo test_dpo.cu "-Xcompiler -fopenmp -lgomp" &
+build_trainer test_dpo_fp32 test_dpo.cu "-DENABLE_FP32 -Xcompiler -fopenmp -lgomp" &
 wait
 for name in train_dpo test_dpo test_dpo_fp32; do
   status=$(cat "$OUT/$name.build")
