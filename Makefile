@@ -1,7 +1,7 @@
 # dpo.cu: a from-scratch DPO trainer with prefix sharing.
 #   make            build every program (CPU trainer, tools, kernel tests)
 #   make test       build and run every test this machine can run
-#   make run        build and train the embedded default on the CPU
+#   make run        build and train the embedded default (on the GPU if there is one, else the CPU)
 # Each subdirectory adds its programs and tests in its own fragment (*.mk below).
 
 CXX      ?= g++
@@ -51,7 +51,7 @@ deps:
 
 # dev/simt/simt.mk last: it makes the rules for the kernel tests the fragments before it list.
 include common/common.mk tokenizer/tokenizer.mk data/data.mk \
-        dev/dev.mk dev/cuda/cuda.mk dev/simt/simt.mk
+        dev/dev.mk dev/cuda/cuda.mk dev/simt/simt.mk train_dpo.mk
 
 all: $(ALL_BINS)
 

@@ -1,16 +1,16 @@
 # common/: the CPU reference model, the DPO loss and the CPU trainer's shared host code.
 MODEL_HEADERS = cpu/gpt2.h cpu/dpo.h cpu/dpo_loss.h cpu/encoder.h cpu/layernorm.h cpu/matmul.h cpu/attention.h \
                 cpu/gelu.h cpu/residual.h cpu/logprob.h cpu/parallel.h common/metrics.h \
-                common/model_config.h common/rng.h data/batch.h kernels/attention_mask.h \
+                common/model_config.h common/model_init.h common/rng.h data/batch.h kernels/attention_mask.h \
                 kernels/gelu_math.h kernels/dpo_loss_math.h kernels/host_device.h
 
 TEST_BINS += common/test_model
 common/test_model: common/test_model.cpp $(MODEL_HEADERS) data/pairs.h dev/test_util.h
 	$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS_LIBS) $(LDLIBS)
 
-TRAIN_HEADERS = $(MODEL_HEADERS) common/train_config.h common/train_log.h common/checkpoint.h \
+TRAIN_HEADERS = $(MODEL_HEADERS) common/train_config.h common/train_log.h common/trainer.h common/checkpoint.h \
                 common/demo_task.h common/progress.h cpu/exact_match.h \
-                common/ref_cache.h common/hash.h common/atomic_file.h common/flags.h common/model_io.h common/safetensors.h cpu/sample.h cpu/adamw.h \
+                common/ref_cache.h common/hash.h common/atomic_file.h common/flags.h common/model_io.h common/safetensors.h cpu/sample.h cpu/sample_command.h cpu/adamw.h \
                 data/dataloader.h data/pairfile.h data/pairs.h kernels/adamw_math.h tokenizer/gpt2_tokenizer.h \
                 tokenizer/unicode_tables.h
 
@@ -29,9 +29,6 @@ data/make_synthetic: data/make_synthetic.cpp data/pairfile.h data/pairs.h common
 synthetic: data/make_synthetic
 	./data/make_synthetic data/synthetic
 .PHONY: synthetic
-
-run: train_dpo_cpu
-	./train_dpo_cpu
 
 TEST_BINS += common/test_trainer.sh
 

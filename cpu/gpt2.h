@@ -20,7 +20,7 @@
 #include <sys/mman.h>
 
 #include "common/model_config.h"
-#include "common/rng.h"
+#include "common/model_init.h"
 #include "cpu/attention.h"
 #include "cpu/encoder.h"
 #include "cpu/gelu.h"
@@ -107,26 +107,10 @@ struct GPT2 {
         layers.resize(c.num_layers);
     }
 
-    // GPT-2's initialisation: N(0, 0.02), residual projections (attprojw, fcprojw) scaled by
-    // 1/sqrt(2L), zero biases, LayerNorm weights 1; padded vocabulary rows stay 0. The normal
-    // draws come in buffer order, so a seed gives the same weights as before tensors had names.
+    // GPT-2's initialisation (common/model_init.h)
     void init_random(const ModelConfig& c, uint64_t seed) {
         setup(c);
-        Rng rng(seed);
-        const size_t V = c.vocab_size, C = c.channels, L = c.num_layers, maxT = c.max_seq_len;
-        const double resid_std = 0.02 / std::sqrt(2.0 * c.num_layers);
-        auto normal = [&](Real* p, size_t n, double sd) {
-            for (size_t j = 0; j < n; j++) p[j] = (Real)(sd * rng.normal());
-        };
-        normal(param.wte, V * C, 0.02);
-        normal(param.wpe, maxT * C, 0.02);
-        normal(param.qkvw, L * 3 * C * C, 0.02);
-        normal(param.attprojw, L * C * C, resid_std);
-        normal(param.fcw, L * 4 * C * C, 0.02);
-        normal(param.fcprojw, L * C * 4 * C, resid_std);
-        std::fill_n(param.ln1w, L * C, (Real)1);
-        std::fill_n(param.ln2w, L * C, (Real)1);
-        std::fill_n(param.lnfw, C, (Real)1);
+        gpt2_init_params(c, seed, params.data());
     }
 
     void zero_grad() { std::fill(grads.begin(), grads.end(), (Real)0); }

@@ -11,6 +11,9 @@
 #   4. runs each instruction probe on the GPU and compares its output with the same probe run on the
 #      CPU emulation (build/probes-cpu/*.txt: made here by `make probe-outputs` if this machine can
 #      build the CPU layer, or made elsewhere and copied in), with dev/cuda/probes/probe_compare;
+#   4b. builds the GPU trainer (train_dpo, and test_dpo in bf16 and fp32) with nvcc (also without a
+#      GPU), runs test_dpo, the default ./train_dpo (the synthetic task) and a repeat of its first 20
+#      steps (bit-identical losses);
 #   5. writes a markdown report dev/reports/gpu_check-<UTC date and time>.md and prints its path.
 # Without a GPU it says so, compiles everything for sm_80 and sm_90, and exits 0 (1 if a build fails).
 # Exit status with a GPU: 0 if every build, test, sanitizer run and exact probe passed, else 1.
@@ -87,6 +90,24 @@ for src in $sources dev/cuda/probes/probe_compare.cpp; do
   [ "$status" = ok ] || build_ok=0
   build_table+="| $src | $status |"$'\n'
   [ "$status" = ok ] || { echo "BUILD FAILED $src:"; tail -20 "$OUT/$name.build.log"; }
+done
+
+# the GPU trainer and its test (test_dpo.cu includes train_dpo.cu, and the CPU reference cpu/*.h:
+# OpenMP for it); headers cblas.h and nlohmann-json, no BLAS library; test_dpo also all-fp32
+build_trainer() {  # name source extra-flags
+  if $NVCC -O3 -std=c++17 -I. -I/usr/include/x86_64-linux-gnu/openblas-openmp $ARCH_FLAGS $3 "$2" -o "$OUT/$1" \
+       -lcublasLt -lcublas > "$OUT/$1.build.log" 2>&1
+  then echo ok > "$OUT/$1.build"; else echo failed > "$OUT/$1.build"; fi
+}
+echo "gpu_check: building train_dpo, test_dpo, test_dpo_fp32"
+build_trainer train_dpo train_dpo.cu "" &
+build_trainer test_dpo test_dpo.cu "-Xcompiler -fopenmp -lgomp" &
+build_trainer test_dpo_fp32 test_dpo.cu "-DENABLE_FP32 -Xcompiler -fopenmp -lgomp" &
+wait
+for name in train_dpo test_dpo test_dpo_fp32; do
+  status=$(cat "$OUT/$name.build")
+  [ "$status" = ok ] || { build_ok=0; echo "BUILD FAILED $name:"; tail -20 "$OUT/$name.build.log"; }
+  build_table+="| $name | $status |"$'\n'
 done
 
 if [ -z "$gpu_line" ]; then
@@ -175,6 +196,48 @@ for src in $probes; do
   probe_text+='```'$'\n\n'
 done
 
+# ---- 4b. the GPU trainer: test_dpo (against the CPU reference in double), then the bundled
+# synthetic task with the defaults (as ./train_dpo with no arguments) and a repeat of its first 20
+# steps, which must give bit-identical losses (determinism)
+trainer_table=""
+for name in test_dpo test_dpo_fp32; do
+  [ "$(cat "$OUT/$name.build")" = ok ] || { trainer_table+="| $name | not built | |"$'\n'; continue; }
+  timeout "$TIMEOUT" "./$OUT/$name" > "$OUT/$name.log" 2>&1
+  rc=$?
+  p=$(grep -c '^PASS' "$OUT/$name.log"); f=$(grep -c '^FAIL' "$OUT/$name.log")
+  verdict=ok
+  if [ $rc -ne 0 ] || [ "$f" -ne 0 ]; then verdict="FAILED (exit $rc)"; all_ok=0
+    failures+="#### $name"$'\n\n```\n'"$(grep -v '^PASS' "$OUT/$name.log" | tail -30)"$'\n```\n\n'
+  fi
+  trainer_table+="| $name | $verdict | $p passed, $f failed; $(grep 'max errors' "$OUT/$name.log" | head -1 | sed 's/^ *//') |"$'\n'
+  echo "gpu_check: $name: $verdict ($p passed, $f failed)"
+done
+if [ "$(cat "$OUT/train_dpo.build")" = ok ]; then
+  run_dir=$OUT/train_dpo_default
+  rm -rf "$run_dir" "$run_dir.repeat"
+  t0=$(date +%s)
+  timeout "$TIMEOUT" "./$OUT/train_dpo" --out "$run_dir" > "$OUT/train_dpo.log" 2>&1
+  rc=$?
+  secs=$(( $(date +%s) - t0 ))
+  acc=$(grep '"eval_' "$run_dir/log.jsonl" 2>/dev/null | tail -1 | grep -o '"eval_rewards/accuracies": [0-9.e+-]*' | grep -o '[0-9.e+-]*$')
+  last=$(grep '^step' "$OUT/train_dpo.log" | tail -1)
+  verdict=ok
+  [ $rc -eq 0 ] || { verdict="FAILED (exit $rc)"; all_ok=0
+    failures+="#### train_dpo"$'\n\n```\n'"$(tail -30 "$OUT/train_dpo.log")"$'\n```\n\n'; }
+  trainer_table+="| ./train_dpo (defaults, 150 steps) | $verdict | ${secs} s; final eval accuracy ${acc:-?}; last step line: $last |"$'\n'
+  echo "gpu_check: train_dpo defaults: $verdict, eval accuracy ${acc:-?}"
+  timeout "$TIMEOUT" "./$OUT/train_dpo" --out "$run_dir.repeat" --stop-after 20 --ref-cache "$run_dir/ref_logps" \
+    > "$OUT/train_dpo.repeat.log" 2>&1
+  losses() { grep -v '"eval_' "$1" | sed -n 's/.*"step": \([0-9]*\), "loss": \([^,]*\),.*/\1 \2/p' | head -20; }
+  if [ "$(losses "$run_dir/log.jsonl" | wc -l)" = 20 ] && \
+     [ "$(losses "$run_dir/log.jsonl")" = "$(losses "$run_dir.repeat/log.jsonl")" ]; then verdict=ok
+  else verdict="FAILED: the losses of the first 20 steps differ between two runs"; all_ok=0; fi
+  trainer_table+="| train_dpo run twice (20 steps) | $verdict | losses bit-identical |"$'\n'
+  echo "gpu_check: train_dpo determinism: $verdict"
+else
+  trainer_table+="| ./train_dpo | not built | |"$'\n'
+fi
+
 # ---- 5. report
 stamp=$(date -u +%Y%m%d-%H%M%S)
 mkdir -p dev/reports
@@ -201,6 +264,10 @@ dirty=$(git status --porcelain 2>/dev/null | grep -v '^??' | head -1)
   echo "## Benchmarks (dev/cuda/<layer> <version>)"
   echo
   echo '```'; printf '%s' "$bench_text"; echo '```'
+  echo
+  echo "## The GPU trainer"
+  echo
+  echo "| run | result | details |"; echo "|---|---|---|"; printf '%s' "$trainer_table"
   echo
   echo "## compute-sanitizer"
   echo

@@ -4,6 +4,8 @@
 #   T          g++ on the CPU execution layer, from the launch-rewritten copy build/cpu/T.cu
 #   T_asan     the same with AddressSanitizer
 #   nvcc       `nvcc -c` for sm_80 and sm_90 (status in build/nvcc/, reported by test_nvcc_build)
+# and those also listed in SIMT_KERNEL_TESTS_FP32 a fourth way:
+#   T_fp32     the CPU build with -DENABLE_FP32 (floatX = float, as `make PRECISION=FP32`)
 # Other programs on the CPU layer (SIMT_PROGRAMS: probes, benchmarks) are built the first way only.
 # To add one from a fragment included before this one: SIMT_KERNEL_TESTS += T (or SIMT_PROGRAMS).
 # The emulator's own tests: warp intrinsics, diagnostics, mma/ldmatrix wrappers (kernel tests),
@@ -12,7 +14,7 @@
 
 SIMT_HEADERS := dev/simt/simt.h dev/simt/cuda_runtime_cpu.h kernels/cuda_common.h \
                 dev/simt/kernel_test.h dev/test_util.h $(wildcard dev/simt/bf16.h) \
-                dev/simt/cublaslt_cpu.h $(PRECISION_STAMP)
+                dev/simt/cublaslt_cpu.h dev/cuda/expect_exit.h $(PRECISION_STAMP)
 # what the kernel tests' references include: the CPU layers, the batch layout and packer
 SIMT_HEADERS += $(wildcard cpu/*.h data/*.h common/*.h)
 SIMT_KERNEL_HEADERS := $(wildcard kernels/*.cuh kernels/*.h)
@@ -41,7 +43,7 @@ build/cpu/%.cuh: %.cuh $(SIMT_REWRITE)
 
 # nvcc compile check of one source: writes "PASS" or "FAIL" and nvcc's messages to the status
 # file; never fails the build, so that test_nvcc_build can report each file.
-build/nvcc/%.status: %.cu $(SIMT_KERNEL_HEADERS) kernels/cuda_common.h dev/simt/kernel_test.h dev/test_util.h $(PRECISION_STAMP)
+build/nvcc/%.status: %.cu $(SIMT_KERNEL_HEADERS) kernels/cuda_common.h dev/simt/kernel_test.h dev/test_util.h dev/cuda/expect_exit.h $(PRECISION_STAMP)
 	@mkdir -p $(dir $@)
 	@if [ ! -x "$(NVCC)" ]; then echo "SKIP nvcc not found at $(NVCC)" > $@; \
 	elif $(NVCC) $(SIMT_NVCC_FLAGS) -c $< -o $(basename $@).o > $@.log 2>&1; \

@@ -1,0 +1,705 @@
+// train_dpo: DPO training of GPT-2 on a CUDA GPU. The same command line, data, checkpoints,
+// reference cache and log.jsonl as train_dpo_cpu (common/trainer.h holds what they share), with
+// the forward and backward of every layer in kernels/*.cuh.
+//
+//   ./train_dpo                       the bundled synthetic task with a tiny model
+//   ./train_dpo --train T.bin --val V.bin --model gpt2/ --out run1 ...
+//   ./train_dpo score --model M --data PAIRS.bin --out LOGPS.tsv
+//   ./train_dpo sample --model M --prompt "TEXT"      (on the CPU, from the fp32 weights)
+//
+// Precision: parameters and activations floatX (bf16; float with `make PRECISION=FP32`); an fp32
+// master copy of the weights, fp32 gradients (accumulated over the micro-batches of a step) and fp32
+// AdamW moments; every reduction and softmax in fp32. Checkpoints hold the fp32 master weights and
+// moments, so a run resumes in either trainer.
+//
+// One micro-batch (data/batch.h) is B rows x T tokens, N = B*T, padding included: every layer runs
+// over all N tokens (padding sees only itself, so its gradient is exactly 0). Only the M scored
+// tokens (target >= 0) go through the LM head:
+//   encoder -> L x [ LN1 -> QKV matmul -> attention (end[] mask) -> proj matmul
+//                    -> residual + LN2 (fused) -> FC matmul + GELU (epilogue) -> FCproj matmul
+//                    -> residual + the next LN1, or the final LN (fused) ]
+//   -> gather the scored rows -> logits[M,Vp] = lnf_scored wte^T -> log-prob of each target
+//   -> dpo_loss (per-pair sums, loss, dlogp) -> backward through all of it.
+// Built with TESTING defined (test_dpo.cu includes this file) it has no main().
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "kernels/cuda_common.h"
+#include "kernels/adamw.cuh"
+#include "kernels/attention.cuh"
+#include "kernels/dpo_loss.cuh"
+#include "kernels/encoder.cuh"
+#include "kernels/gelu.cuh"
+#include "kernels/layernorm.cuh"
+#include "kernels/logprob.cuh"
+#include "kernels/matmul.cuh"
+
+#include "common/trainer.h"
+#include "cpu/sample_command.h"
+#include "data/dataloader.h"
+
+// ----------------------------------------------------------------------------------------------
+// The CPU sampler (cpu/sample.h, for `sample` and the samples during training) makes its matrix-vector
+// products with cblas_sgemv. This is that call, row-major and untransposed (all the sampler asks
+// for), so that the GPU trainer needs cblas.h but no BLAS library (GPU machines often have none).
+// Memory-bound either way: the weights are read once per generated token.
+extern "C" void cblas_sgemv(OPENBLAS_CONST enum CBLAS_ORDER order, OPENBLAS_CONST enum CBLAS_TRANSPOSE trans,
+                            OPENBLAS_CONST blasint m, OPENBLAS_CONST blasint n, OPENBLAS_CONST float alpha,
+                            OPENBLAS_CONST float* a, OPENBLAS_CONST blasint lda, OPENBLAS_CONST float* x,
+                            OPENBLAS_CONST blasint incx, OPENBLAS_CONST float beta, float* y,
+                            OPENBLAS_CONST blasint incy) {
+    if (order != CblasRowMajor || trans != CblasNoTrans || incx != 1 || incy != 1) {
+        fprintf(stderr, "%s:%d: cblas_sgemv: only row-major, untransposed, unit strides are implemented here\n",
+                __FILE__, __LINE__);
+        exit(1);
+    }
+    for (blasint i = 0; i < m; i++) {
+        const float* row = a + (size_t)i * lda;
+        float sum = 0.0f;
+        for (blasint j = 0; j < n; j++) sum += row[j] * x[j];
+        y[i] = alpha * sum + (beta == 0.0f ? 0.0f : beta * y[i]);
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// fp32 master weights -> the floatX parameters the forward reads
+
+__global__ void copy_to_floatX_kernel(floatX* out, const float* inp, size_t n) {
+    const size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) out[i] = (floatX)inp[i];
+}
+
+inline void copy_to_floatX(floatX* out, const float* inp, size_t n, cudaStream_t stream) {
+    if (n == 0) return;
+    const size_t blocks = (n + 511) / 512;
+    copy_to_floatX_kernel<<<(unsigned)std::min<size_t>(blocks, 65536), 512, 0, stream>>>(out, inp, n);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+// ----------------------------------------------------------------------------------------------
+// The model on the GPU: weights, optimizer state, and activations for one micro-batch of B x T.
+
+struct GPT2GPU {
+    ModelConfig cfg;
+    int B = 0, T = 0;              // capacity: one micro-batch of B rows x T tokens
+    size_t num_params = 0;
+    size_t sizes[NUM_PARAM_TENSORS], offsets[NUM_PARAM_TENSORS];
+    cudaStream_t stream = 0;
+
+    // weights and optimizer state [num_params]
+    floatX* params = nullptr;
+    float *master = nullptr, *grads = nullptr, *adam_m = nullptr, *adam_v = nullptr;
+    ParamTensors<floatX> param;
+    ParamTensors<float> grad;
+
+    // per-token metadata of the micro-batch [N]; the scored tokens' rows and targets [<= N]
+    int *tokens = nullptr, *pos = nullptr, *end = nullptr, *scored = nullptr, *targets = nullptr;
+    int* encoder_plan = nullptr;                        // [6N + 2] encoder_backward_plan's data
+    int *pair_offsets = nullptr, *pair_tokens = nullptr;  // dpo_loss plan [2N + 1], [N]
+    float *ref_chosen = nullptr, *ref_rejected = nullptr; // [N] (at most N pairs)
+    PairResult* pair_results = nullptr;                 // [N]
+
+    // activations (floatX [N, *], statistics fp32)
+    floatX* encoded = nullptr;                          // [N,C]
+    struct Layer {
+        floatX *ln1, *qkv, *atty, *res2, *ln2, *fch, *fch_gelu, *res3;  // [N,C|3C|C|C|C|4C|4C|C]
+        float *ln1_mean, *ln1_rstd, *ln2_mean, *ln2_rstd, *lse;         // [N] x 4, [B,NH,T]
+    };
+    std::vector<Layer> layers;
+    floatX* lnf = nullptr;                              // [N,C]
+    float *lnf_mean = nullptr, *lnf_rstd = nullptr;     // [N]
+    floatX *lnf_scored = nullptr, *logits = nullptr;    // [M,C], [M,Vp] (M <= N)
+    float *logp = nullptr, *head_lse = nullptr, *mean_logit = nullptr, *dlogp = nullptr;  // [M]
+    // scratch: gradients in the backward; dc also takes the two projections' outputs in the forward
+    floatX *dres = nullptr, *dc = nullptr, *d3c = nullptr, *d4c = nullptr;  // [N, C|C|3C|4C]
+    float *norm_partials = nullptr, *norm_out = nullptr;
+
+    // host side of the last forward
+    int N = 0, M = 0;
+    std::vector<int> h_scored, h_targets, h_slot;
+    std::vector<int8_t> h_side;
+    std::vector<float> h_logp, h_mean_logit;
+    size_t allocated_bytes = 0;  // this struct's device buffers and the matmul workspace
+
+    // Allocates (or, with dry_run, only counts) every device buffer for micro-batches of B x T.
+    // Returns the bytes, with the 32 MiB workspace that matmul_setup allocates.
+    size_t allocate(bool dry_run) {
+        const size_t C = cfg.channels, L = cfg.num_layers, Vp = cfg.padded_vocab_size, NH = cfg.num_heads;
+        const size_t n = (size_t)B * T;
+        size_t bytes = 0;
+        auto buf = [&](auto** p, size_t count) {
+            const size_t b = (count * sizeof(**p) + 255) / 256 * 256;
+            bytes += b;
+            if (!dry_run) CUDA_CHECK(cudaMalloc((void**)p, b));
+        };
+        buf(&params, num_params);
+        buf(&master, num_params); buf(&grads, num_params); buf(&adam_m, num_params); buf(&adam_v, num_params);
+        buf(&tokens, n); buf(&pos, n); buf(&end, n); buf(&scored, n); buf(&targets, n);
+        buf(&encoder_plan, 6 * n + 2);
+        buf(&pair_offsets, 2 * n + 1); buf(&pair_tokens, n);
+        buf(&ref_chosen, n); buf(&ref_rejected, n); buf(&pair_results, n);
+        buf(&encoded, n * C);
+        layers.resize(L);
+        for (Layer& a : layers) {
+            buf(&a.ln1, n * C); buf(&a.qkv, n * 3 * C); buf(&a.atty, n * C); buf(&a.res2, n * C);
+            buf(&a.ln2, n * C); buf(&a.fch, n * 4 * C); buf(&a.fch_gelu, n * 4 * C); buf(&a.res3, n * C);
+            buf(&a.ln1_mean, n); buf(&a.ln1_rstd, n); buf(&a.ln2_mean, n); buf(&a.ln2_rstd, n);
+            buf(&a.lse, n * NH);
+        }
+        buf(&lnf, n * C); buf(&lnf_mean, n); buf(&lnf_rstd, n);
+        buf(&lnf_scored, n * C); buf(&logits, n * Vp);
+        buf(&logp, n); buf(&head_lse, n); buf(&mean_logit, n); buf(&dlogp, n);
+        buf(&dres, n * C); buf(&dc, n * C); buf(&d3c, n * 3 * C); buf(&d4c, n * 4 * C);
+        buf(&norm_partials, SUM_SQUARES_BLOCKS); buf(&norm_out, 1);
+        return bytes + MATMUL_WORKSPACE_BYTES;
+    }
+
+    // The model of configuration c for micro-batches of B x T, weights from params (fp32 host),
+    // AdamW moments from m and v (empty: zero). Exits with a clear message when the GPU lacks memory.
+    void setup(const ModelConfig& c, int rows, int row_tokens, const std::vector<float>& weights,
+               const std::vector<float>& m, const std::vector<float>& v) {
+        cfg = c; B = rows; T = row_tokens;
+        num_params = num_parameters(c);
+        param_sizes(c, sizes);
+        param_offsets(c, offsets);
+        const size_t need = allocate(true);
+        size_t free_bytes = 0, total_bytes = 0;
+        CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+        if (need > free_bytes) {
+            const double weights_gb = (sizeof(floatX) + 16.0) * num_params / 1e9;  // floatX + 4 fp32 copies
+            fprintf(stderr,
+                    "error: the GPU has %.2f GB free of %.2f GB, this run needs %.2f GB (weights and "
+                    "optimizer state %.2f GB, activations for --micro-rows %d x --seq-len %d the rest); "
+                    "lower --micro-rows or --seq-len%s\n",
+                    free_bytes / 1e9, total_bytes / 1e9, need / 1e9, weights_gb, B, T,
+                    weights_gb > free_bytes / 1e9 ? " (the model alone does not fit: use a smaller one)" : "");
+            exit(1);
+        }
+        allocated_bytes = allocate(false);
+        param = ParamTensors<floatX>(params, c);
+        grad = ParamTensors<float>(grads, c);
+        CUDA_CHECK(cudaMemcpy(master, weights.data(), num_params * sizeof(float), cudaMemcpyHostToDevice));
+        copy_to_floatX(params, master, num_params, stream);
+        if (m.empty()) {
+            CUDA_CHECK(cudaMemset(adam_m, 0, num_params * sizeof(float)));
+            CUDA_CHECK(cudaMemset(adam_v, 0, num_params * sizeof(float)));
+        } else {
+            CUDA_CHECK(cudaMemcpy(adam_m, m.data(), num_params * sizeof(float), cudaMemcpyHostToDevice));
+            CUDA_CHECK(cudaMemcpy(adam_v, v.data(), num_params * sizeof(float), cudaMemcpyHostToDevice));
+        }
+        CUDA_CHECK(cudaMemset(grads, 0, num_params * sizeof(float)));
+    }
+
+    void free_all() {
+        auto release = [](auto*& p) { if (p) CUDA_CHECK(cudaFree(p)); p = nullptr; };
+        release(params); release(master); release(grads); release(adam_m); release(adam_v);
+        release(tokens); release(pos); release(end); release(scored); release(targets);
+        release(encoder_plan); release(pair_offsets); release(pair_tokens);
+        release(ref_chosen); release(ref_rejected); release(pair_results); release(encoded);
+        for (Layer& a : layers) {
+            release(a.ln1); release(a.qkv); release(a.atty); release(a.res2); release(a.ln2);
+            release(a.fch); release(a.fch_gelu); release(a.res3); release(a.ln1_mean);
+            release(a.ln1_rstd); release(a.ln2_mean); release(a.ln2_rstd); release(a.lse);
+        }
+        release(lnf); release(lnf_mean); release(lnf_rstd); release(lnf_scored); release(logits);
+        release(logp); release(head_lse); release(mean_logit); release(dlogp);
+        release(dres); release(dc); release(d3c); release(d4c); release(norm_partials); release(norm_out);
+    }
+
+    // layer l's slice of a per-layer tensor whose layer size is n
+    template <typename Real>
+    static Real* at(Real* p, int l, size_t n) { return p + (size_t)l * n; }
+
+    // Forward over micro-batch b (b.B x b.T tokens, at most B x T): logp[M] and mean_logit[M] of
+    // the scored tokens, in row-major token order (the CPU model's order), on the device.
+    void forward(const Batch& b) {
+        const int C = cfg.channels, NH = cfg.num_heads, L = cfg.num_layers;
+        const int V = cfg.vocab_size, Vp = cfg.padded_vocab_size;
+        const float eps = cfg.layernorm_eps;
+        if ((size_t)b.B * b.T > (size_t)B * T) {
+            fprintf(stderr, "%s:%d: a micro-batch of %d x %d tokens exceeds the %d x %d the model was set up for\n",
+                    __FILE__, __LINE__, b.B, b.T, B, T);
+            exit(1);
+        }
+        N = b.B * b.T;
+        h_scored.clear(); h_targets.clear(); h_slot.clear(); h_side.clear();
+        for (int q = 0; q < N; q++) {
+            if (b.target[q] < 0) continue;
+            h_scored.push_back(q); h_targets.push_back(b.target[q]);
+            h_slot.push_back(b.slot[q]); h_side.push_back(b.side[q]);
+        }
+        M = (int)h_scored.size();
+        CUDA_CHECK(cudaMemcpyAsync(tokens, b.tokens.data(), N * sizeof(int), cudaMemcpyHostToDevice, stream));
+        CUDA_CHECK(cudaMemcpyAsync(pos, b.pos.data(), N * sizeof(int), cudaMemcpyHostToDevice, stream));
+        CUDA_CHECK(cudaMemcpyAsync(end, b.end.data(), N * sizeof(int), cudaMemcpyHostToDevice, stream));
+        CUDA_CHECK(cudaMemcpyAsync(scored, h_scored.data(), M * sizeof(int), cudaMemcpyHostToDevice, stream));
+        CUDA_CHECK(cudaMemcpyAsync(targets, h_targets.data(), M * sizeof(int), cudaMemcpyHostToDevice, stream));
+
+        encoder_forward(encoded, tokens, pos, param.wte, param.wpe, N, C, stream);
+        layernorm_forward(layers[0].ln1, layers[0].ln1_mean, layers[0].ln1_rstd, encoded, param.ln1w,
+                          param.ln1b, N, C, eps, stream);
+        for (int l = 0; l < L; l++) {
+            Layer& a = layers[l];
+            const floatX* x = l == 0 ? encoded : layers[l - 1].res3;  // the residual stream in
+            matmul_forward(a.qkv, a.ln1, at(param.qkvw, l, 3 * C * C), at(param.qkvb, l, 3 * C), N, C, 3 * C, stream);
+            attention_forward(a.atty, a.lse, a.qkv, end, b.B, b.T, NH, C, stream);
+            matmul_forward(dc, a.atty, at(param.attprojw, l, C * C), at(param.attprojb, l, C), N, C, C, stream);
+            fused_residual_layernorm_forward(a.res2, a.ln2, a.ln2_mean, a.ln2_rstd, x, dc, at(param.ln2w, l, C),
+                                             at(param.ln2b, l, C), N, C, eps, stream);
+            matmul_forward(a.fch_gelu, a.ln2, at(param.fcw, l, 4 * C * C), at(param.fcb, l, 4 * C), N, C, 4 * C,
+                           stream, a.fch);
+            matmul_forward(dc, a.fch_gelu, at(param.fcprojw, l, 4 * C * C), at(param.fcprojb, l, C), N, 4 * C, C,
+                           stream);
+            if (l + 1 < L) {
+                Layer& next = layers[l + 1];
+                fused_residual_layernorm_forward(a.res3, next.ln1, next.ln1_mean, next.ln1_rstd, a.res2, dc,
+                                                 at(param.ln1w, l + 1, C), at(param.ln1b, l + 1, C), N, C, eps,
+                                                 stream);
+            } else {
+                fused_residual_layernorm_forward(a.res3, lnf, lnf_mean, lnf_rstd, a.res2, dc, param.lnfw,
+                                                 param.lnfb, N, C, eps, stream);
+            }
+        }
+        if (M == 0) return;
+        gather_rows(lnf_scored, lnf, scored, M, C, stream);
+        matmul_forward(logits, lnf_scored, param.wte, nullptr, M, C, Vp, stream);
+        logprob_forward(logp, head_lse, mean_logit, logits, targets, M, V, Vp, stream);
+    }
+
+    // Per-slot sums of the last forward's log-probs, in double and in token order (as the CPU).
+    std::vector<PairLogps> pair_logps(int n_slots) {
+        h_logp.resize(M); h_mean_logit.resize(M);
+        CUDA_CHECK(cudaMemcpyAsync(h_logp.data(), logp, M * sizeof(float), cudaMemcpyDeviceToHost, stream));
+        CUDA_CHECK(cudaMemcpyAsync(h_mean_logit.data(), mean_logit, M * sizeof(float), cudaMemcpyDeviceToHost, stream));
+        CUDA_CHECK(cudaStreamSynchronize(stream));
+        std::vector<PairLogps> out(n_slots);
+        for (int m = 0; m < M; m++) {
+            PairLogps& p = out[h_slot[m]];
+            if (h_side[m] == SIDE_CHOSEN) {
+                p.chosen += (double)h_logp[m]; p.n_chosen++; p.logit_chosen += (double)h_mean_logit[m];
+            } else {
+                p.rejected += (double)h_logp[m]; p.n_rejected++; p.logit_rejected += (double)h_mean_logit[m];
+            }
+        }
+        return out;
+    }
+
+    // Backward from dlogp[M] (on the device); accumulates into grads. b: the forward's micro-batch.
+    void backward(const Batch& b) {
+        const int C = cfg.channels, NH = cfg.num_heads, L = cfg.num_layers;
+        const int V = cfg.vocab_size, Vp = cfg.padded_vocab_size;
+        CUDA_CHECK(cudaMemsetAsync(dc, 0, (size_t)N * C * sizeof(floatX), stream));
+        if (M > 0) {
+            logprob_backward(logits, dlogp, head_lse, targets, M, V, Vp, stream);  // dlogits in place
+            floatX* dlnf_scored = d3c;                                             // [M,C] scratch
+            matmul_backward(dlnf_scored, grad.wte, nullptr, logits, lnf_scored, param.wte, M, C, Vp, stream);
+            scatter_add_rows(dc, dlnf_scored, scored, M, C, stream);              // d lnf [N,C]
+        }
+        CUDA_CHECK(cudaMemsetAsync(dres, 0, (size_t)N * C * sizeof(floatX), stream));
+        layernorm_backward(dres, grad.lnfw, grad.lnfb, dc, layers[L - 1].res3, param.lnfw, lnf_mean, lnf_rstd,
+                           N, C, stream);
+        for (int l = L - 1; l >= 0; l--) {
+            Layer& a = layers[l];
+            const floatX* x = l == 0 ? encoded : layers[l - 1].res3;
+            // MLP: res3 = res2 + fcproj(gelu(fc(ln2(res2)))); dres holds d res3
+            matmul_backward(d4c, at(grad.fcprojw, l, 4 * C * C), at(grad.fcprojb, l, C), dres, a.fch_gelu,
+                            at(param.fcprojw, l, 4 * C * C), N, 4 * C, C, stream);
+            gelu_backward(d4c, d4c, a.fch, (size_t)N * 4 * C, stream);
+            matmul_backward(dc, at(grad.fcw, l, 4 * C * C), at(grad.fcb, l, 4 * C), d4c, a.ln2,
+                            at(param.fcw, l, 4 * C * C), N, C, 4 * C, stream);
+            layernorm_backward(dres, at(grad.ln2w, l, C), at(grad.ln2b, l, C), dc, a.res2, at(param.ln2w, l, C),
+                               a.ln2_mean, a.ln2_rstd, N, C, stream);
+            // attention: res2 = x + attproj(attn(qkv(ln1(x)))); dres holds d res2
+            matmul_backward(dc, at(grad.attprojw, l, C * C), at(grad.attprojb, l, C), dres, a.atty,
+                            at(param.attprojw, l, C * C), N, C, C, stream);
+            attention_backward(d3c, dc, a.qkv, a.atty, a.lse, end, b.B, b.T, NH, C, stream);
+            matmul_backward(dc, at(grad.qkvw, l, 3 * C * C), at(grad.qkvb, l, 3 * C), d3c, a.ln1,
+                            at(param.qkvw, l, 3 * C * C), N, C, 3 * C, stream);
+            layernorm_backward(dres, at(grad.ln1w, l, C), at(grad.ln1b, l, C), dc, x, at(param.ln1w, l, C),
+                               a.ln1_mean, a.ln1_rstd, N, C, stream);
+        }
+        EncoderBackwardPlan plan = encoder_backward_plan(b.tokens.data(), b.pos.data(), N, Vp, cfg.max_seq_len);
+        CUDA_CHECK(cudaMemcpyAsync(encoder_plan, plan.data.data(), plan.data.size() * sizeof(int),
+                                   cudaMemcpyHostToDevice, stream));
+        encoder_backward(grad.wte, grad.wpe, dres, plan, encoder_plan, C, stream);
+        CUDA_CHECK(cudaStreamSynchronize(stream));  // the host buffers above are reused next micro-batch
+    }
+
+    // Forward, DPO loss against the reference log-probs (indexed by slot) and backward of one
+    // micro-batch; every pair's gradient is scaled by `scale` (1 / pairs of the step). Returns the
+    // per-pair results (loss unscaled), as cpu::dpo_forward_backward.
+    std::vector<PairResult> dpo_step(const Batch& b, const std::vector<double>& rc, const std::vector<double>& rr,
+                                     const LossSpec& spec, double scale) {
+        forward(b);
+        const int S = b.n_slots();
+        DpoPairPlan plan = dpo_pair_plan(h_slot.data(), h_side.data(), M, S);
+        std::vector<float> ref_c(rc.begin(), rc.end()), ref_r(rr.begin(), rr.end());
+        CUDA_CHECK(cudaMemcpyAsync(pair_offsets, plan.offsets.data(), plan.offsets.size() * sizeof(int),
+                                   cudaMemcpyHostToDevice, stream));
+        CUDA_CHECK(cudaMemcpyAsync(pair_tokens, plan.tokens.data(), plan.tokens.size() * sizeof(int),
+                                   cudaMemcpyHostToDevice, stream));
+        CUDA_CHECK(cudaMemcpyAsync(ref_chosen, ref_c.data(), S * sizeof(float), cudaMemcpyHostToDevice, stream));
+        CUDA_CHECK(cudaMemcpyAsync(ref_rejected, ref_r.data(), S * sizeof(float), cudaMemcpyHostToDevice, stream));
+        dpo_loss_forward_backward(pair_results, dlogp, logp, mean_logit, pair_offsets, pair_tokens, ref_chosen,
+                                  ref_rejected, spec, S, (float)scale, stream);
+        std::vector<PairResult> res(S);
+        CUDA_CHECK(cudaMemcpyAsync(res.data(), pair_results, S * sizeof(PairResult), cudaMemcpyDeviceToHost,
+                                   stream));
+        backward(b);  // synchronizes
+        // the kernel had the references as floats; the metrics use the cache's doubles
+        for (int s = 0; s < S; s++) { res[s].ref_chosen = rc[s]; res[s].ref_rejected = rr[s]; }
+        return res;
+    }
+
+    void zero_grad() { CUDA_CHECK(cudaMemsetAsync(grads, 0, num_params * sizeof(float), stream)); }
+
+    // sqrt(sum of grads^2), summed in fp32 in a fixed order
+    double grad_norm() {
+        global_norm_squared(norm_out, norm_partials, grads, num_params, stream);
+        float sumsq = 0;
+        CUDA_CHECK(cudaMemcpyAsync(&sumsq, norm_out, sizeof(float), cudaMemcpyDeviceToHost, stream));
+        CUDA_CHECK(cudaStreamSynchronize(stream));
+        return std::sqrt((double)sumsq);
+    }
+
+    // AdamW step t (1, 2, ...) on every tensor with the gradient grads * clip (as the CPU trainer)
+    void adamw_step(const TrainConfig& tc, float lr, float clip, long t) {
+        const float bc1 = 1.0f - std::pow(tc.beta1, (float)t);
+        const float bc2 = 1.0f - std::pow(tc.beta2, (float)t);
+        for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
+            const size_t o = offsets[i];
+            adamw_update(master + o, params + o, adam_m + o, adam_v + o, grads + o, sizes[i], lr, tc.beta1,
+                         tc.beta2, tc.adam_eps, param_tensor_decays(i) ? tc.weight_decay : 0.0f, bc1, bc2, clip,
+                         stream);
+        }
+    }
+
+    std::vector<float> download(const float* p) {
+        std::vector<float> h(num_params);
+        CUDA_CHECK(cudaMemcpy(h.data(), p, num_params * sizeof(float), cudaMemcpyDeviceToHost));
+        return h;
+    }
+};
+
+// Log-probs of every pair of a set under the model, forward only, in dataset order.
+// With skip_overlong, pairs longer than a row are left out (their n_chosen stays 0).
+static SetLogps gpu_set_logps(GPT2GPU& model, const PairSet& set, Layout layout, bool packing, int B, int T,
+                              bool skip_overlong) {
+    std::vector<Batch> batches;
+    std::string err;
+    if (!eval_batches(set, B, T, layout, packing, &batches, &err, skip_overlong)) fatal(err);
+    SetLogps out;
+    out.chosen.assign(set.size(), 0); out.rejected.assign(set.size(), 0);
+    out.n_chosen.assign(set.size(), 0); out.n_rejected.assign(set.size(), 0);
+    for (const Batch& b : batches) {
+        model.forward(b);
+        std::vector<PairLogps> lp = model.pair_logps(b.n_slots());
+        for (int s = 0; s < b.n_slots(); s++) {
+            int64_t i = b.pair_ids[s];
+            out.chosen[i] = lp[s].chosen; out.rejected[i] = lp[s].rejected;
+            out.n_chosen[i] = lp[s].n_chosen; out.n_rejected[i] = lp[s].n_rejected;
+        }
+    }
+    return out;
+}
+
+#ifndef TESTING
+// ----------------------------------------------------------------------------------------------
+// Model FLOPs utilisation. Only real tokens count (padding is waste, not work): per real token the
+// forward does 2 * 12 L C^2 FLOPs in the layers' matmuls (QKV 3C^2, proj C^2, FC 4C^2, FCproj
+// 4C^2); attention does 4 C FLOPs per layer for every visible (query, key) pair (QK^T and AV over
+// all heads), which the mask's end[] gives exactly: key k is seen by end[k] - k queries; each
+// scored token adds 2 C V in the LM head. Backward = 2 x forward, so a step is 3 x forward.
+// LayerNorm, GELU, softmax and the optimizer are not counted (as llm.c does).
+static double batch_flops(const Batch& b, const ModelConfig& cfg) {
+    const double C = cfg.channels, L = cfg.num_layers, V = cfg.vocab_size;
+    double real = 0, visible = 0, scored = 0;
+    for (int r = 0; r < b.B; r++) {
+        for (int t = 0; t < b.row_len[r]; t++) {
+            const size_t i = (size_t)r * b.T + t;
+            real += 1;
+            visible += b.end[i] - t;
+            scored += b.target[i] >= 0;
+        }
+    }
+    const double forward = 2 * 12 * L * C * C * real + 4 * C * L * visible + 2 * C * V * scored;
+    return 3 * forward;
+}
+
+// Dense peak FLOP/s of the GPU for this build's precision, 0 when unknown (then no MFU is shown).
+// bf16: tensor cores; fp32: plain FP32 units (no TF32: matmul.cuh asks for true fp32).
+static double peak_flops(const cudaDeviceProp& prop) {
+    if (SIMT_CPU) return 0;  // the CPU emulator (train_dpo_simt) only names an H100
+    const std::string name = prop.name;
+    const bool fp32 = sizeof(floatX) == 4;
+    struct Peak { const char* name; double bf16, fp32; };
+    static const Peak peaks[] = {{"H200", 989e12, 67e12}, {"H100", 989e12, 67e12}, {"A100", 312e12, 19.5e12},
+                                 {"L40S", 362e12, 91.6e12}, {"A10", 125e12, 31.2e12}};
+    for (const Peak& p : peaks)
+        if (name.find(p.name) != std::string::npos) return fp32 ? p.fp32 : p.bf16;
+    return 0;
+}
+
+// Exits with a clear message when no usable GPU is present; returns its properties.
+static cudaDeviceProp require_gpu() {
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess || count == 0)
+        fatal(std::string("no CUDA GPU found (") + (e != cudaSuccess ? cudaGetErrorString(e) : "0 devices") +
+              "); train on the CPU with ./train_dpo_cpu (same flags)");
+    CUDA_CHECK(cudaSetDevice(0));
+    cudaDeviceProp prop;
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+    printf("device: %s (sm_%d%d, %.1f GB), precision %s\n", prop.name, prop.major, prop.minor,
+           prop.totalGlobalMem / 1e9, PRECISION_NAME);
+    return prop;
+}
+
+// ----------------------------------------------------------------------------------------------
+// score: log-probs of every pair under a model, as TSV, on the GPU
+
+static int run_score(int argc, char** argv) {
+    ScoreArgs a;
+    if (!parse_score_args(argc, argv, &a)) return 0;  // --help
+    PairSet set = load_pairs(a.data_path, "score");
+    ModelConfig cfg;
+    std::vector<float> weights;
+    load_model_params(a.model_path, set.vocab_size, 0, &cfg, &weights);
+    check_vocabulary(set, a.data_path, cfg);
+    const int T = a.T == 0 ? cfg.max_seq_len : a.T;
+    if (T > cfg.max_seq_len)
+        fatal("--seq-len " + std::to_string(T) + " exceeds the model's context of " + std::to_string(cfg.max_seq_len));
+    require_gpu();
+    matmul_setup();
+    GPT2GPU model;
+    model.setup(cfg, a.B, T, weights, {}, {});
+    SetLogps lp = gpu_set_logps(model, set, a.sharing ? LAYOUT_SHARED : LAYOUT_BASELINE, a.packing, a.B, T, false);
+    write_score_tsv(a.out_path, lp);
+    model.free_all();
+    matmul_teardown();
+    return 0;
+}
+
+// ----------------------------------------------------------------------------------------------
+// training
+
+int main(int argc, char** argv) {
+    if (argc > 1 && std::string(argv[1]) == "score") return run_score(argc, argv);
+    if (argc > 1 && std::string(argv[1]) == "sample") return run_sample(argc, argv);
+    for (int i = 1; i < argc; i++) {
+        std::string a = argv[i];
+        if (a == "--help" || a == "-h") { print_usage(argv[0]); return 0; }
+    }
+    TrainConfig tc;
+    std::string err;
+    if (!parse_train_args(argc, argv, 1, &tc, &err)) fatal(err);
+    std::error_code ec;
+    std::filesystem::create_directories(tc.out_dir, ec);
+    if (ec) fatal("cannot create output directory " + tc.out_dir + ": " + ec.message());
+    const Layout layout = tc.prefix_sharing ? LAYOUT_SHARED : LAYOUT_BASELINE;
+
+    // data, model, optimizer state (on the host first)
+    const bool convert_only = tc.steps == 0 && !tc.export_hf.empty();
+    cudaDeviceProp prop{};
+    if (!convert_only) prop = require_gpu();  // before the data: a machine without a GPU learns at once
+    PairSet train;
+    if (!convert_only) train = load_pairs(tc.train_file, "training");
+    ModelConfig cfg;
+    std::vector<float> weights, adam_m, adam_v;
+    long start_step = 0;
+    uint64_t ref_hash = 0;
+    const std::string ckpt_path = tc.out_dir + "/checkpoint.bin";
+    if (!tc.resume.empty()) {
+        std::string path = tc.resume == "auto" ? ckpt_path : tc.resume;
+        CheckpointState s;
+        if (!load_checkpoint(path, &s, &err)) fatal(err + " (cannot resume)");
+        if (s.train_data_hash != train.content_hash)
+            fatal(path + ": this checkpoint was trained on other data than " + tc.train_file +
+                  "; resume with the same --train, or start a new run");
+        if (s.m.empty()) fatal(path + ": has no optimizer state; it can be a --model, not resumed");
+        cfg = s.cfg;
+        weights = std::move(s.params); adam_m = std::move(s.m); adam_v = std::move(s.v);
+        start_step = s.step; ref_hash = s.ref_model_hash;
+        tc.seed = s.seed;
+        printf("resuming from %s at step %ld\n", path.c_str(), start_step);
+    } else {
+        load_model_params(tc.model, convert_only ? 50257 : train.vocab_size, tc.seed, &cfg, &weights);
+        ref_hash = model_hash(cfg, weights.data(), weights.size());
+    }
+    print_model(cfg);
+    if (convert_only) {
+        std::vector<std::string> warnings;
+        if (!export_hf_model(tc.export_hf, cfg, weights.data(), &err, "tokenizer/gpt2", &warnings)) fatal(err);
+        for (auto& w : warnings) fprintf(stderr, "warning: %s\n", w.c_str());
+        printf("exported %s as Hugging Face GPT-2 -> %s\n", tc.model.c_str(), tc.export_hf.c_str());
+        return 0;
+    }
+    check_vocabulary(train, tc.train_file, cfg);
+    PairSet val;
+    const bool has_val = tc.val_file != "none" && !tc.val_file.empty();
+    if (has_val) {
+        val = load_pairs(tc.val_file, "validation");
+        check_vocabulary(val, tc.val_file, cfg);
+    }
+    const int T = tc.seq_len > 0 ? tc.seq_len : cfg.max_seq_len;
+    if (T > cfg.max_seq_len)
+        fatal("--seq-len " + std::to_string(T) + " exceeds the model's context of " + std::to_string(cfg.max_seq_len));
+    const int B = tc.micro_rows;
+    if (has_val && tc.skip_overlong) {
+        long n = 0;
+        for (size_t i = 0; i < val.size(); i++) n += !pair_fits(val, (int64_t)i, B, T, layout);
+        if (n > 0) printf("note: %ld validation pairs do not fit a row; evaluation skips them\n", n);
+    }
+
+    LoaderConfig lc;
+    lc.B = B; lc.T = T; lc.pairs_per_step = tc.pairs_per_step; lc.layout = layout;
+    lc.packing = tc.packing; lc.shuffle = tc.shuffle; lc.seed = tc.seed;
+    lc.skip_overlong = tc.skip_overlong;
+    DataLoader loader;
+    if (!loader.init(&train, lc, &err)) fatal(tc.train_file + ": " + err);
+    if (loader.n_overlong > 0)
+        printf("note: %lld training pairs do not fit T=%d; they are skipped and counted (--overlong skip)\n",
+               (long long)loader.n_overlong, T);
+    printf("data: %zu training pairs (%s), %zu validation pairs; layout %s, packing %s, B=%d T=%d, %d pairs/step\n",
+           train.size(), tc.train_file.c_str(), val.size(), tc.prefix_sharing ? "prefix-shared" : "baseline",
+           tc.packing ? "on" : "off", B, T, tc.pairs_per_step);
+
+    // the model on the GPU
+    const double peak = peak_flops(prop);
+    matmul_setup();
+    GPT2GPU model;
+    model.setup(cfg, B, T, weights, adam_m, adam_v);
+    const double mem_gb = model.allocated_bytes / 1e9;
+    printf("device memory: %.2f GB allocated (weights, optimizer state, activations of %d x %d tokens)\n",
+           mem_gb, B, T);
+
+    // reference log-probs, from the initial weights (on resume: checked against the cache's key)
+    std::string prefix = tc.ref_cache.empty() ? tc.out_dir + "/ref_logps" : tc.ref_cache;
+    RefCache ref_train, ref_val;
+    {
+        SetForward forward = [&](const PairSet& set) {
+            return gpu_set_logps(model, set, layout, tc.packing, B, T, tc.skip_overlong);
+        };
+        ref_train = reference_logps(forward, ref_hash, train, prefix + "_train.bin", start_step > 0);
+        if (has_val) ref_val = reference_logps(forward, ref_hash, val, prefix + "_val.bin", start_step > 0);
+    }
+
+    JsonlLog log;
+    if (!log.open(tc.out_dir + "/log.jsonl", start_step > 0, start_step, &err)) fatal(err);
+    auto run_eval = [&](long step) {
+        if (!has_val) return;
+        double t0 = now_seconds();
+        PairMetrics m = evaluate_logps(gpu_set_logps(model, val, layout, tc.packing, B, T, tc.skip_overlong),
+                                       ref_val, tc.loss);
+        printf("eval  step %5ld | loss %.4f | rewards/accuracies %.3f | rewards/margins %.4f | %.1fs\n",
+               step, m.mean(m.loss), m.accuracy(), m.margin(), now_seconds() - t0);
+        log.write("\"step\": " + std::to_string(step) + ", " + m.json("eval_"));
+    };
+    auto save = [&](long step) {
+        CheckpointState s;
+        s.cfg = cfg; s.step = step; s.seed = tc.seed; s.ref_model_hash = ref_hash;
+        s.train_data_hash = train.content_hash;
+        s.params = model.download(model.master); s.m = model.download(model.adam_m); s.v = model.download(model.adam_v);
+        if (!save_checkpoint(ckpt_path, s, &err)) fatal(err);
+    };
+    // a few validation prompts, continued greedily every --sample-every steps (on the CPU, from
+    // the fp32 master weights)
+    TokenPrinter printer;
+    printer.init(cfg.vocab_size);
+    auto run_samples = [&](long step) {
+        const PairSet& src = has_val ? val : train;
+        cpu::SampleSettings ss;
+        ss.greedy = true;
+        ss.max_new_tokens = tc.sample_tokens;
+        ss.eos_token = src.pairs[0].C > 0 ? src.chosen(0)[src.pairs[0].C - 1] : -1;  // the responses' end token
+        std::vector<float> master = model.download(model.master);
+        cpu::Sampler sampler(cfg, master.data(), ss);
+        for (int i = 0; i < tc.sample_prompts && i < (int)src.size(); i++) {
+            std::vector<int> prompt(src.prompt(i), src.prompt(i) + src.pairs[i].P);
+            cpu::SampleResult r = sampler.generate(prompt);
+            printf("sample step %ld | %s -> %s\n", step, printer.show(prompt).c_str(), printer.show(r.tokens).c_str());
+        }
+    };
+    if (start_step == 0) run_eval(0);
+    if (start_step == 0 && tc.sample_every > 0) run_samples(0);
+
+    // the training loop
+    std::vector<Batch> batches;
+    double time_total = 0;
+    long timed_steps = 0;
+    for (long step = start_step; step < tc.steps; step++) {
+        double t0 = now_seconds();
+        if (!loader.step_batches(step, &batches, &err)) fatal(tc.train_file + ": " + err);
+        const int pairs = loader.step_pairs_used(step);  // the loss is the mean over these (all ranks)
+        if (pairs == 0) fatal("step " + std::to_string(step + 1) + " has no pairs (all skipped as over-long)");
+        model.zero_grad();
+        PairMetrics m;
+        double flops = 0;
+        for (const Batch& b : batches) {
+            std::vector<double> rc(b.n_slots()), rr(b.n_slots());
+            for (int s = 0; s < b.n_slots(); s++) {
+                rc[s] = ref_train.chosen[b.pair_ids[s]];
+                rr[s] = ref_train.rejected[b.pair_ids[s]];
+            }
+            for (const PairResult& r : model.dpo_step(b, rc, rr, tc.loss, 1.0 / pairs)) m.add(r, tc.loss.beta);
+            flops += batch_flops(b, cfg);
+        }
+        // global gradient norm, clipping, AdamW
+        const double grad_norm = model.grad_norm();
+        const double loss = m.mean(m.loss);
+        if (!std::isfinite(loss) || !std::isfinite(grad_norm))
+            fatal("step " + std::to_string(step + 1) + ": the loss or the gradient is not finite (loss " +
+                  std::to_string(loss) + ", grad norm " + std::to_string(grad_norm) +
+                  "); lower --lr or check the data; the last good checkpoint is " + ckpt_path);
+        const float clip = (tc.grad_clip > 0 && grad_norm > tc.grad_clip) ? (float)(tc.grad_clip / grad_norm) : 1.0f;
+        const float lr = learning_rate_at(tc, step);
+        model.adamw_step(tc, lr, clip, step + 1);
+        CUDA_CHECK(cudaStreamSynchronize(model.stream));
+        const double dt = now_seconds() - t0;
+        if (step > start_step) { time_total += dt; timed_steps++; }  // the first step warms up
+        const long done = step + 1;
+        StepStats st;
+        st.done = done; st.steps = tc.steps; st.grad_norm = grad_norm; st.lr = lr; st.seconds = dt;
+        st.avg_seconds = timed_steps ? time_total / timed_steps : dt;
+        st.pairs = pairs; st.tokens = loader.last_real_tokens;
+        st.padding = loader.padding_fraction(); st.epoch = loader.epoch_progress(done);
+        const double mfu = peak > 0 ? flops / dt / peak : -1;
+        char extra[128];
+        if (mfu >= 0) snprintf(extra, sizeof extra, ", \"mfu\": %.4f, \"peak_mem_gb\": %.3f", mfu, mem_gb);
+        else snprintf(extra, sizeof extra, ", \"mfu\": null, \"peak_mem_gb\": %.3f", mem_gb);
+        log.write(step_record(st, m) + extra);
+        if (done % tc.log_every == 0 || done == tc.steps || done == start_step + 1) {
+            char shown[64] = "";
+            if (mfu >= 0) snprintf(shown, sizeof shown, " | mfu %.1f%%", 100 * mfu);
+            print_step_line(st, m, shown);
+        }
+        if (tc.eval_every > 0 && done % tc.eval_every == 0 && done != tc.steps) run_eval(done);
+        if (tc.sample_every > 0 && (done % tc.sample_every == 0 || done == tc.steps)) run_samples(done);
+        if (tc.checkpoint_every > 0 && done % tc.checkpoint_every == 0 && done != tc.steps) save(done);
+        if (done == tc.stop_after && done != tc.steps) {
+            save(done);
+            printf("stopped after step %ld (--stop-after); continue with --resume\n", done);
+            return 0;
+        }
+    }
+    if (start_step < tc.steps || tc.steps == 0) run_eval(tc.steps);
+    save(std::max(tc.steps, start_step));
+    printf("checkpoint: %s\n", ckpt_path.c_str());
+    if (!tc.export_hf.empty()) {
+        std::vector<std::string> warnings;
+        std::vector<float> master = model.download(model.master);
+        if (!export_hf_model(tc.export_hf, cfg, master.data(), &err, "tokenizer/gpt2", &warnings)) fatal(err);
+        for (auto& w : warnings) fprintf(stderr, "warning: %s\n", w.c_str());
+        printf("exported the trained model as Hugging Face GPT-2 -> %s\n", tc.export_hf.c_str());
+    }
+    model.free_all();
+    matmul_teardown();
+    return 0;
+}
+#endif
