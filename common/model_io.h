@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 #include <nlohmann/json.hpp>
+#include "common/json_read.h"
 #include "common/atomic_file.h"
 #include "common/model_config.h"
 #include "common/safetensors.h"
@@ -122,10 +123,11 @@ static inline bool read_json_file(const std::string& path, nlohmann::json* out, 
     if (!in) { *err = path + ": cannot open: " + strerror(errno); return false; }
     std::stringstream text;
     text << in.rdbuf();
-    try {
-        *out = nlohmann::json::parse(text.str());
-    } catch (const nlohmann::json::parse_error& e) {
-        *err = path + ": not valid JSON (byte " + std::to_string(e.byte) + "): " + e.what();
+    std::string why;
+    size_t at;
+    if (!json_parse_text(text.str(), out, &why, &at)) {
+        *err = path + ": not valid JSON" + (at == std::string::npos ? std::string() : " (byte " + std::to_string(at) + ")") +
+               ": " + why;
         return false;
     }
     if (!out->is_object()) { *err = path + ": expected a JSON object"; return false; }

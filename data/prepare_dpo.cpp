@@ -9,12 +9,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
+#include <sys/stat.h>
 #include <zlib.h>
 #include <nlohmann/json.hpp>
 #include "common/flags.h"
+#include "common/json_read.h"
 #include "common/rng.h"
 #include "data/pairfile.h"
 #include "data/pairs.h"
@@ -40,6 +43,8 @@ static const char* USAGE =
     "  --val-output FILE    also write a validation pair file ...\n"
     "  --val-fraction F     ... with about this fraction of the lines (0 < F < 1)\n"
     "  --seed S             seed of the validation split (default 1); the same seed, the same split\n"
+    "  --max-line-bytes N   longest line accepted, in bytes (default 67108864 = 64 MiB); a longer\n"
+    "                       line stops the tool (memory is proportional to this bound)\n"
     "  --skip-bad           skip bad lines and count them (default: stop at the first, write nothing)\n"
     "  --no-eos             do not append <|endoftext|> (50256) to each response\n"
     "  --bos                prepend <|endoftext|> to each prompt\n"
@@ -49,6 +54,7 @@ struct Options {
     std::string input, output, tokenizer_dir, val_output;  // tokenizer_dir "": default_tokenizer_dir()
     InputFormat format = FORMAT_AUTO;
     size_t max_len = 0;  // 0: no bound
+    size_t max_line_bytes = (size_t)64 << 20;
     TruncatePolicy truncate = TRUNCATE_KEEP_END;
     double val_fraction = 0;
     uint64_t seed = 1;
@@ -58,6 +64,18 @@ struct Options {
 [[noreturn]] static void usage_error(const std::string& what) {
     fprintf(stderr, "prepare_dpo: %s\nrun data/prepare_dpo --help for the options\n", what.c_str());
     exit(2);
+}
+
+// What a path names, for telling whether two paths are one file: "device:inode" for an existing
+// file (so hard links, symlinks and "./x" vs "x" compare equal), else the path with its existing
+// directories resolved.
+static std::string file_identity(const std::string& path) {
+    struct stat st;
+    if (stat(path.c_str(), &st) == 0)
+        return std::to_string((unsigned long long)st.st_dev) + ":" + std::to_string((unsigned long long)st.st_ino);
+    std::error_code ec;
+    std::filesystem::path resolved = std::filesystem::weakly_canonical(path, ec);
+    return ec ? path : resolved.string();
 }
 
 static Options parse_options(int argc, char** argv) {
@@ -81,6 +99,8 @@ static Options parse_options(int argc, char** argv) {
         } else if (f.is("--max-len")) {
             f.integer(&o.max_len, 4, 1000000000, "a unit needs at least one prompt token, the copy of it, "
                                                   "and one token per response");
+        } else if (f.is("--max-line-bytes")) {
+            f.integer(&o.max_line_bytes, 2, (size_t)1 << 32, "a line of JSON needs at least \"{}\"");
         } else if (f.is("--val-fraction")) {
             if (f.number(&o.val_fraction, {0, 1, true, true})) have_fraction = true;
         } else if (f.is("--seed")) f.seed(&o.seed);
@@ -90,8 +110,11 @@ static Options parse_options(int argc, char** argv) {
     if (o.input.empty() || o.output.empty()) usage_error("--input and --output are required");
     if (o.val_output.empty() != !have_fraction)
         usage_error("--val-output and --val-fraction go together: give both or neither");
-    if (o.output == o.input || o.val_output == o.input || o.val_output == o.output)
-        usage_error("--input, --output and --val-output must be different files");
+    const std::string in_id = file_identity(o.input), out_id = file_identity(o.output);
+    if (in_id == out_id || (!o.val_output.empty() && (file_identity(o.val_output) == in_id ||
+                                                      file_identity(o.val_output) == out_id)))
+        usage_error("--input, --output and --val-output name the same file (compared after resolving links and "
+                    "\"./\"); give each its own path");
     if (o.tokenizer_dir.empty()) o.tokenizer_dir = default_tokenizer_dir();
     return o;
 }
@@ -103,13 +126,16 @@ static bool in_validation(uint64_t seed, uint64_t line, double fraction) {
     return (double)(splitmix64(splitmix64(seed) ^ line) >> 11) * 0x1.0p-53 < fraction;
 }
 
-// Reads a plain or gzipped file line by line (gzread passes plain files through).
+// Reads a plain or gzipped file line by line (gzread passes plain files through). A line longer
+// than max_line bytes is an error, so memory stays bounded whatever the file holds.
 struct LineReader {
     gzFile gz = nullptr;
+    size_t max_line = (size_t)64 << 20;
     std::vector<char> buf = std::vector<char>(1 << 20);
     size_t pos = 0, len = 0;
     bool eof = false;
     uint64_t bytes = 0;  // uncompressed bytes read so far
+    uint64_t lines_done = 0;
 
     bool open(const std::string& path, std::string* err) {
         gz = gzopen(path.c_str(), "rb");
@@ -123,7 +149,7 @@ struct LineReader {
         line->clear();
         for (;;) {
             if (pos == len) {
-                if (eof) return !line->empty();
+                if (eof) { if (line->empty()) return false; lines_done++; return true; }
                 int n = gzread(gz, buf.data(), (unsigned)buf.size());
                 int code = 0;
                 const char* msg = gzerror(gz, &code);
@@ -137,9 +163,15 @@ struct LineReader {
             char* start = buf.data() + pos;
             char* nl = (char*)memchr(start, '\n', len - pos);
             size_t take = nl ? (size_t)(nl - start) : len - pos;
+            if (line->size() + take > max_line) {
+                *err = "line " + std::to_string(lines_done + 1) + " is longer than --max-line-bytes " +
+                       std::to_string(max_line) + " (no newline within that many bytes); split the line, or raise "
+                       "--max-line-bytes if it is real data";
+                return false;
+            }
             line->append(start, take);
             pos += take;
-            if (nl) { pos++; return true; }
+            if (nl) { pos++; lines_done++; return true; }
         }
     }
 };
@@ -170,6 +202,7 @@ int main(int argc, char** argv) {
         return 1;
     }
     LineReader reader;
+    reader.max_line = opt.max_line_bytes;
     if (!reader.open(opt.input, &err)) { fprintf(stderr, "prepare_dpo: %s\n", err.c_str()); return 1; }
 
     PairSet train, val;
@@ -182,7 +215,8 @@ int main(int argc, char** argv) {
     while (reader.next(&line, &err)) {
         uint64_t line_no = ++st.lines;
         if (!line.empty() && line.back() == '\r') line.pop_back();
-        if (line_no == 1 && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);  // UTF-8 byte order mark
+        const bool bom = line.compare(0, 3, "\xEF\xBB\xBF") == 0;  // UTF-8 byte order mark: first line only
+        if (line_no == 1 && bom) line.erase(0, 3);
         if (line_no % 10000 == 0)
             fprintf(stderr, "prepare_dpo: %llu lines, %llu pairs, %.1f MB read, %.1f s\n", (unsigned long long)line_no,
                     (unsigned long long)(st.train + st.val), reader.bytes / 1e6, seconds());
@@ -192,21 +226,27 @@ int main(int argc, char** argv) {
         PairText text;
         bool ok = true;
         size_t at = utf8_invalid_at(line);
-        if (at != std::string::npos) {
+        if (bom && line_no > 1) {
+            ok = line_error(&bad, "byte order mark", "a UTF-8 byte order mark starts this line; one is allowed only "
+                            "at the start of the file (were files concatenated?); remove it");
+        } else if (at != std::string::npos) {
             ok = line_error(&bad, "invalid UTF-8", "invalid UTF-8 at byte offset " + std::to_string(at) +
                             " of the line; re-encode the file as UTF-8");
         } else {
             nlohmann::json j;
-            try {
-                j = nlohmann::json::parse(line);
-            } catch (const nlohmann::json::parse_error& e) {
-                std::string what = e.what();
-                size_t close = what.find("] ");
-                ok = line_error(&bad, "malformed JSON", "malformed JSON: " +
-                                (close == std::string::npos ? what : what.substr(close + 2)) +
-                                "; each line must be one complete JSON object");
+            std::string why;
+            size_t byte;
+            if (!json_parse_text(line, &j, &why, &byte)) {
+                const char* reason = why.compare(0, 14, "malformed JSON") == 0 ? "malformed JSON"
+                                   : why.compare(0, 12, "raw NUL byte") == 0 ? "raw NUL byte"
+                                   : why.compare(0, 14, "nesting deeper") == 0 ? "nesting too deep" : "bad JSON value";
+                ok = line_error(&bad, reason, why + "; each line must be one complete JSON object");
             }
-            if (ok) ok = pair_from_json(j, opt.format, &text, &bad);
+            try {
+                if (ok) ok = pair_from_json(j, opt.format, &text, &bad);
+            } catch (const nlohmann::json::exception& e) {  // any access the checks above missed
+                ok = line_error(&bad, "bad JSON value", std::string("unexpected JSON value: ") + e.what());
+            }
         }
         if (ok) {
             const std::string* parts[3] = {&text.prompt, &text.chosen, &text.rejected};
