@@ -126,10 +126,87 @@ static bool in_validation(uint64_t seed, uint64_t line, double fraction) {
     return (double)(splitmix64(splitmix64(seed) ^ line) >> 11) * 0x1.0p-53 < fraction;
 }
 
-// Reads a plain or gzipped file line by line (gzread passes plain files through). A line longer
-// than max_line bytes is an error, so memory stays bounded whatever the file holds.
+// The bytes of a plain or gzipped file (gzip: by its magic 1f 8b). Gzip members may follow one
+// another (as `cat a.gz b.gz` makes); anything else after the end of a member is an error, as
+// are a corrupt or truncated stream, each naming the offset in the compressed file.
+struct ByteSource {
+    FILE* f = nullptr;
+    bool gzip = false, member_done = false;
+    z_stream zs{};
+    std::vector<unsigned char> in = std::vector<unsigned char>(1 << 18);
+    uint64_t file_bytes_read = 0;  // of the (compressed) file
+
+    bool open(const std::string& path, std::string* err) {
+        f = fopen(path.c_str(), "rb");
+        if (!f) { *err = path + ": cannot open: " + strerror(errno); return false; }
+        size_t n = fill();
+        gzip = n >= 2 && in[0] == 0x1f && in[1] == 0x8b;
+        if (gzip && inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) { *err = path + ": out of memory for zlib"; return false; }
+        return true;
+    }
+    ~ByteSource() {
+        if (gzip) inflateEnd(&zs);
+        if (f) fclose(f);
+    }
+    // Tops up the input buffer (keeping what is unread); returns the bytes now available.
+    size_t fill() {
+        if (zs.avail_in > 0 && zs.next_in != in.data()) memmove(in.data(), zs.next_in, zs.avail_in);
+        size_t got = fread(in.data() + zs.avail_in, 1, in.size() - zs.avail_in, f);
+        file_bytes_read += got;
+        zs.next_in = in.data();
+        zs.avail_in += (uInt)got;
+        return zs.avail_in;
+    }
+    uint64_t consumed() const { return file_bytes_read - zs.avail_in; }  // offset in the file
+    // Up to cap bytes into dst: > 0 bytes, 0 at the end, -1 on an error (*err set).
+    long read(char* dst, size_t cap, std::string* err) {
+        if (!gzip) {
+            if (zs.avail_in > 0) {  // the bytes fill() read to look for the magic
+                size_t n = std::min<size_t>(cap, zs.avail_in);
+                memcpy(dst, zs.next_in, n);
+                zs.next_in += n; zs.avail_in -= (uInt)n;
+                return (long)n;
+            }
+            size_t n = fread(dst, 1, cap, f);
+            if (n == 0 && ferror(f)) { *err = std::string("read error: ") + strerror(errno); return -1; }
+            return (long)n;
+        }
+        for (;;) {
+            if (member_done) {  // after a member: the end, another member, or garbage
+                if (zs.avail_in < 2) fill();
+                if (zs.avail_in == 0) return 0;
+                if (zs.avail_in < 2 || zs.next_in[0] != 0x1f || zs.next_in[1] != 0x8b) {
+                    *err = "bytes after the end of the gzip stream at byte " + std::to_string(consumed()) +
+                           " of the compressed file; the file was damaged or appended to: remove the extra bytes";
+                    return -1;
+                }
+                inflateReset(&zs);
+                member_done = false;
+            }
+            if (zs.avail_in == 0 && fill() == 0) {
+                *err = "the gzip stream ends early (at byte " + std::to_string(consumed()) +
+                       "); the file is truncated or not fully written";
+                return -1;
+            }
+            zs.next_out = (unsigned char*)dst;
+            zs.avail_out = (uInt)std::min<size_t>(cap, 1u << 30);
+            int rc = inflate(&zs, Z_NO_FLUSH);
+            long produced = (long)(std::min<size_t>(cap, 1u << 30) - zs.avail_out);
+            if (rc == Z_STREAM_END) member_done = true;
+            else if (rc != Z_OK && !(rc == Z_BUF_ERROR && zs.avail_in == 0)) {
+                *err = std::string("the gzip data is corrupt near byte ") + std::to_string(consumed()) + " (" +
+                       (zs.msg ? zs.msg : "zlib error " + std::to_string(rc)) + ")";
+                return -1;
+            }
+            if (produced > 0) return produced;
+        }
+    }
+};
+
+// Reads a plain or gzipped file line by line. A line longer than max_line bytes is an error, so
+// memory stays bounded whatever the file holds.
 struct LineReader {
-    gzFile gz = nullptr;
+    ByteSource source;
     size_t max_line = (size_t)64 << 20;
     std::vector<char> buf = std::vector<char>(1 << 20);
     size_t pos = 0, len = 0;
@@ -137,26 +214,15 @@ struct LineReader {
     uint64_t bytes = 0;  // uncompressed bytes read so far
     uint64_t lines_done = 0;
 
-    bool open(const std::string& path, std::string* err) {
-        gz = gzopen(path.c_str(), "rb");
-        if (!gz) { *err = path + ": cannot open: " + strerror(errno); return false; }
-        gzbuffer(gz, 1 << 18);
-        return true;
-    }
-    ~LineReader() { if (gz) gzclose(gz); }
+    bool open(const std::string& path, std::string* err) { return source.open(path, err); }
     // false at the end of the file or on a read error (then *err is set)
     bool next(std::string* line, std::string* err) {
         line->clear();
         for (;;) {
             if (pos == len) {
                 if (eof) { if (line->empty()) return false; lines_done++; return true; }
-                int n = gzread(gz, buf.data(), (unsigned)buf.size());
-                int code = 0;
-                const char* msg = gzerror(gz, &code);
-                if (n < 0 || (code != Z_OK && code != Z_STREAM_END)) {
-                    *err = std::string("read error (") + msg + "); the file is damaged or not fully written";
-                    return false;
-                }
+                long n = source.read(buf.data(), buf.size(), err);
+                if (n < 0) return false;
                 if (n == 0) { eof = true; continue; }
                 pos = 0; len = (size_t)n; bytes += n;
             }

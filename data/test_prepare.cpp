@@ -479,6 +479,33 @@ static void test_files_kept_safe() {
                 "gzip_without_newline_capped", "rc %d '%s'", rc, err.c_str());
 }
 
+// issue 10: gzip members may follow one another; other bytes after the stream are an error.
+static void test_gzip_streams() {
+    std::string text = read_text("data/testdata/explicit.jsonl");
+    auto gz_bytes = [&](const std::string& name) {
+        std::string path = g_dir + "/" + name;
+        gzFile gz = gzopen(path.c_str(), "wb");
+        gzwrite(gz, text.data(), (unsigned)text.size());
+        gzclose(gz);
+        return read_text(path);
+    };
+    std::string one = gz_bytes("one.gz"), out, err, why;
+    std::string two = g_dir + "/two.jsonl.gz", bin = g_dir + "/two.bin";
+    write_text(two, one + one);
+    int rc = run_tool("--input " + two + " --output " + bin, &out, &err);
+    PairSet s, single;
+    std::string single_bin = g_dir + "/one.bin";
+    run_tool("--input data/testdata/explicit.jsonl --output " + single_bin, &out, &err);
+    bool ok = rc == 0 && load_pair_file(bin, &s, &why) && load_pair_file(single_bin, &single, &why) &&
+              s.size() == 2 * single.size();
+    test_report(ok, "gzip_concatenated_members", "rc %d, %zu pairs vs %zu", rc, s.size(), single.size());
+    std::string garbage = g_dir + "/garbage.jsonl.gz", gbin = g_dir + "/garbage.bin";
+    write_text(garbage, one + "trailing junk");
+    rc = run_tool("--input " + garbage + " --output " + gbin, &out, &err);
+    test_report(rc == 1 && contains(err, "bytes after the end of the gzip stream at byte " + std::to_string(one.size())) &&
+                !exists(gbin), "gzip_trailing_bytes", "rc %d '%s'", rc, err.c_str());
+}
+
 int main() {
     char tmpl[] = "/tmp/test_prepare.XXXXXX";
     g_dir = mkdtemp(tmpl);
@@ -498,6 +525,7 @@ int main() {
         test_truncation();
         test_bad_input();
         test_files_kept_safe();
+        test_gzip_streams();
     }
     std::string cmd = "rm -rf " + g_dir;
     if (system(cmd.c_str()) != 0) printf("note: could not remove %s\n", g_dir.c_str());
