@@ -17,7 +17,6 @@
 #include <zlib.h>
 #include <nlohmann/json.hpp>
 #include "common/flags.h"
-#include "common/json_read.h"
 #include "common/rng.h"
 #include "data/pairfile.h"
 #include "data/pairs.h"
@@ -281,8 +280,6 @@ int main(int argc, char** argv) {
     while (reader.next(&line, &err)) {
         uint64_t line_no = ++st.lines;
         if (!line.empty() && line.back() == '\r') line.pop_back();
-        const bool bom = line.compare(0, 3, "\xEF\xBB\xBF") == 0;  // UTF-8 byte order mark: first line only
-        if (line_no == 1 && bom) line.erase(0, 3);
         if (line_no % 10000 == 0)
             fprintf(stderr, "prepare_dpo: %llu lines, %llu pairs, %.1f MB read, %.1f s\n", (unsigned long long)line_no,
                     (unsigned long long)(st.train + st.val), reader.bytes / 1e6, seconds());
@@ -290,30 +287,7 @@ int main(int argc, char** argv) {
 
         LineError bad;
         PairText text;
-        bool ok = true;
-        size_t at = utf8_invalid_at(line);
-        if (bom && line_no > 1) {
-            ok = line_error(&bad, "byte order mark", "a UTF-8 byte order mark starts this line; one is allowed only "
-                            "at the start of the file (were files concatenated?); remove it");
-        } else if (at != std::string::npos) {
-            ok = line_error(&bad, "invalid UTF-8", "invalid UTF-8 at byte offset " + std::to_string(at) +
-                            " of the line; re-encode the file as UTF-8");
-        } else {
-            nlohmann::json j;
-            std::string why;
-            size_t byte;
-            if (!json_parse_text(line, &j, &why, &byte)) {
-                const char* reason = why.compare(0, 14, "malformed JSON") == 0 ? "malformed JSON"
-                                   : why.compare(0, 12, "raw NUL byte") == 0 ? "raw NUL byte"
-                                   : why.compare(0, 14, "nesting deeper") == 0 ? "nesting too deep" : "bad JSON value";
-                ok = line_error(&bad, reason, why + "; each line must be one complete JSON object");
-            }
-            try {
-                if (ok) ok = pair_from_json(j, opt.format, &text, &bad);
-            } catch (const nlohmann::json::exception& e) {  // any access the checks above missed
-                ok = line_error(&bad, "bad JSON value", std::string("unexpected JSON value: ") + e.what());
-            }
-        }
+        bool ok = pair_from_line(line, line_no == 1, opt.format, &text, &bad);
         if (ok) {
             const std::string* parts[3] = {&text.prompt, &text.chosen, &text.rejected};
             std::vector<int32_t>* ids[3] = {&p, &c, &r};
