@@ -40,14 +40,15 @@ public:
 
     // Creates PATH.tmp for writing (replacing a stale one from an earlier crash). Refuses a PATH
     // that exists and is a symlink, FIFO, socket or device node: the rename would replace that
-    // node with a regular file (over a directory the rename fails, and commit() says so). PATH.tmp is created afresh (O_EXCL), so a
-    // symlink planted there is removed, never written through.
+    // node with a regular file (over a directory the rename fails, and commit() says so).
+    // PATH.tmp is created afresh (O_EXCL), so a symlink planted there is removed, never written
+    // through.
     bool open(const std::string& path, std::string* err) {
         discard();
         path_ = path;
         tmp_ = path + ".tmp";
         struct stat st;
-        if (lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {  // a directory: rename fails
+        if (lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
             const char* kind = S_ISLNK(st.st_mode) ? "a symbolic link" : S_ISFIFO(st.st_mode) ? "a FIFO"
                              : S_ISSOCK(st.st_mode) ? "a socket" : "a device node";
             *err = path + ": exists and is " + kind + ", not a regular file; refusing to replace it (write to a "
