@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -22,6 +23,8 @@
 
 #include "common/atomic_file.h"
 #include "common/checkpoint.h"
+#include "common/demo_task.h"
+#include "cpu/exact_match.h"
 #include "common/model_io.h"
 #include "common/ref_cache.h"
 #include "common/train_config.h"
@@ -107,16 +110,19 @@ struct SetLogps {
 };
 
 // With skip_overlong, pairs longer than a row are left out (their n_chosen stays 0).
+// progress (may be null) is told the pairs done after each micro-batch.
 static SetLogps compute_set_logps(cpu::GPT2<float>& model, const PairSet& set, Layout layout,
-                                  bool packing, int B, int T, bool skip_overlong) {
+                                  bool packing, int B, int T, bool skip_overlong, Progress* progress) {
     std::vector<Batch> batches;
     std::string err;
     if (!eval_batches(set, B, T, layout, packing, &batches, &err, skip_overlong)) fatal(err);
     SetLogps out;
     out.chosen.assign(set.size(), 0); out.rejected.assign(set.size(), 0);
     out.n_chosen.assign(set.size(), 0); out.n_rejected.assign(set.size(), 0);
+    long done = 0;
     for (const Batch& b : batches) {
         model.forward(b);
+        if (progress) progress->update(done += b.n_slots());
         std::vector<PairLogps> lp = cpu::gather_pair_logps(model, b.n_slots());
         for (int s = 0; s < b.n_slots(); s++) {
             int64_t i = b.pair_ids[s];
@@ -131,7 +137,7 @@ static SetLogps compute_set_logps(cpu::GPT2<float>& model, const PairSet& set, L
 // else computed (forward only) and written.
 static RefCache reference_logps(cpu::GPT2<float>& model, uint64_t ref_hash, const PairSet& set,
                                 const std::string& path, Layout layout, bool packing, int B, int T,
-                                bool skip_overlong) {
+                                bool skip_overlong, bool quiet) {
     RefCache cache;
     bool found;
     std::string err;
@@ -141,7 +147,9 @@ static RefCache reference_logps(cpu::GPT2<float>& model, uint64_t ref_hash, cons
         return cache;
     }
     double t0 = now_seconds();
-    SetLogps lp = compute_set_logps(model, set, layout, packing, B, T, skip_overlong);
+    Progress progress("reference log-probs", (double)set.size(), "pairs", quiet);
+    SetLogps lp = compute_set_logps(model, set, layout, packing, B, T, skip_overlong, &progress);
+    progress.finish();
     cache.model_hash = ref_hash; cache.data_hash = set.content_hash;
     cache.chosen = lp.chosen; cache.rejected = lp.rejected;
     if (!save_ref_cache(path, cache, &err)) fatal(err);
@@ -152,8 +160,10 @@ static RefCache reference_logps(cpu::GPT2<float>& model, uint64_t ref_hash, cons
 
 static PairMetrics evaluate(cpu::GPT2<float>& model, const PairSet& set, const RefCache& ref,
                             const LossSpec& spec, Layout layout, bool packing, int B, int T,
-                            bool skip_overlong) {
-    SetLogps lp = compute_set_logps(model, set, layout, packing, B, T, skip_overlong);
+                            bool skip_overlong, bool quiet) {
+    Progress progress("eval", (double)set.size(), "pairs", quiet);
+    SetLogps lp = compute_set_logps(model, set, layout, packing, B, T, skip_overlong, &progress);
+    progress.finish();
     PairMetrics m;
     for (size_t i = 0; i < set.size(); i++) {
         if (lp.n_chosen[i] == 0) continue;  // over-long, skipped
@@ -174,7 +184,7 @@ static PairMetrics evaluate(cpu::GPT2<float>& model, const PairSet& set, const R
 
 static int run_score(int argc, char** argv) {
     std::string model_path, data_path, out_path;
-    bool sharing = true, packing = true;
+    bool sharing = true, packing = true, quiet = false;
     int B = 8, T = 0, threads = 0;
     FlagParser f(argc, argv, 2, "score");  // after "train_dpo_cpu score"
     while (f.next()) {
@@ -187,6 +197,7 @@ static int run_score(int argc, char** argv) {
         else if (f.is("--micro-rows")) f.integer(&B, 1, MAX_FLAG_ROWS);
         else if (f.is("--threads")) f.integer(&threads, 0, MAX_FLAG_THREADS);
         else if (f.is("--help") || f.is("-h")) { print_usage(argv[0]); return 0; }
+        else if (f.is("--quiet")) quiet = true;
         else f.unknown();
     }
     if (!f.ok()) fatal(f.error());
@@ -200,7 +211,9 @@ static int run_score(int argc, char** argv) {
     if (T == 0) T = model.cfg.max_seq_len;
     std::string too_long = check_seq_len(T, model.cfg, "score: --seq-len " + std::to_string(T));
     if (!too_long.empty()) fatal(too_long);
-    SetLogps lp = compute_set_logps(model, set, sharing ? LAYOUT_SHARED : LAYOUT_BASELINE, packing, B, T, false);
+    Progress progress("score", (double)set.size(), "pairs", quiet);
+    SetLogps lp = compute_set_logps(model, set, sharing ? LAYOUT_SHARED : LAYOUT_BASELINE, packing, B, T, false, &progress);
+    progress.finish();
     AtomicFile out;
     std::string err;
     if (!out.open(out_path, &err)) fatal("score: " + err);
@@ -314,7 +327,10 @@ int main(int argc, char** argv) {
     }
     TrainConfig tc;
     std::string err;
-    if (!parse_train_args(argc, argv, 1, &tc, &err)) fatal(err);
+    bool demo;
+    std::vector<char*> args = with_demo_flags(argc, argv, &demo);  // no --train: the demo's flags first
+    if (!parse_train_args((int)args.size(), args.data(), 1, &tc, &err)) fatal(err);
+    if (demo) printf("demo: the bundled sort task; its flags, before yours: %s\n", join_flags(demo_task_flags()).c_str());
     set_threads(tc.threads);
     std::error_code ec;
     std::filesystem::create_directories(tc.out_dir, ec);
@@ -395,7 +411,7 @@ int main(int argc, char** argv) {
     {
         auto get = [&](const PairSet& set, const std::string& path) {
             if (start_step == 0)
-                return reference_logps(model, ref_hash, set, path, layout, tc.packing, B, T, tc.skip_overlong);
+                return reference_logps(model, ref_hash, set, path, layout, tc.packing, B, T, tc.skip_overlong, tc.quiet);
             // resumed: the weights are no longer the initial ones, so the first run's cache must exist
             RefCache c;
             bool found;
@@ -409,13 +425,18 @@ int main(int argc, char** argv) {
 
     JsonlLog log;
     if (!log.open(tc.out_dir + "/log.jsonl", start_step > 0, start_step, &err)) fatal(err);
+    // greedy exact match on the first n_exact validation prompts (default: all, for the sort task)
+    const long n_exact = !has_val ? 0 : tc.exact_match >= 0 ? tc.exact_match : is_synthetic_sort_task(val) ? (long)val.size() : 0;
     auto run_eval = [&](long step) {
         if (!has_val) return;
         double t0 = now_seconds();
-        PairMetrics m = evaluate(model, val, ref_val, tc.loss, layout, tc.packing, B, T, tc.skip_overlong);
-        printf("eval  step %5ld | loss %.4f | rewards/accuracies %.3f | rewards/margins %.4f | %.1fs\n",
-               step, m.mean(m.loss), m.accuracy(), m.margin(), now_seconds() - t0);
-        log.write("\"step\": " + std::to_string(step) + ", " + m.json("eval_"));
+        PairMetrics m = evaluate(model, val, ref_val, tc.loss, layout, tc.packing, B, T, tc.skip_overlong, tc.quiet);
+        const double exact = n_exact > 0 ? cpu::exact_match_rate(cfg, model.params.data(), val, n_exact) : 0.0;
+        printf("eval  step %5ld | loss %.4f | rewards/accuracies %.3f | rewards/margins %.4f%s | %.1fs\n",
+               step, m.mean(m.loss), m.accuracy(), m.margin(),
+               n_exact > 0 ? (" | exact_match " + std::to_string(exact).substr(0, 5)).c_str() : "", now_seconds() - t0);
+        log.write("\"step\": " + std::to_string(step) + ", " + m.json("eval_") +
+                  (n_exact > 0 ? ", \"eval_exact_match\": " + std::to_string(exact) : ""));
     };
     bool saved_checkpoint = start_step > 0;  // resumed: the checkpoint it resumed from is a good one
     auto save = [&](long step) {
@@ -451,6 +472,7 @@ int main(int argc, char** argv) {
     long timed_steps = 0;
     for (long step = start_step; step < tc.steps; step++) {
         double t0 = now_seconds();
+        const std::clock_t cpu0 = std::clock();  // process CPU time, all threads: cpu_ms
         if (!loader.step_batches(step, &batches, &err)) fatal(tc.train_file + ": " + err);
         const int pairs = loader.step_pairs_used(step);  // the loss is the mean over these (all ranks)
         if (pairs == 0) fatal("step " + std::to_string(step + 1) + " has no pairs (all skipped as over-long)");
@@ -487,8 +509,8 @@ int main(int argc, char** argv) {
         char rec[512];
         snprintf(rec, sizeof rec,
                  "\"step\": %ld, %s, \"grad_norm\": %.9g, \"learning_rate\": %.9g, \"step_ms\": %.3f, "
-                 "\"pairs\": %d, \"tokens\": %ld, \"tokens_per_sec\": %.1f, \"padding\": %.4f, \"epoch\": %.4f",
-                 done, m.json("").c_str(), grad_norm, lr, dt * 1000, pairs, loader.last_real_tokens, tok_s,
+                 "\"cpu_ms\": %.3f, \"pairs\": %d, \"tokens\": %ld, \"tokens_per_sec\": %.1f, \"padding\": %.4f, \"epoch\": %.4f",
+                 done, m.json("").c_str(), grad_norm, lr, dt * 1000, 1000.0 * (std::clock() - cpu0) / CLOCKS_PER_SEC, pairs, loader.last_real_tokens, tok_s,
                  loader.padding_fraction(), loader.epoch_progress(done));
         // m.json starts with "loss"; the record is complete
         log.write(rec);

@@ -9,6 +9,7 @@ common/test_model: common/test_model.cpp $(MODEL_HEADERS) data/pairs.h dev/test_
 	$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS_LIBS) $(LDLIBS)
 
 TRAIN_HEADERS = $(MODEL_HEADERS) common/train_config.h common/train_log.h common/checkpoint.h \
+                common/demo_task.h common/progress.h cpu/exact_match.h \
                 common/ref_cache.h common/hash.h common/atomic_file.h common/flags.h common/model_io.h common/safetensors.h cpu/sample.h cpu/adamw.h \
                 data/dataloader.h data/pairfile.h data/pairs.h kernels/adamw.cuh tokenizer/gpt2_tokenizer.h \
                 tokenizer/unicode_tables.h
@@ -28,6 +29,10 @@ run: train_dpo_cpu
 	./train_dpo_cpu
 
 TEST_BINS += common/test_trainer.sh
+
+TEST_BINS += common/test_progress
+common/test_progress: common/test_progress.cpp common/progress.h dev/test_util.h
+	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)
 
 TEST_BINS += cpu/test_cpu_layers
 cpu/test_cpu_layers: cpu/test_cpu_layers.cpp $(MODEL_HEADERS) cpu/adamw.h kernels/adamw.cuh dev/test_util.h

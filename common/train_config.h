@@ -37,6 +37,8 @@ struct TrainConfig {
     int sample_every = 50, sample_prompts = 2, sample_tokens = 32;  // greedy samples during training
     bool skip_overlong = false;
     bool shuffle = true;
+    bool quiet = false;             // no progress lines for long phases (common/progress.h)
+    long exact_match = -1;          // greedy exact match on this many val prompts; -1 = all for the sort task, else off
 };
 
 // lr at step (0-based): linear warmup to lr, then cosine decay to lr * min_lr_frac at the end
@@ -116,9 +118,12 @@ inline void print_usage(const char* prog) {
         "                          steps (default 50; 0 = off)\n"
         "  --sample-prompts K      how many prompts (default 2)    --sample-tokens N  their length (default 32)\n"
         "  --threads N             OpenMP/BLAS threads (default: all cores)\n"
+        "  --exact-match N         at each eval, the fraction of the first N validation prompts whose greedy\n"
+        "                          continuation equals the chosen response (default: all for the sort task, else 0)\n"
+        "  --quiet                 no progress lines for the reference pass and evaluations\n"
         "\n"
         "score writes index, logp_chosen, logp_rejected, n_chosen, n_rejected per pair (TSV); flags\n"
-        "  --prefix-sharing, --packing, --seq-len, --micro-rows, --threads as above.\n"
+        "  --prefix-sharing, --packing, --seq-len, --micro-rows, --threads, --quiet as above.\n"
         "sample --model M (--prompt TEXT | --prompts FILE | --prompt-ids \"1 2 3\") [--max-tokens N (64)]\n"
         "  [--temperature T (1)] [--top-k K] [--top-p P] [--greedy] [--seed S] [--tokenizer DIR]\n"
         "  [--eos-id N (stop token, default 50256)]\n"
@@ -193,6 +198,8 @@ inline bool parse_train_args(int argc, char** argv, int first, TrainConfig* c, s
         else if (f.is("--sample-prompts")) f.integer(&c->sample_prompts, 1, MAX_FLAG_SAMPLE_PROMPTS);
         else if (f.is("--sample-tokens")) f.integer(&c->sample_tokens, 1, MAX_FLAG_SAMPLE_TOKENS);
         else if (f.is("--no-shuffle")) c->shuffle = false;
+        else if (f.is("--exact-match")) f.integer(&c->exact_match, 0, MAX_FLAG_PAIRS);
+        else if (f.is("--quiet")) c->quiet = true;
         else if (f.is("--overlong")) {
             int policy = 0;
             if (f.choice(&policy, {"error", "skip"})) c->skip_overlong = policy == 1;

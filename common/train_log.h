@@ -10,15 +10,7 @@
 #include <vector>
 
 #include "common/metrics.h"
-
-inline std::string format_duration(double seconds) {
-    char buf[64];
-    long s = (long)(seconds + 0.5);
-    if (s >= 3600) snprintf(buf, sizeof buf, "%ldh%02ldm", s / 3600, (s / 60) % 60);
-    else if (s >= 60) snprintf(buf, sizeof buf, "%ldm%02lds", s / 60, s % 60);
-    else snprintf(buf, sizeof buf, "%lds", s);
-    return buf;
-}
+#include "common/progress.h"  // format_duration
 
 // OUT/log.jsonl. A fresh run truncates it; a resumed run keeps the records up to the step it
 // resumes from (drops those a crashed run wrote after its last checkpoint) and appends.

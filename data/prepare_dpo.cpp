@@ -17,6 +17,7 @@
 #include <zlib.h>
 #include <nlohmann/json.hpp>
 #include "common/flags.h"
+#include "common/progress.h"
 #include "common/rng.h"
 #include "data/pairfile.h"
 #include "data/pairs.h"
@@ -47,6 +48,7 @@ static const char* USAGE =
     "  --skip-bad           skip bad lines and count them (default: stop at the first, write nothing)\n"
     "  --no-eos             do not append <|endoftext|> (50256) to each response\n"
     "  --bos                prepend <|endoftext|> to each prompt\n"
+    "  --quiet              no progress lines while reading\n"
     "  --help               this text\n";
 
 struct Options {
@@ -57,7 +59,7 @@ struct Options {
     TruncatePolicy truncate = TRUNCATE_KEEP_END;
     double val_fraction = 0;
     uint64_t seed = 1;
-    bool skip_bad = false, eos = true, bos = false;
+    bool skip_bad = false, eos = true, bos = false, quiet = false;
 };
 
 [[noreturn]] static void usage_error(const std::string& what) {
@@ -87,6 +89,7 @@ static Options parse_options(int argc, char** argv) {
         else if (f.is("--skip-bad")) o.skip_bad = true;
         else if (f.is("--no-eos")) o.eos = false;
         else if (f.is("--bos")) o.bos = true;
+        else if (f.is("--quiet")) o.quiet = true;
         else if (f.is("--input")) f.text(&o.input);
         else if (f.is("--output")) f.text(&o.output);
         else if (f.is("--tokenizer")) f.text(&o.tokenizer_dir);
@@ -210,7 +213,6 @@ struct LineReader {
     std::vector<char> buf = std::vector<char>(1 << 20);
     size_t pos = 0, len = 0;
     bool eof = false;
-    uint64_t bytes = 0;  // uncompressed bytes read so far
     uint64_t lines_done = 0;
 
     bool open(const std::string& path, std::string* err) { return source.open(path, err); }
@@ -223,7 +225,7 @@ struct LineReader {
                 long n = source.read(buf.data(), buf.size(), err);
                 if (n < 0) return false;
                 if (n == 0) { eof = true; continue; }
-                pos = 0; len = (size_t)n; bytes += n;
+                pos = 0; len = (size_t)n;
             }
             char* start = buf.data() + pos;
             char* nl = (char*)memchr(start, '\n', len - pos);
@@ -277,12 +279,14 @@ int main(int argc, char** argv) {
     std::vector<int32_t> p, c, r;
     const int32_t eot = tok.eot_id();
 
+    std::error_code size_err;  // progress in bytes of the input on disk (compressed if gzipped)
+    const double input_mb = std::filesystem::file_size(opt.input, size_err) / 1e6;
+    Progress progress("prepare_dpo: reading " + opt.input, size_err ? 0.0 : input_mb, "MB", opt.quiet, stderr);
     while (reader.next(&line, &err)) {
         uint64_t line_no = ++st.lines;
         if (!line.empty() && line.back() == '\r') line.pop_back();
-        if (line_no % 10000 == 0)
-            fprintf(stderr, "prepare_dpo: %llu lines, %llu pairs, %.1f MB read, %.1f s\n", (unsigned long long)line_no,
-                    (unsigned long long)(st.train + st.val), reader.bytes / 1e6, seconds());
+        if (line_no == 1 && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);  // UTF-8 byte order mark
+        progress.update(reader.source.consumed() / 1e6, std::to_string(line_no) + " lines");
         if (line.find_first_not_of(" \t") == std::string::npos) { st.blank++; continue; }
 
         LineError bad;
@@ -326,6 +330,7 @@ int main(int argc, char** argv) {
         st.sum_P += p.size(); st.sum_C += c.size(); st.sum_R += r.size();
         st.max_unit = std::max<uint64_t>(st.max_unit, p.size() + c.size() + 1 + r.size());
     }
+    progress.finish();
     if (!err.empty()) {
         fprintf(stderr, "%s: after line %llu: %s\nprepare_dpo: nothing written.\n", opt.input.c_str(),
                 (unsigned long long)st.lines, err.c_str());

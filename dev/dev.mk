@@ -11,3 +11,9 @@ bench-cpu: train_dpo_cpu data/prepare_dpo
 	./dev/bench_cpu.sh
 bench-cpu-step: dev/bench_cpu_step
 	./dev/bench_cpu_step.sh
+TEST_BINS += dev/test_plot.sh
+
+# Prefix sharing on and off, same model and pairs: loss difference, time ratio, plots (not a test).
+.PHONY: compare
+compare: train_dpo_cpu data/prepare_dpo
+	./dev/compare_layouts.sh

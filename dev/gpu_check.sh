@@ -31,6 +31,10 @@ TIMEOUT=${GPU_CHECK_TIMEOUT:-120}
 SANITIZE=${GPU_CHECK_SANITIZE:-1}
 OUT=build/gpu
 mkdir -p "$OUT"
+# a GPU machine without apt: the -dev packages fetched elsewhere by dev/gpu_deps.sh download
+if [ -d build/gpu-deps/debs ]; then
+  eval "$(dev/gpu_deps.sh unpack)" || echo "gpu_check: dev/gpu_deps.sh unpack failed; builds that need JSON, zlib or cblas.h will fail"
+fi
 started=$(date +%s)
 
 if [ ! -x "$NVCC" ]; then
