@@ -52,6 +52,7 @@ deps:
 # dev/simt/simt.mk last: it makes the rules for the kernel tests the fragments before it list.
 include common/common.mk tokenizer/tokenizer.mk data/data.mk \
         dev/dev.mk dev/cuda/cuda.mk dev/simt/simt.mk train_dpo.mk
+include fuzz/fuzz.mk
 
 all: $(ALL_BINS)
 

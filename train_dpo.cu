@@ -473,8 +473,8 @@ static int run_score(int argc, char** argv) {
     load_model_params(a.model_path, set.vocab_size, 0, &cfg, &weights);
     check_vocabulary(set, a.data_path, cfg);
     const int T = a.T == 0 ? cfg.max_seq_len : a.T;
-    if (T > cfg.max_seq_len)
-        fatal("--seq-len " + std::to_string(T) + " exceeds the model's context of " + std::to_string(cfg.max_seq_len));
+    std::string too_long = check_seq_len(T, cfg, "score: --seq-len " + std::to_string(T));
+    if (!too_long.empty()) fatal(too_long);
     require_gpu();
     matmul_setup();
     GPT2GPU model;
@@ -548,8 +548,8 @@ int main(int argc, char** argv) {
         check_vocabulary(val, tc.val_file, cfg);
     }
     const int T = tc.seq_len > 0 ? tc.seq_len : cfg.max_seq_len;
-    if (T > cfg.max_seq_len)
-        fatal("--seq-len " + std::to_string(T) + " exceeds the model's context of " + std::to_string(cfg.max_seq_len));
+    std::string too_long = check_seq_len(T, cfg, "--seq-len " + std::to_string(T));
+    if (!too_long.empty()) fatal(too_long);
     const int B = tc.micro_rows;
     if (has_val && tc.skip_overlong) {
         long n = 0;

@@ -246,6 +246,8 @@ static int run_score(int argc, char** argv) {
     load_model(model_path, set.vocab_size, 0, &model);
     check_vocabulary(set, data_path, model.cfg);
     if (T == 0) T = model.cfg.max_seq_len;
+    std::string too_long = check_seq_len(T, model.cfg, "score: --seq-len " + std::to_string(T));
+    if (!too_long.empty()) fatal(too_long);
     Progress progress("score", (double)set.size(), "pairs", quiet);
     SetLogps lp = compute_set_logps(model, set, sharing ? LAYOUT_SHARED : LAYOUT_BASELINE, packing, B, T, false, &progress);
     progress.finish();
@@ -339,6 +341,9 @@ static int run_sample(int argc, char** argv) {
     printer.init(model.cfg.vocab_size);
     cpu::Sampler sampler(model.cfg, model.params.data(), ss);
     for (const std::vector<int>& ids : inputs) {
+        std::string too_long = check_seq_len((long long)ids.size(), model.cfg, "sample: a prompt of " +
+                                             std::to_string(ids.size()) + " tokens");
+        if (!too_long.empty()) fatal(too_long);
         cpu::SampleResult r = sampler.generate(ids);
         if (r.stop == cpu::SampleStop::bad_prompt)
             fatal("sample: a prompt is empty, longer than the context of " + std::to_string(model.cfg.max_seq_len) +
@@ -418,8 +423,8 @@ static int run_train(int argc, char** argv) {
         check_vocabulary(val, tc.val_file, cfg);
     }
     const int T = tc.seq_len > 0 ? tc.seq_len : cfg.max_seq_len;
-    if (T > cfg.max_seq_len)
-        fatal("--seq-len " + std::to_string(T) + " exceeds the model's context of " + std::to_string(cfg.max_seq_len));
+    std::string too_long = check_seq_len(T, cfg, "--seq-len " + std::to_string(T));
+    if (!too_long.empty()) fatal(too_long);
     const int B = tc.micro_rows;
     if (has_val && tc.skip_overlong) {
         long n = 0;
@@ -481,6 +486,7 @@ static int run_train(int argc, char** argv) {
         log.write("\"step\": " + std::to_string(step) + ", " + m.json("eval_") +
                   (n_exact > 0 ? ", \"eval_exact_match\": " + std::to_string(exact) : ""));
     };
+    bool saved_checkpoint = start_step > 0;  // resumed: the checkpoint it resumed from is a good one
     auto save = [&](long step) {
         CheckpointState s;
         s.cfg = cfg; s.step = step; s.seed = tc.seed; s.ref_model_hash = ref_hash;
@@ -489,6 +495,7 @@ static int run_train(int argc, char** argv) {
         if (g_comm.rank > 0) return;
         s.params = model.params;
         if (!save_checkpoint(ckpt_path, s, &err)) fatal(err);
+        saved_checkpoint = true;
     };
     // a few validation prompts, continued greedily every --sample-every steps
     TokenPrinter printer;
@@ -545,7 +552,8 @@ static int run_train(int argc, char** argv) {
         if (!std::isfinite(loss) || !std::isfinite(grad_norm))
             fatal_all_ranks("step " + std::to_string(step + 1) + ": the loss or the gradient is not finite (loss " +
                   std::to_string(loss) + ", grad norm " + std::to_string(grad_norm) +
-                  "); lower --lr or check the data; the last good checkpoint is " + ckpt_path);
+                  "); lower --lr or check the data; " +
+                  (saved_checkpoint ? "the last good checkpoint is " + ckpt_path : std::string("no checkpoint was written yet")));
         const float clip = (tc.grad_clip > 0 && grad_norm > tc.grad_clip) ? (float)(tc.grad_clip / grad_norm) : 1.0f;
         const float lr = learning_rate_at(tc, step);
         cpu::AdamWSettings adamw;

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <string>
 #include <unistd.h>
 #include <utility>
@@ -37,12 +38,27 @@ public:
     AtomicFile& operator=(const AtomicFile&) = delete;
     ~AtomicFile() { discard(); }
 
-    // Creates PATH.tmp for writing (replacing a stale one from an earlier crash).
+    // Creates PATH.tmp for writing (replacing a stale one from an earlier crash). Refuses a PATH
+    // that exists and is a symlink, FIFO, socket or device node: the rename would replace that
+    // node with a regular file (over a directory the rename fails, and commit() says so).
+    // PATH.tmp is created afresh (O_EXCL), so a symlink planted there is removed, never written
+    // through.
     bool open(const std::string& path, std::string* err) {
         discard();
         path_ = path;
         tmp_ = path + ".tmp";
-        f_ = fopen(tmp_.c_str(), "wb");
+        struct stat st;
+        if (lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+            const char* kind = S_ISLNK(st.st_mode) ? "a symbolic link" : S_ISFIFO(st.st_mode) ? "a FIFO"
+                             : S_ISSOCK(st.st_mode) ? "a socket" : "a device node";
+            *err = path + ": exists and is " + kind + ", not a regular file; refusing to replace it (write to a "
+                   "new path, or give the link's target itself)";
+            return false;
+        }
+        unlink(tmp_.c_str());
+        int fd = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        f_ = fd < 0 ? nullptr : fdopen(fd, "wb");
+        if (fd >= 0 && !f_) close(fd);
         if (!f_) {
             *err = tmp_ + ": cannot create: " + strerror(errno) + "; check that the directory exists and is writable";
             return false;

@@ -3,15 +3,23 @@
 // half-written checkpoint and `--resume` continues exactly where the run stopped.
 //
 // Layout (little-endian):
-//   header, 256 bytes: char magic[8] = "DPOCKPT1"; uint32 version = 1; uint32 header_bytes = 256;
+//   header, 256 bytes: char magic[8] = "DPOCKPT1"; uint32 version = 2; uint32 header_bytes = 256;
 //     int32 max_seq_len, vocab_size, padded_vocab_size, num_layers, num_heads, channels;
 //     float layernorm_eps; int64 step (optimizer steps done); uint64 seed;
 //     uint64 ref_model_hash (the initial weights the reference log-probs came from);
 //     uint64 train_data_hash; uint32 has_optimizer; uint64 num_params; uint64 payload_hash;
-//     zeros up to 256 bytes
+//     zeros up to byte 248; uint64 header_hash (fnv1a64 of bytes 0-247)
 //   payload: float params[num_params], then if has_optimizer: float m[num_params], v[num_params]
+// Version 1 (this layout with zeros in place of header_hash) is still read. Every field is
+// bounded before it is used: the configuration by model_config_error (common/model_config.h),
+// step in [0, CHECKPOINT_MAX_STEP], has_optimizer 0 or 1, num_params equal to what the
+// configuration needs, the file size exact; so a damaged header is an error, never a huge
+// allocation or an out-of-range step.
 #pragma once
+#include <cstddef>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -36,12 +44,19 @@ struct CheckpointHeader {
     uint64_t seed, ref_model_hash, train_data_hash;
     uint32_t has_optimizer;
     uint64_t num_params, payload_hash;
-    char reserved[256 - 8 - 8 - 24 - 4 - 8 - 24 - 4 - 16];
+    char reserved[256 - 8 - 8 - 24 - 4 - 8 - 24 - 4 - 16 - 8];
+    uint64_t header_hash;  // version 2: fnv1a64 of the 248 bytes before it
 };
 #pragma pack(pop)
 static_assert(sizeof(CheckpointHeader) == 256, "checkpoint header is 256 bytes");
 
 static const char CHECKPOINT_MAGIC[8] = {'D', 'P', 'O', 'C', 'K', 'P', 'T', '1'};
+static const uint32_t CHECKPOINT_VERSION = 2;
+static const int64_t CHECKPOINT_MAX_STEP = INT32_MAX;  // far above any --steps (common/train_config.h)
+
+inline uint64_t checkpoint_header_hash(const CheckpointHeader& h) {
+    return fnv1a64(FNV1A64_OFFSET, &h, offsetof(CheckpointHeader, header_hash));
+}
 
 inline uint64_t checkpoint_payload_hash(const CheckpointState& s) {
     uint64_t h = hash_bytes(s.params.data(), s.params.size() * sizeof(float));
@@ -56,13 +71,14 @@ inline bool save_checkpoint(const std::string& path, const CheckpointState& s, s
     CheckpointHeader h;
     memset(&h, 0, sizeof h);
     memcpy(h.magic, CHECKPOINT_MAGIC, 8);
-    h.version = 1; h.header_bytes = sizeof h;
+    h.version = CHECKPOINT_VERSION; h.header_bytes = sizeof h;
     h.max_seq_len = s.cfg.max_seq_len; h.vocab_size = s.cfg.vocab_size;
     h.padded_vocab_size = s.cfg.padded_vocab_size; h.num_layers = s.cfg.num_layers;
     h.num_heads = s.cfg.num_heads; h.channels = s.cfg.channels; h.layernorm_eps = s.cfg.layernorm_eps;
     h.step = s.step; h.seed = s.seed; h.ref_model_hash = s.ref_model_hash;
     h.train_data_hash = s.train_data_hash; h.has_optimizer = s.m.empty() ? 0 : 1;
     h.num_params = s.params.size(); h.payload_hash = checkpoint_payload_hash(s);
+    h.header_hash = checkpoint_header_hash(h);
     std::vector<std::pair<const void*, size_t>> parts = {{&h, sizeof h},
         {s.params.data(), s.params.size() * sizeof(float)}};
     if (!s.m.empty()) {
@@ -98,20 +114,28 @@ inline bool load_checkpoint(const std::string& path, CheckpointState* s, std::st
         return fail("too short for a checkpoint header (" + std::to_string(size) + " bytes); the file is truncated or not a checkpoint");
     if (memcmp(h.magic, CHECKPOINT_MAGIC, 8) != 0)
         return fail("not a checkpoint of this trainer (bad magic at offset 0); use --model for Hugging Face or llm.c files");
-    if (h.version != 1) return fail("checkpoint version " + std::to_string(h.version) + " at offset 8 is not supported (expected 1)");
+    if (h.version != 1 && h.version != CHECKPOINT_VERSION)
+        return fail("checkpoint version " + std::to_string(h.version) + " at offset 8 is not supported (this build reads "
+                    "1 and 2); the file is damaged or from a newer build");
     if (h.header_bytes != sizeof h) return fail("header size " + std::to_string(h.header_bytes) + " at offset 12, expected 256");
+    if (h.version >= 2 && h.header_hash != checkpoint_header_hash(h))
+        return fail("header checksum mismatch (offset 248); the header is damaged, use another checkpoint");
     ModelConfig c;
     c.max_seq_len = h.max_seq_len; c.vocab_size = h.vocab_size; c.padded_vocab_size = h.padded_vocab_size;
     c.num_layers = h.num_layers; c.num_heads = h.num_heads; c.channels = h.channels;
     c.layernorm_eps = h.layernorm_eps;
-    if (c.max_seq_len <= 0 || c.vocab_size <= 0 || c.padded_vocab_size < c.vocab_size ||
-        c.num_layers <= 0 || c.num_heads <= 0 || c.channels <= 0 || c.channels % c.num_heads != 0 ||
-        !(c.layernorm_eps > 0))
-        return fail("invalid model configuration in the header (offsets 16-43); the file is corrupt");
+    std::string bad_config = model_config_error(c);
+    if (!bad_config.empty())
+        return fail("invalid model configuration in the header (offsets 16-43): " + bad_config + "; the file is corrupt");
+    if (h.step < 0 || h.step > CHECKPOINT_MAX_STEP)
+        return fail("step " + std::to_string(h.step) + " at offset 44 is outside [0, " +
+                    std::to_string(CHECKPOINT_MAX_STEP) + "]; the file is corrupt");
+    if (h.has_optimizer > 1)
+        return fail("has_optimizer " + std::to_string(h.has_optimizer) + " at offset 76 is not 0 or 1; the file is corrupt");
     if (h.num_params != num_parameters(c))
         return fail("header says " + std::to_string(h.num_params) + " parameters, the configuration needs " +
                     std::to_string(num_parameters(c)) + " (offset 80); the file is corrupt");
-    long long want = (long long)sizeof h + (long long)h.num_params * 4 * (h.has_optimizer ? 3 : 1);
+    long long want = (long long)sizeof h + (long long)h.num_params * 4 * (h.has_optimizer ? 3 : 1);  // < 2^58
     if (size != want)
         return fail("is " + std::to_string(size) + " bytes, expected " + std::to_string(want) +
                     " for this configuration; the file is truncated or corrupt (was the run killed while copying it?)");

@@ -60,7 +60,7 @@ common/test_flags: common/test_flags.cpp common/flags.h common/train_config.h co
 TEST_BINS += common/test_headers.sh
 
 # ---- interop: Hugging Face / llm.c checkpoint I/O and sampling; see common/INTEROP.md.
-MODEL_IO_HEADERS = common/model_io.h common/safetensors.h common/model_config.h common/atomic_file.h
+MODEL_IO_HEADERS = common/model_io.h common/safetensors.h common/json_read.h common/model_config.h common/atomic_file.h
 
 TEST_BINS += common/test_model_io
 

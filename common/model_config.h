@@ -80,6 +80,32 @@ static inline size_t num_parameters(const ModelConfig& c) {
 
 static inline int pad_vocab(int V) { return (V + 127) / 128 * 128; }
 
+// Why a configuration read from a file cannot be a GPT-2 this project runs, or "" if it can.
+// The bounds (those of llm.c's loader) keep every size computed from them, num_parameters()
+// included, far from overflowing 64 bits: Vp*C <= 2^40, L*12*C*C < 2^54.
+static inline std::string model_config_error(const ModelConfig& c) {
+    if (c.max_seq_len <= 0 || c.max_seq_len > (1 << 24)) return "max_seq_len must be in [1, 2^24]";
+    if (c.vocab_size <= 0 || c.vocab_size > (1 << 24)) return "vocab_size must be in [1, 2^24]";
+    if (c.padded_vocab_size < c.vocab_size || c.padded_vocab_size > (1 << 24))
+        return "padded_vocab_size must be in [vocab_size, 2^24]";
+    if (c.num_layers <= 0 || c.num_layers > 4096) return "num_layers must be in [1, 4096]";
+    if (c.channels <= 0 || c.channels > (1 << 16)) return "channels must be in [1, 2^16]";
+    if (c.num_heads <= 0 || c.channels % c.num_heads != 0) return "num_heads must divide channels";
+    if (!(c.layernorm_eps > 0 && c.layernorm_eps < 1)) return "layernorm_eps must be in (0, 1)";
+    return "";
+}
+
+// The one check of a sequence length against the model's context, shared by train, score,
+// sample and the GPU trainer: positions >= max_seq_len have no row in the position embedding
+// (wpe), so reading them would read past its end. `what` names the length ("--seq-len 2048",
+// "pair 7 of data.bin (P + C + 1 + R = 2000 tokens)"). Returns "" or the error to print.
+static inline std::string check_seq_len(long long T, const ModelConfig& c, const std::string& what) {
+    if (T >= 1 && T <= c.max_seq_len) return "";
+    if (T < 1) return what + " is not a positive length";
+    return what + " exceeds the model's context of " + std::to_string(c.max_seq_len) +
+           " positions; lower it (or --max-len in data/prepare_dpo), or use a model with a longer context";
+}
+
 // True for the tensors with one slice per layer (ln1w .. fcprojb).
 static inline bool param_tensor_has_layers(int i) { return i >= PARAM_LN1W && i <= PARAM_FCPROJB; }
 

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 #include <nlohmann/json.hpp>
+#include "common/json_read.h"
 #include "common/atomic_file.h"
 #include "common/model_config.h"
 #include "common/safetensors.h"
@@ -122,10 +123,11 @@ static inline bool read_json_file(const std::string& path, nlohmann::json* out, 
     if (!in) { *err = path + ": cannot open: " + strerror(errno); return false; }
     std::stringstream text;
     text << in.rdbuf();
-    try {
-        *out = nlohmann::json::parse(text.str());
-    } catch (const nlohmann::json::parse_error& e) {
-        *err = path + ": not valid JSON (byte " + std::to_string(e.byte) + "): " + e.what();
+    std::string why;
+    size_t at;
+    if (!json_parse_text(text.str(), out, &why, &at)) {
+        *err = path + ": not valid JSON" + (at == std::string::npos ? std::string() : " (byte " + std::to_string(at) + ")") +
+               ": " + why;
         return false;
     }
     if (!out->is_object()) { *err = path + ": expected a JSON object"; return false; }
@@ -180,6 +182,11 @@ static inline bool hf_read_config_json(const std::string& path, const nlohmann::
         j.value("add_cross_attention", false) == true) {
         *err = path + ": scale_attn_by_inverse_layer_idx, scale_attn_weights=false or add_cross_attention "
                       "change GPT-2's math and are not supported";
+        return false;
+    }
+    std::string bad = model_config_error(c);
+    if (!bad.empty()) {
+        *err = path + ": " + bad + " (n_positions, vocab_size, n_layer, n_embd, n_head); not a GPT-2 this project runs";
         return false;
     }
     std::string activation = j.value("activation_function", std::string("gelu_new"));
@@ -375,13 +382,10 @@ static inline bool load_llmc_model(const std::string& path, ModelConfig* cfg, st
     std::string dims = "maxT=" + std::to_string(c.max_seq_len) + " V=" + std::to_string(c.vocab_size) +
                        " L=" + std::to_string(c.num_layers) + " NH=" + std::to_string(c.num_heads) +
                        " C=" + std::to_string(c.channels) + " Vp=" + std::to_string(c.padded_vocab_size);
-    bool dims_ok = c.max_seq_len > 0 && c.vocab_size > 0 && c.num_layers > 0 && c.num_heads > 0 &&
-                   c.channels > 0 && c.padded_vocab_size >= c.vocab_size && c.channels % c.num_heads == 0 &&
-                   c.max_seq_len <= (1 << 24) && c.padded_vocab_size <= (1 << 24) && c.num_layers <= 4096 &&
-                   c.channels <= (1 << 16);
-    if (!dims_ok) {
+    std::string bad_dims = model_config_error(c);
+    if (!bad_dims.empty()) {
         fclose(f);
-        *err = path + ": implausible dimensions in the header (" + dims + ")";
+        *err = path + ": implausible dimensions in the header (" + dims + "): " + bad_dims;
         return false;
     }
     size_t n = num_parameters(c), elem = version == LLMC_VERSION_FP32 ? 4 : 2;

@@ -77,9 +77,15 @@ inline bool load_ref_cache(const std::string& path, uint64_t model_hash, uint64_
         *err = buf;
         return false;
     }
+    if (size != (long long)(sizeof h + 2 * n_pairs * sizeof(double))) {  // before allocating anything
+        fclose(f);
+        *err = path + ": is " + std::to_string(size) + " bytes, expected " +
+               std::to_string(sizeof h + 2 * n_pairs * sizeof(double)) + " for " + std::to_string(n_pairs) +
+               " pairs: truncated or corrupt reference cache; delete it to recompute";
+        return false;
+    }
     std::vector<double> payload(2 * n_pairs);
-    if (size != (long long)(sizeof h + payload.size() * sizeof(double)) ||
-        fread(payload.data(), sizeof(double), payload.size(), f) != payload.size() ||
+    if (fread(payload.data(), sizeof(double), payload.size(), f) != payload.size() ||
         hash_bytes(payload.data(), payload.size() * sizeof(double)) != h.payload_hash) {
         fclose(f);
         *err = path + ": truncated or corrupt reference cache; delete it to recompute";

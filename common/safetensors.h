@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <nlohmann/json.hpp>
 #include "common/atomic_file.h"
+#include "common/json_read.h"
 
 // ----------------------------------------------------------------------------
 // scalar conversions (exact: every F16 and BF16 value is representable as a float)
@@ -111,68 +112,79 @@ static inline bool safetensors_open(const std::string& path, SafetensorsFile* ou
     uint64_t data_size = out->file_size - out->data_start;
 
     json root;
-    try {
-        root = json::parse(header);
-    } catch (const json::parse_error& e) {
-        *err = path + ": header is not valid JSON (byte " + std::to_string(8 + e.byte) + " of the file): " + e.what();
+    std::string why;
+    size_t at;
+    if (!json_parse_text(header, &root, &why, &at)) {
+        *err = path + ": header is not valid JSON" +
+               (at == std::string::npos ? std::string() : " (byte " + std::to_string(8 + at) + " of the file)") +
+               ": " + why;
         return false;
     }
     if (!root.is_object()) { *err = path + ": header JSON is not an object"; return false; }
-    for (auto it = root.begin(); it != root.end(); ++it) {
-        const std::string& name = it.key();
-        const json& v = it.value();
-        if (name == "__metadata__") {
-            if (!v.is_object()) { *err = path + ": __metadata__ is not an object"; return false; }
-            out->metadata = v;
-            continue;
-        }
-        std::string where = path + ": tensor '" + name + "': ";
-        if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") || !v.contains("data_offsets")) {
-            *err = where + "entry needs \"dtype\", \"shape\" and \"data_offsets\"";
-            return false;
-        }
-        SafetensorsTensor t;
-        t.name = name;
-        const json& dtype = v["dtype"];
-        const json& shape = v["shape"];
-        const json& offsets = v["data_offsets"];
-        if (!dtype.is_string()) { *err = where + "dtype is not a string"; return false; }
-        t.dtype = dtype.get<std::string>();
-        int elem_size = safetensors_dtype_size(t.dtype);
-        if (elem_size == 0) { *err = where + "unknown dtype '" + t.dtype + "'"; return false; }
-        if (!shape.is_array()) { *err = where + "shape is not an array"; return false; }
-        size_t numel = 1;
-        for (const json& d : shape) {
-            if (!d.is_number_integer() || d.get<int64_t>() < 0 || d.get<int64_t>() > (int64_t)1 << 40) {
-                *err = where + "shape " + shape.dump() + " has an invalid dimension";
+    try {  // the checks below guard every access; this catches what they might miss
+        for (auto it = root.begin(); it != root.end(); ++it) {
+            const std::string& name = it.key();
+            const json& v = it.value();
+            if (name == "__metadata__") {
+                if (!v.is_object()) { *err = path + ": __metadata__ is not an object"; return false; }
+                out->metadata = v;
+                continue;
+            }
+            std::string where = path + ": tensor '" + name + "': ";
+            if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") || !v.contains("data_offsets")) {
+                *err = where + "entry needs \"dtype\", \"shape\" and \"data_offsets\"";
                 return false;
             }
-            t.shape.push_back(d.get<int64_t>());
-            numel *= (size_t)d.get<int64_t>();
-            if (numel > ((uint64_t)1 << 40)) { *err = where + "shape " + shape.dump() + " is too large"; return false; }
+            SafetensorsTensor t;
+            t.name = name;
+            const json& dtype = v["dtype"];
+            const json& shape = v["shape"];
+            const json& offsets = v["data_offsets"];
+            if (!dtype.is_string()) { *err = where + "dtype is not a string"; return false; }
+            t.dtype = dtype.get<std::string>();
+            int elem_size = safetensors_dtype_size(t.dtype);
+            if (elem_size == 0) { *err = where + "unknown dtype '" + t.dtype + "'"; return false; }
+            if (!shape.is_array()) { *err = where + "shape is not an array"; return false; }
+            size_t numel = 1;
+            for (const json& d : shape) {
+                if (!d.is_number_integer() || d.get<int64_t>() < 0 || d.get<int64_t>() > (int64_t)1 << 40) {
+                    *err = where + "shape " + shape.dump() + " has an invalid dimension";
+                    return false;
+                }
+                t.shape.push_back(d.get<int64_t>());
+                uint64_t dim = (uint64_t)d.get<int64_t>();
+                if (dim != 0 && numel > ((uint64_t)1 << 40) / dim) {  // checked before multiplying: never wraps
+                    *err = where + "shape " + shape.dump() + " has over 2^40 elements";
+                    return false;
+                }
+                numel *= dim;
+            }
+            if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
+                !offsets[1].is_number_unsigned()) {
+                *err = where + "data_offsets must be [begin, end] (non-negative integers), got " + offsets.dump();
+                return false;
+            }
+            t.begin = offsets[0].get<uint64_t>();
+            t.end = offsets[1].get<uint64_t>();
+            if (t.begin > t.end) { *err = where + "data_offsets " + offsets.dump() + " has begin > end"; return false; }
+            if (t.end > data_size) {
+                *err = where + "data_offsets " + offsets.dump() + " extend past the end of the data (" +
+                       std::to_string(data_size) + " bytes after the header, which starts at file offset " +
+                       std::to_string(out->data_start) + "; file size " + std::to_string(out->file_size) +
+                       "): file truncated or header corrupt";
+                return false;
+            }
+            if (t.end - t.begin != numel * (uint64_t)elem_size) {
+                *err = where + "data_offsets " + offsets.dump() + " span " + std::to_string(t.end - t.begin) +
+                       " bytes but shape " + shape.dump() + " of " + t.dtype + " needs " +
+                       std::to_string(numel * elem_size);
+                return false;
+            }
+            out->tensors.push_back(t);
         }
-        if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
-            !offsets[1].is_number_unsigned()) {
-            *err = where + "data_offsets must be [begin, end] (non-negative integers), got " + offsets.dump();
-            return false;
-        }
-        t.begin = offsets[0].get<uint64_t>();
-        t.end = offsets[1].get<uint64_t>();
-        if (t.begin > t.end) { *err = where + "data_offsets " + offsets.dump() + " has begin > end"; return false; }
-        if (t.end > data_size) {
-            *err = where + "data_offsets " + offsets.dump() + " extend past the end of the data (" +
-                   std::to_string(data_size) + " bytes after the header, file offset " +
-                   std::to_string(out->data_start + t.end) + " > file size " + std::to_string(out->file_size) +
-                   "): file truncated or header corrupt";
-            return false;
-        }
-        if (t.end - t.begin != numel * (uint64_t)elem_size) {
-            *err = where + "data_offsets " + offsets.dump() + " span " + std::to_string(t.end - t.begin) +
-                   " bytes but shape " + shape.dump() + " of " + t.dtype + " needs " +
-                   std::to_string(numel * elem_size);
-            return false;
-        }
-        out->tensors.push_back(t);
+    } catch (const json::exception& e) {
+        *err = path + ": unexpected value in the header: " + e.what();
+        return false;
     }
     // no two tensors may share bytes
     std::vector<const SafetensorsTensor*> by_offset;

@@ -74,6 +74,25 @@ int main() {
     test_report(!ok && err.find(a_dir + ": cannot rename") == 0 && !exists(a_dir + ".tmp"),
                 "atomic_write_rename_fails", "error '%s'", err.c_str());
 
+    // issue 10: a symlink or FIFO at the path is refused and left as it is; a symlink planted at
+    // PATH.tmp is replaced, never written through
+    const std::string target = dir + "/target.txt", link = dir + "/link.txt", fifo = dir + "/fifo";
+    write_file_atomic(target, std::string("keep"), &err);
+    bool linked = symlink(target.c_str(), link.c_str()) == 0;
+    ok = write_file_atomic(link, std::string("new"), &err);
+    struct stat st;
+    test_report(linked && !ok && contains(err, "is a symbolic link") && read_file(target) == "keep" &&
+                lstat(link.c_str(), &st) == 0 && S_ISLNK(st.st_mode), "atomic_write_refuses_symlink", "error '%s'", err.c_str());
+    bool made = mkfifo(fifo.c_str(), 0600) == 0;
+    ok = write_file_atomic(fifo, std::string("new"), &err);
+    test_report(made && !ok && contains(err, "is a FIFO") && stat(fifo.c_str(), &st) == 0 && S_ISFIFO(st.st_mode),
+                "atomic_write_refuses_fifo", "error '%s'", err.c_str());
+    const std::string out = dir + "/out.txt";
+    bool planted = symlink(target.c_str(), (out + ".tmp").c_str()) == 0;
+    ok = write_file_atomic(out, std::string("fresh"), &err);
+    test_report(planted && ok && read_file(out) == "fresh" && read_file(target) == "keep" && !exists(out + ".tmp"),
+                "atomic_write_replaces_planted_tmp_symlink", "ok %d error '%s'", (int)ok, err.c_str());
+
     std::string cmd = "rm -rf " + dir;
     if (system(cmd.c_str()) != 0) printf("note: could not remove %s\n", dir.c_str());
     return test_exit();

@@ -332,6 +332,59 @@ static void test_export(const std::string& tmp, bool have_python, const std::str
                 "export_tokenizer_files", "%s", err.c_str());
 }
 
+// issue 10: hostile JSON and sizes in safetensors headers and config.json give the file's error.
+static void write_bytes(const std::string& path, const std::string& bytes) {
+    std::ofstream f(path, std::ios::binary);
+    f << bytes;
+}
+static std::string safetensors_bytes(const std::string& header, size_t data_bytes) {
+    std::string out(8, '\0');
+    for (int i = 0; i < 8; i++) out[i] = (char)((uint64_t)header.size() >> (8 * i));
+    return out + header + std::string(data_bytes, '\0');
+}
+static void check_header_fails(const std::string& dir, const char* name, const std::string& header,
+                               std::initializer_list<const char*> parts) {
+    std::string path = dir + "/" + name + ".safetensors", err;
+    write_bytes(path, safetensors_bytes(header, 16));
+    SafetensorsFile file;
+    bool ok = safetensors_open(path, &file, &err);
+    test_report(!ok && has_all(err, parts) && err.find(path) == 0, (std::string("safetensors_rejects_") + name).c_str(),
+                "opened=%d err='%s'", (int)ok, err.substr(0, 300).c_str());
+}
+static void test_hostile_headers(const std::string& tmp) {
+    std::string dir = tmp + "/hostile";
+    fs::create_directories(dir);
+    check_header_fails(dir, "number_out_of_range",
+                       R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "__metadata__": {"x": 1e400}})",
+                       {"not valid JSON", "bad JSON value", "1e400"});
+    check_header_fails(dir, "deep_nesting", R"({"__metadata__": {"x": )" + std::string(200000, '[') +
+                       std::string(200000, ']') + "}}", {"nesting deeper than 256 levels", "byte 285 of the file"});
+    check_header_fails(dir, "raw_nul", std::string(R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}})") +
+                       std::string("\0 ", 2), {"raw NUL byte"});
+    check_header_fails(dir, "element_count_wraps",
+                       R"({"a": {"dtype": "F32", "shape": [4294967296, 4294967296], "data_offsets": [0, 0]}})",
+                       {"tensor 'a'", "over 2^40 elements"});
+    check_header_fails(dir, "offset_past_end_not_wrapped",
+                       R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 18446744073709551615]}})",
+                       {"extend past the end", "18446744073709551615", "header, which starts at file offset 8"});
+
+    auto config_fails = [&](const char* name, const std::string& json, std::initializer_list<const char*> parts) {
+        std::string path = dir + "/" + name + ".json", err;
+        write_bytes(path, json);
+        ModelConfig cfg;
+        bool ok = hf_read_config(path, &cfg, &err, nullptr);
+        test_report(!ok && has_all(err, parts) && err.find(path) == 0, (std::string("config_json_rejects_") + name).c_str(),
+                    "read=%d err='%s'", (int)ok, err.substr(0, 300).c_str());
+    };
+    const std::string rest = R"("n_head": 4, "n_layer": 2, "n_positions": 16, "vocab_size": 100)";
+    config_fails("number_out_of_range", R"({"n_embd": 1e400, )" + rest + "}", {"bad JSON value"});
+    config_fails("deep_nesting", R"({"x": )" + std::string(1000, '[') + std::string(1000, ']') + ", " + rest + "}",
+                 {"nesting deeper than 256"});
+    config_fails("wrong_type_access", R"({"n_embd": 32, "scale_attn_weights": "yes", )" + rest + "}",
+                 {"unexpected value type"});
+    config_fails("channels_too_large", R"({"n_embd": 16777216, )" + rest + "}", {"channels must be in [1, 2^16]"});
+}
+
 int main() {
     char tmpl[] = "/tmp/test_model_io.XXXXXX";
     if (!mkdtemp(tmpl)) { printf("FAIL test_model_io: mkdtemp failed\n"); return 1; }
@@ -347,6 +400,7 @@ int main() {
         if (written) test_fixtures(fixtures);
     }
     test_export(tmp, have_python, fixtures);
+    test_hostile_headers(tmp);
     fs::remove_all(tmp);
     return test_exit();
 }

@@ -83,6 +83,51 @@ $BIN --model "$tmp/a/checkpoint.bin" --train "$tmp/gpt2.bin" --val none --steps 
 ok=1; [ $rc -ne 0 ] && grep -q "gpt2.bin: made with a vocabulary of 50257 tokens (gpt2-bpe-.*) but the model has 12" "$tmp/v.txt" && ok=0
 report $ok vocabulary_mismatch_is_rejected "rc=$rc: $(head -c 300 "$tmp/v.txt")"
 
+# 10b. issue 10: damaged checkpoint headers are refused before anything is written (log.jsonl
+# untouched): a flipped header byte (header checksum), and fields out of range under a valid
+# checksum (recomputed here as the format defines it: FNV-1a 64 of bytes 0-247, at byte 248)
+patch_header() {  # patch_header IN OUT OFFSET STRUCT_FORMAT VALUE
+    python3 - "$@" <<'PY'
+import struct, sys
+src, dst, off, fmt, val = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+b = bytearray(open(src, 'rb').read())
+struct.pack_into('<' + fmt, b, off, val)
+h = 0xcbf29ce484222325
+for x in b[:248]:
+    h = ((h ^ x) * 0x100000001b3) & 0xffffffffffffffff
+struct.pack_into('<Q', b, 248, h)
+open(dst, 'wb').write(b)
+PY
+}
+if command -v python3 >/dev/null 2>&1; then
+    cp -r "$tmp/b" "$tmp/hb"
+    cp "$tmp/hb/log.jsonl" "$tmp/hb_log_before"
+    cp "$tmp/a/checkpoint.bin" "$tmp/hflip.bin"
+    printf '\x07' | dd of="$tmp/hflip.bin" bs=1 seek=20 conv=notrunc 2>/dev/null
+    $BIN --resume "$tmp/hflip.bin" --steps 12 --out "$tmp/hb" $small >"$tmp/hf.txt" 2>&1; rc=$?
+    ok=1; [ $rc -eq 1 ] && grep -q "hflip.bin: header checksum mismatch" "$tmp/hf.txt" && cmp -s "$tmp/hb_log_before" "$tmp/hb/log.jsonl" && ok=0
+    report $ok checkpoint_header_checksum "rc=$rc: $(head -c 300 "$tmp/hf.txt")"
+    patch_header "$tmp/a/checkpoint.bin" "$tmp/hneg.bin" 44 q -5
+    $BIN --resume "$tmp/hneg.bin" --steps 12 --out "$tmp/hb" $small >"$tmp/hn.txt" 2>&1; rc=$?
+    ok=1; [ $rc -eq 1 ] && grep -q "hneg.bin: step -5 at offset 44 is outside" "$tmp/hn.txt" && cmp -s "$tmp/hb_log_before" "$tmp/hb/log.jsonl" && ok=0
+    report $ok checkpoint_negative_step_refused_log_untouched "rc=$rc: $(head -c 300 "$tmp/hn.txt")"
+    patch_header "$tmp/a/checkpoint.bin" "$tmp/hdim.bin" 36 i 1048576
+    $BIN --resume "$tmp/hdim.bin" --steps 12 --out "$tmp/hb" $small >"$tmp/hd.txt" 2>&1; rc=$?
+    ok=1; [ $rc -eq 1 ] && grep -q "hdim.bin: invalid model configuration.*channels must be in" "$tmp/hd.txt" && ok=0
+    report $ok checkpoint_huge_dimension_refused "rc=$rc: $(head -c 300 "$tmp/hd.txt")"
+    patch_header "$tmp/a/checkpoint.bin" "$tmp/hopt.bin" 76 I 7
+    $BIN --resume "$tmp/hopt.bin" --steps 12 --out "$tmp/hb" $small >"$tmp/ho.txt" 2>&1; rc=$?
+    ok=1; [ $rc -eq 1 ] && grep -q "has_optimizer 7 at offset 76" "$tmp/ho.txt" && ok=0
+    report $ok checkpoint_bad_has_optimizer_refused "rc=$rc: $(head -c 300 "$tmp/ho.txt")"
+else
+    echo "SKIP checkpoint_header_fields: python3 not found (patches headers)"
+fi
+
+# 10c. one sequence-length check for every path: score with --seq-len beyond the context
+$BIN score --model "$tmp/a/checkpoint.bin" --data data/synthetic/sort_val.bin --seq-len 100000 --out "$tmp/long.tsv" >"$tmp/sl.txt" 2>&1; rc=$?
+ok=1; [ $rc -eq 1 ] && grep -q "score: --seq-len 100000 exceeds the model's context" "$tmp/sl.txt" && [ ! -e "$tmp/long.tsv" ] && ok=0
+report $ok score_seq_len_beyond_context "rc=$rc: $(head -c 300 "$tmp/sl.txt")"
+
 # 11. no temporary files are left anywhere
 leftover=$(find "$tmp" -name '*.tmp' | head -3)
 [ -z "$leftover" ]; report $? no_partial_files_left "$leftover"

@@ -2,7 +2,7 @@
 # The pair file format (data/pairfile.h), the preprocessing tool data/prepare_dpo and their tests.
 
 PAIRFILE_HEADERS = data/pairfile.h data/pairs.h common/atomic_file.h common/hash.h
-PREPARE_DPO_HEADERS = data/prepare_text.h $(PAIRFILE_HEADERS) tokenizer/gpt2_tokenizer.h \
+PREPARE_DPO_HEADERS = common/json_read.h data/prepare_text.h $(PAIRFILE_HEADERS) tokenizer/gpt2_tokenizer.h \
                       tokenizer/unicode_tables.h common/rng.h common/flags.h
 
 ALL_BINS  += data/prepare_dpo

@@ -48,13 +48,21 @@ static inline uint64_t get_le(const uint8_t* src, int nbytes) {
     return v;
 }
 
+// Largest vocabulary a pair file may declare: 2^24 ids (GPT-2 has 50257, the largest common
+// tokenizers a few hundred thousand), the bound of the model loaders, so every size computed
+// from it (padded vocabulary, the LM head's Vp x C) stays far from overflowing.
+static const int PAIRFILE_MAX_VOCAB = 1 << 24;
+
 static inline uint32_t pairfile_token_bytes(int vocab_size) { return vocab_size <= 65536 ? 2 : 4; }
 
 // Checks that a PairSet is well formed (what the writer promises and the loader re-checks):
 // at least one pair, offsets contiguous from 0, every length >= 1, ids in [0, vocab_size).
 static inline bool check_pair_set(const PairSet& set, std::string* err) {
     char buf[256];
-    if (set.vocab_size <= 0) { *err = "vocab_size must be positive"; return false; }
+    if (set.vocab_size <= 0 || set.vocab_size > PAIRFILE_MAX_VOCAB) {
+        *err = "vocab_size " + std::to_string(set.vocab_size) + " is outside [1, 2^24]";
+        return false;
+    }
     if (set.pairs.empty()) { *err = "the set holds no pairs"; return false; }
     if (set.tokenizer_id.size() >= PAIRFILE_TOKENIZER_ID_BYTES) {
         *err = "tokenizer identity \"" + set.tokenizer_id + "\" is longer than 63 bytes";
@@ -194,8 +202,8 @@ static inline bool load_pair_file(const std::string& path, PairSet* out, std::st
     if (header_hash != fnv1a64(FNV1A64_OFFSET, h, PF_HEADER_HASH))
         return fail(PF_HEADER_HASH, "header checksum mismatch; the header is damaged, %s", remake);
     uint32_t vocab = (uint32_t)get_le(h + PF_VOCAB, 4);
-    if (vocab == 0 || vocab > (uint32_t)INT32_MAX)
-        return fail(PF_VOCAB, "vocab_size %u out of range; %s", vocab, remake);
+    if (vocab == 0 || vocab > (uint32_t)PAIRFILE_MAX_VOCAB)
+        return fail(PF_VOCAB, "vocab_size %u is outside [1, %d]; %s", vocab, PAIRFILE_MAX_VOCAB, remake);
     uint32_t width = (uint32_t)get_le(h + PF_TOKEN_BYTES, 4);
     if (width != pairfile_token_bytes((int)vocab))
         return fail(PF_TOKEN_BYTES, "token width %u bytes, but vocab_size %u needs %u; %s", width,

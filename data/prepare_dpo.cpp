@@ -13,6 +13,7 @@
 #include <map>
 #include <string>
 #include <vector>
+#include <sys/stat.h>
 #include <zlib.h>
 #include <nlohmann/json.hpp>
 #include "common/flags.h"
@@ -42,6 +43,8 @@ static const char* USAGE =
     "  --val-output FILE    also write a validation pair file ...\n"
     "  --val-fraction F     ... with about this fraction of the lines (0 < F < 1)\n"
     "  --seed S             seed of the validation split (default 1); the same seed, the same split\n"
+    "  --max-line-bytes N   longest line accepted, in bytes (default 67108864 = 64 MiB); a longer\n"
+    "                       line stops the tool (memory is proportional to this bound)\n"
     "  --skip-bad           skip bad lines and count them (default: stop at the first, write nothing)\n"
     "  --no-eos             do not append <|endoftext|> (50256) to each response\n"
     "  --bos                prepend <|endoftext|> to each prompt\n"
@@ -52,6 +55,7 @@ struct Options {
     std::string input, output, tokenizer_dir, val_output;  // tokenizer_dir "": default_tokenizer_dir()
     InputFormat format = FORMAT_AUTO;
     size_t max_len = 0;  // 0: no bound
+    size_t max_line_bytes = (size_t)64 << 20;
     TruncatePolicy truncate = TRUNCATE_KEEP_END;
     double val_fraction = 0;
     uint64_t seed = 1;
@@ -61,6 +65,18 @@ struct Options {
 [[noreturn]] static void usage_error(const std::string& what) {
     fprintf(stderr, "prepare_dpo: %s\nrun data/prepare_dpo --help for the options\n", what.c_str());
     exit(2);
+}
+
+// What a path names, for telling whether two paths are one file: "device:inode" for an existing
+// file (so hard links, symlinks and "./x" vs "x" compare equal), else the path with its existing
+// directories resolved.
+static std::string file_identity(const std::string& path) {
+    struct stat st;
+    if (stat(path.c_str(), &st) == 0)
+        return std::to_string((unsigned long long)st.st_dev) + ":" + std::to_string((unsigned long long)st.st_ino);
+    std::error_code ec;
+    std::filesystem::path resolved = std::filesystem::weakly_canonical(path, ec);
+    return ec ? path : resolved.string();
 }
 
 static Options parse_options(int argc, char** argv) {
@@ -85,6 +101,8 @@ static Options parse_options(int argc, char** argv) {
         } else if (f.is("--max-len")) {
             f.integer(&o.max_len, 4, 1000000000, "a unit needs at least one prompt token, the copy of it, "
                                                   "and one token per response");
+        } else if (f.is("--max-line-bytes")) {
+            f.integer(&o.max_line_bytes, 2, (size_t)1 << 32, "a line of JSON needs at least \"{}\"");
         } else if (f.is("--val-fraction")) {
             if (f.number(&o.val_fraction, {0, 1, true, true})) have_fraction = true;
         } else if (f.is("--seed")) f.seed(&o.seed);
@@ -94,8 +112,11 @@ static Options parse_options(int argc, char** argv) {
     if (o.input.empty() || o.output.empty()) usage_error("--input and --output are required");
     if (o.val_output.empty() != !have_fraction)
         usage_error("--val-output and --val-fraction go together: give both or neither");
-    if (o.output == o.input || o.val_output == o.input || o.val_output == o.output)
-        usage_error("--input, --output and --val-output must be different files");
+    const std::string in_id = file_identity(o.input), out_id = file_identity(o.output);
+    if (in_id == out_id || (!o.val_output.empty() && (file_identity(o.val_output) == in_id ||
+                                                      file_identity(o.val_output) == out_id)))
+        usage_error("--input, --output and --val-output name the same file (compared after resolving links and "
+                    "\"./\"); give each its own path");
     if (o.tokenizer_dir.empty()) o.tokenizer_dir = default_tokenizer_dir();
     return o;
 }
@@ -107,42 +128,117 @@ static bool in_validation(uint64_t seed, uint64_t line, double fraction) {
     return (double)(splitmix64(splitmix64(seed) ^ line) >> 11) * 0x1.0p-53 < fraction;
 }
 
-// Reads a plain or gzipped file line by line (gzread passes plain files through).
+// The bytes of a plain or gzipped file (gzip: by its magic 1f 8b). Gzip members may follow one
+// another (as `cat a.gz b.gz` makes); anything else after the end of a member is an error, as
+// are a corrupt or truncated stream, each naming the offset in the compressed file.
+struct ByteSource {
+    FILE* f = nullptr;
+    bool gzip = false, member_done = false;
+    z_stream zs{};
+    std::vector<unsigned char> in = std::vector<unsigned char>(1 << 18);
+    uint64_t file_bytes_read = 0;  // of the (compressed) file
+
+    bool open(const std::string& path, std::string* err) {
+        f = fopen(path.c_str(), "rb");
+        if (!f) { *err = path + ": cannot open: " + strerror(errno); return false; }
+        size_t n = fill();
+        gzip = n >= 2 && in[0] == 0x1f && in[1] == 0x8b;
+        if (gzip && inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) { *err = path + ": out of memory for zlib"; return false; }
+        return true;
+    }
+    ~ByteSource() {
+        if (gzip) inflateEnd(&zs);
+        if (f) fclose(f);
+    }
+    // Tops up the input buffer (keeping what is unread); returns the bytes now available.
+    size_t fill() {
+        if (zs.avail_in > 0 && zs.next_in != in.data()) memmove(in.data(), zs.next_in, zs.avail_in);
+        size_t got = fread(in.data() + zs.avail_in, 1, in.size() - zs.avail_in, f);
+        file_bytes_read += got;
+        zs.next_in = in.data();
+        zs.avail_in += (uInt)got;
+        return zs.avail_in;
+    }
+    uint64_t consumed() const { return file_bytes_read - zs.avail_in; }  // offset in the file
+    // Up to cap bytes into dst: > 0 bytes, 0 at the end, -1 on an error (*err set).
+    long read(char* dst, size_t cap, std::string* err) {
+        if (!gzip) {
+            if (zs.avail_in > 0) {  // the bytes fill() read to look for the magic
+                size_t n = std::min<size_t>(cap, zs.avail_in);
+                memcpy(dst, zs.next_in, n);
+                zs.next_in += n; zs.avail_in -= (uInt)n;
+                return (long)n;
+            }
+            size_t n = fread(dst, 1, cap, f);
+            if (n == 0 && ferror(f)) { *err = std::string("read error: ") + strerror(errno); return -1; }
+            return (long)n;
+        }
+        for (;;) {
+            if (member_done) {  // after a member: the end, another member, or garbage
+                if (zs.avail_in < 2) fill();
+                if (zs.avail_in == 0) return 0;
+                if (zs.avail_in < 2 || zs.next_in[0] != 0x1f || zs.next_in[1] != 0x8b) {
+                    *err = "bytes after the end of the gzip stream at byte " + std::to_string(consumed()) +
+                           " of the compressed file; the file was damaged or appended to: remove the extra bytes";
+                    return -1;
+                }
+                inflateReset(&zs);
+                member_done = false;
+            }
+            if (zs.avail_in == 0 && fill() == 0) {
+                *err = "the gzip stream ends early (at byte " + std::to_string(consumed()) +
+                       "); the file is truncated or not fully written";
+                return -1;
+            }
+            zs.next_out = (unsigned char*)dst;
+            zs.avail_out = (uInt)std::min<size_t>(cap, 1u << 30);
+            int rc = inflate(&zs, Z_NO_FLUSH);
+            long produced = (long)(std::min<size_t>(cap, 1u << 30) - zs.avail_out);
+            if (rc == Z_STREAM_END) member_done = true;
+            else if (rc != Z_OK && !(rc == Z_BUF_ERROR && zs.avail_in == 0)) {
+                *err = std::string("the gzip data is corrupt near byte ") + std::to_string(consumed()) + " (" +
+                       (zs.msg ? zs.msg : "zlib error " + std::to_string(rc)) + ")";
+                return -1;
+            }
+            if (produced > 0) return produced;
+        }
+    }
+};
+
+// Reads a plain or gzipped file line by line. A line longer than max_line bytes is an error, so
+// memory stays bounded whatever the file holds.
 struct LineReader {
-    gzFile gz = nullptr;
+    ByteSource source;
+    size_t max_line = (size_t)64 << 20;
     std::vector<char> buf = std::vector<char>(1 << 20);
     size_t pos = 0, len = 0;
     bool eof = false;
+    uint64_t lines_done = 0;
 
-    bool open(const std::string& path, std::string* err) {
-        gz = gzopen(path.c_str(), "rb");
-        if (!gz) { *err = path + ": cannot open: " + strerror(errno); return false; }
-        gzbuffer(gz, 1 << 18);
-        return true;
-    }
-    ~LineReader() { if (gz) gzclose(gz); }
+    bool open(const std::string& path, std::string* err) { return source.open(path, err); }
     // false at the end of the file or on a read error (then *err is set)
     bool next(std::string* line, std::string* err) {
         line->clear();
         for (;;) {
             if (pos == len) {
-                if (eof) return !line->empty();
-                int n = gzread(gz, buf.data(), (unsigned)buf.size());
-                int code = 0;
-                const char* msg = gzerror(gz, &code);
-                if (n < 0 || (code != Z_OK && code != Z_STREAM_END)) {
-                    *err = std::string("read error (") + msg + "); the file is damaged or not fully written";
-                    return false;
-                }
+                if (eof) { if (line->empty()) return false; lines_done++; return true; }
+                long n = source.read(buf.data(), buf.size(), err);
+                if (n < 0) return false;
                 if (n == 0) { eof = true; continue; }
                 pos = 0; len = (size_t)n;
             }
             char* start = buf.data() + pos;
             char* nl = (char*)memchr(start, '\n', len - pos);
             size_t take = nl ? (size_t)(nl - start) : len - pos;
+            if (line->size() + take > max_line) {
+                *err = "line " + std::to_string(lines_done + 1) + " is longer than --max-line-bytes " +
+                       std::to_string(max_line) + " (no newline within that many bytes); split the line, or raise "
+                       "--max-line-bytes if it is real data";
+                return false;
+            }
             line->append(start, take);
             pos += take;
-            if (nl) { pos++; return true; }
+            if (nl) { pos++; lines_done++; return true; }
         }
     }
 };
@@ -173,6 +269,7 @@ int main(int argc, char** argv) {
         return 1;
     }
     LineReader reader;
+    reader.max_line = opt.max_line_bytes;
     if (!reader.open(opt.input, &err)) { fprintf(stderr, "prepare_dpo: %s\n", err.c_str()); return 1; }
 
     PairSet train, val;
@@ -189,29 +286,12 @@ int main(int argc, char** argv) {
         uint64_t line_no = ++st.lines;
         if (!line.empty() && line.back() == '\r') line.pop_back();
         if (line_no == 1 && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);  // UTF-8 byte order mark
-        progress.update(gzoffset(reader.gz) / 1e6, std::to_string(line_no) + " lines");
+        progress.update(reader.source.consumed() / 1e6, std::to_string(line_no) + " lines");
         if (line.find_first_not_of(" \t") == std::string::npos) { st.blank++; continue; }
 
         LineError bad;
         PairText text;
-        bool ok = true;
-        size_t at = utf8_invalid_at(line);
-        if (at != std::string::npos) {
-            ok = line_error(&bad, "invalid UTF-8", "invalid UTF-8 at byte offset " + std::to_string(at) +
-                            " of the line; re-encode the file as UTF-8");
-        } else {
-            nlohmann::json j;
-            try {
-                j = nlohmann::json::parse(line);
-            } catch (const nlohmann::json::parse_error& e) {
-                std::string what = e.what();
-                size_t close = what.find("] ");
-                ok = line_error(&bad, "malformed JSON", "malformed JSON: " +
-                                (close == std::string::npos ? what : what.substr(close + 2)) +
-                                "; each line must be one complete JSON object");
-            }
-            if (ok) ok = pair_from_json(j, opt.format, &text, &bad);
-        }
+        bool ok = pair_from_line(line, line_no == 1, opt.format, &text, &bad);
         if (ok) {
             const std::string* parts[3] = {&text.prompt, &text.chosen, &text.rejected};
             std::vector<int32_t>* ids[3] = {&p, &c, &r};

@@ -1,5 +1,5 @@
-// Text-level steps of data/prepare_dpo, kept apart from the tool so tests can call them:
-// UTF-8 validation, turning one JSON line into (prompt, chosen, rejected) text in each input
+// Text-level steps of data/prepare_dpo, kept apart from the tool so tests and fuzz/ can call
+// them: UTF-8 validation, turning one JSON line into (prompt, chosen, rejected) text in each input
 // format (explicit, implicit HH-RLHF, chat messages), and fitting a tokenised pair into a
 // maximum unit length under a truncation policy. data/README.md documents every rule here.
 #pragma once
@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 #include <nlohmann/json.hpp>
+#include "common/json_read.h"
 
 // ---------------------------------------------------------------------------------------------
 // UTF-8
@@ -222,6 +223,37 @@ static inline bool pair_from_json(const nlohmann::json& j, InputFormat format, P
         return line_error(e, "identical chosen and rejected", "the chosen and rejected responses are the same "
                           "text, so the pair says nothing; remove the line");
     return true;
+}
+
+// One line of the input file (without its newline and a trailing CR) -> prompt, chosen, rejected
+// text: the one place a line is checked (a UTF-8 byte order mark only at the start of the file,
+// valid UTF-8, JSON through json_parse_text: no exception escapes, nesting bounded), then read in
+// the given format. Blank lines are the caller's business.
+static inline bool pair_from_line(std::string& line, bool first_line, InputFormat format, PairText* out,
+                                  LineError* e) {
+    if (line.compare(0, 3, "\xEF\xBB\xBF") == 0) {
+        if (!first_line)
+            return line_error(e, "byte order mark", "a UTF-8 byte order mark starts this line; one is allowed only "
+                              "at the start of the file (were files concatenated?); remove it");
+        line.erase(0, 3);
+    }
+    size_t at = utf8_invalid_at(line);
+    if (at != std::string::npos)
+        return line_error(e, "invalid UTF-8", "invalid UTF-8 at byte offset " + std::to_string(at) +
+                          " of the line; re-encode the file as UTF-8");
+    nlohmann::json j;
+    std::string why;
+    if (!json_parse_text(line, &j, &why, &at)) {
+        const char* reason = why.compare(0, 14, "malformed JSON") == 0 ? "malformed JSON"
+                           : why.compare(0, 12, "raw NUL byte") == 0 ? "raw NUL byte"
+                           : why.compare(0, 14, "nesting deeper") == 0 ? "nesting too deep" : "bad JSON value";
+        return line_error(e, reason, why + "; each line must be one complete JSON object");
+    }
+    try {
+        return pair_from_json(j, format, out, e);
+    } catch (const nlohmann::json::exception& x) {  // any access the checks in pair_from_json missed
+        return line_error(e, "bad JSON value", std::string("unexpected JSON value: ") + x.what());
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

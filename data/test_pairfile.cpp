@@ -149,6 +149,26 @@ int main() {
                     "pairfile_unwritable_path", "err '%s'", err.c_str());
     }
 
+    // issue 10: a vocabulary beyond 2^24 is refused where the file is read, even under a valid
+    // header checksum (re-made here as the format defines it), and by the writer
+    {
+        PairSet s = random_set(rng, 3, 50257);
+        std::string path = dir + "/huge_vocab.bin", err;
+        write_pair_file(path, s, 0, &err);
+        std::vector<uint8_t> b = read_bytes(path);
+        put_le(&b[PF_VOCAB], 2147483647u, 4);
+        put_le(&b[PF_TOKEN_BYTES], 4, 4);
+        put_le(&b[PF_HEADER_HASH], fnv1a64(FNV1A64_OFFSET, b.data(), PF_HEADER_HASH), 8);
+        write_bytes(path, b, b.size());
+        PairSet out;
+        bool rejected = !load_pair_file(path, &out, &err);
+        test_report(rejected && err.find(path + ": byte 16: vocab_size 2147483647 is outside [1, 16777216]") == 0,
+                    "pairfile_vocab_bounded_on_read", "err '%s'", err.c_str());
+        s.vocab_size = PAIRFILE_MAX_VOCAB + 1;
+        test_report(!write_pair_file(dir + "/huge_vocab_w.bin", s, 0, &err) && err.find("outside [1, 2^24]") != std::string::npos,
+                    "pairfile_vocab_bounded_on_write", "err '%s'", err.c_str());
+    }
+
     // foreign and missing files
     {
         std::string path = dir + "/foreign.bin", err;

@@ -8,6 +8,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
@@ -381,6 +382,15 @@ static void test_bad_input() {
         {"unknown_format", R"({"question": "Q", "answer": "A"})", "expected \"chosen\" and", false},
         {"bad_role", R"({"prompt": [{"role": "bot", "content": "Q"}], "chosen": [{"role": "assistant", "content": "a"}], "rejected": [{"role": "assistant", "content": "b"}]})", "role \"bot\"", false},
         {"no_shared_prompt", R"({"chosen": "Yes", "rejected": "No"})", "share no prompt", false},
+        // issue 10: numbers out of range, deep nesting, a raw NUL, a byte order mark after line 1
+        {"number_out_of_range", R"({"prompt": "Q", "chosen": " yes", "rejected": " no", "score": 1e400})",
+         "bad JSON value", false},
+        {"deep_nesting", R"({"chosen": [{"role": "user", "content": "Q", "x": )" + std::string(100000, '[') +
+         std::string(100000, ']') + R"(}, {"role": "assistant", "content": "a"}], "rejected": [])",
+         "nesting deeper than 256 levels", false},
+        {"raw_nul", std::string(R"({"prompt": "Q", "chosen": " yes", "rejected": " no"})") + std::string("\0zz", 3),
+         "raw NUL byte at byte 52", false},
+        {"bom_after_line_1", "\xEF\xBB\xBF" + good, "byte order mark", false},
     };
     std::string all_bad = good + "\n";
     for (auto& c : cases) {
@@ -423,6 +433,79 @@ static void test_bad_input() {
     test_report(rc == 1 && contains(err, "no pairs") && !exists(bin), "all_lines_bad", "rc %d '%s'", rc, err.c_str());
 }
 
+// issue 10: outputs that are the input under another spelling, outputs that are not regular
+// files, and lines longer than --max-line-bytes stop the tool before anything is replaced.
+static void test_files_kept_safe() {
+    std::string in = g_dir + "/keep.jsonl", out, err;
+    std::string text = read_text("data/testdata/explicit.jsonl");
+    write_text(in, text);
+    int rc = run_tool("--input " + in + " --output " + g_dir + "/./keep.jsonl", &out, &err);
+    test_report(rc == 2 && contains(err, "same file") && read_text(in) == text, "output_is_input_by_identity",
+                "rc %d '%s'", rc, err.c_str());
+    std::string link = g_dir + "/keep_link.jsonl";
+    symlink(in.c_str(), link.c_str());
+    rc = run_tool("--input " + in + " --output " + link, &out, &err);
+    test_report(rc == 2 && contains(err, "same file") && read_text(in) == text, "output_is_input_through_symlink",
+                "rc %d '%s'", rc, err.c_str());
+    rc = run_tool("--input " + in + " --output " + g_dir + "/t.bin --val-output " + g_dir + "/../" +
+                  g_dir.substr(g_dir.rfind('/') + 1) + "/t.bin --val-fraction 0.5", &out, &err);
+    test_report(rc == 2 && contains(err, "same file"), "val_output_is_output_by_identity", "rc %d '%s'", rc, err.c_str());
+    std::string fifo = g_dir + "/fifo.bin";
+    bool made = mkfifo(fifo.c_str(), 0600) == 0;
+    rc = run_tool("--input " + in + " --output " + fifo, &out, &err);
+    struct stat st;
+    test_report(made && rc == 1 && contains(err, "is a FIFO") && stat(fifo.c_str(), &st) == 0 && S_ISFIFO(st.st_mode),
+                "output_fifo_refused", "rc %d '%s'", rc, err.c_str());
+    std::string other = g_dir + "/other.bin", dangling = g_dir + "/dangling.bin";
+    symlink(other.c_str(), dangling.c_str());
+    rc = run_tool("--input " + in + " --output " + dangling, &out, &err);
+    test_report(rc == 1 && contains(err, "symbolic link") && !exists(other) && lstat(dangling.c_str(), &st) == 0 &&
+                S_ISLNK(st.st_mode), "output_symlink_refused", "rc %d '%s'", rc, err.c_str());
+
+    // a line over the cap, plain and gzipped (no newline at all): the error names the line
+    std::string good = R"({"prompt": "Q", "chosen": " yes", "rejected": " no"})";
+    std::string long_in = g_dir + "/long.jsonl", bin = g_dir + "/long.bin";
+    write_text(long_in, good + "\n" + good + "\n{\"prompt\": \"" + std::string(5000, 'a') + "\"}\n");
+    rc = run_tool("--input " + long_in + " --output " + bin + " --max-line-bytes 1000", &out, &err);
+    test_report(rc == 1 && contains(err, "line 3 is longer than --max-line-bytes 1000") && !exists(bin),
+                "line_over_max_line_bytes", "rc %d '%s'", rc, err.c_str());
+    std::string gz_in = g_dir + "/long.jsonl.gz";
+    gzFile gz = gzopen(gz_in.c_str(), "wb");
+    std::string block(1 << 16, 'a');
+    for (int i = 0; i < 4; i++) gzwrite(gz, block.data(), (unsigned)block.size());
+    gzclose(gz);
+    rc = run_tool("--input " + gz_in + " --output " + bin + " --max-line-bytes 100000 --skip-bad", &out, &err);
+    test_report(rc == 1 && contains(err, "line 1 is longer than --max-line-bytes 100000") && !exists(bin),
+                "gzip_without_newline_capped", "rc %d '%s'", rc, err.c_str());
+}
+
+// issue 10: gzip members may follow one another; other bytes after the stream are an error.
+static void test_gzip_streams() {
+    std::string text = read_text("data/testdata/explicit.jsonl");
+    auto gz_bytes = [&](const std::string& name) {
+        std::string path = g_dir + "/" + name;
+        gzFile gz = gzopen(path.c_str(), "wb");
+        gzwrite(gz, text.data(), (unsigned)text.size());
+        gzclose(gz);
+        return read_text(path);
+    };
+    std::string one = gz_bytes("one.gz"), out, err, why;
+    std::string two = g_dir + "/two.jsonl.gz", bin = g_dir + "/two.bin";
+    write_text(two, one + one);
+    int rc = run_tool("--input " + two + " --output " + bin, &out, &err);
+    PairSet s, single;
+    std::string single_bin = g_dir + "/one.bin";
+    run_tool("--input data/testdata/explicit.jsonl --output " + single_bin, &out, &err);
+    bool ok = rc == 0 && load_pair_file(bin, &s, &why) && load_pair_file(single_bin, &single, &why) &&
+              s.size() == 2 * single.size();
+    test_report(ok, "gzip_concatenated_members", "rc %d, %zu pairs vs %zu", rc, s.size(), single.size());
+    std::string garbage = g_dir + "/garbage.jsonl.gz", gbin = g_dir + "/garbage.bin";
+    write_text(garbage, one + "trailing junk");
+    rc = run_tool("--input " + garbage + " --output " + gbin, &out, &err);
+    test_report(rc == 1 && contains(err, "bytes after the end of the gzip stream at byte " + std::to_string(one.size())) &&
+                !exists(gbin), "gzip_trailing_bytes", "rc %d '%s'", rc, err.c_str());
+}
+
 int main() {
     char tmpl[] = "/tmp/test_prepare.XXXXXX";
     g_dir = mkdtemp(tmpl);
@@ -441,6 +524,8 @@ int main() {
         test_small_formats(tok);
         test_truncation();
         test_bad_input();
+        test_files_kept_safe();
+        test_gzip_streams();
     }
     std::string cmd = "rm -rf " + g_dir;
     if (system(cmd.c_str()) != 0) printf("note: could not remove %s\n", g_dir.c_str());

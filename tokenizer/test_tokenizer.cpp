@@ -317,6 +317,11 @@ int main() {
         rc = run_shell("echo '15496 99999 995' | ./tokenizer/tokenize decode 2> " + tmp + "/err.txt > /dev/null");
         read_whole_file(tmp + "/err.txt", &line);
         test_report(rc == 1 && line.find("id 1 ") != std::string::npos, "cli_bad_id", "rc=%d stderr '%s'", rc, line.c_str());
+        write_file(tmp + "/nul_ids.txt", std::string("15496 12\0zz 995\n", 16));  // issue 10: not read as 12
+        rc = run_shell("./tokenizer/tokenize decode < " + tmp + "/nul_ids.txt 2> " + tmp + "/err.txt > /dev/null");
+        read_whole_file(tmp + "/err.txt", &line);
+        test_report(rc == 1 && line.find("id 1 (byte offset 6) is '12\\x00zz', not an integer") != std::string::npos,
+                    "cli_id_with_nul_byte", "rc=%d stderr '%s'", rc, line.c_str());
         rc = run_shell("echo hi | DPO_TOKENIZER_DIR=" + tmp + "/missing ./tokenizer/tokenize encode 2> " + tmp + "/err.txt > /dev/null");
         read_whole_file(tmp + "/err.txt", &line);
         test_report(rc == 1 && line.find("encoder.json") != std::string::npos, "cli_missing_files", "rc=%d stderr '%s'", rc, line.c_str());

@@ -77,9 +77,15 @@ int main(int argc, char** argv) {
         std::string word = input.substr(word_start, i - word_start);
         char* end = nullptr;
         long long v = strtoll(word.c_str(), &end, 10);
-        if (*end != '\0' || word.size() > 12) {
+        if (end != word.c_str() + word.size() || word.size() > 12) {  // the whole word: "12\0zz" is not 12
+            std::string shown;  // the word, with control bytes (a NUL, ...) shown as \xNN
+            for (unsigned char c : word.substr(0, 40)) {
+                char hex[8];
+                snprintf(hex, sizeof hex, "\\x%02x", c);
+                shown += c < 32 || c == 127 ? std::string(hex) : std::string(1, (char)c);
+            }
             fprintf(stderr, "tokenize: stdin: id %zu (byte offset %zu) is '%s', not an integer; decode reads whitespace-separated token ids\n",
-                    ids.size(), word_start, word.c_str());
+                    ids.size(), word_start, shown.c_str());
             return 1;
         }
         if (v < 0 || v >= tok.vocab_size()) {
