@@ -33,6 +33,8 @@
 #include "cpu/data_parallel.h"
 #include "cpu/dpo.h"
 #include "cpu/sample.h"
+#include "cpu/sample_command.h"
+#include "common/trainer.h"
 #include "data/dataloader.h"
 #include "data/pairfile.h"
 #include "tokenizer/gpt2_tokenizer.h"
@@ -40,8 +42,9 @@
 // This process's place in a data-parallel job (rank 0 of 1 unless started by mpirun).
 static cpu::MpiComm g_comm;
 
-// An error ends every rank of the job (MPI_Abort), naming the rank that hit it.
-[[noreturn]] static void fatal(const std::string& msg) {
+// An error ends every rank of the job (MPI_Abort), naming the rank that hit it: the handler of
+// common/trainer.h's fatal().
+static void fatal_on_rank(const std::string& msg) {
     if (g_comm.world > 1) fprintf(stderr, "error: rank %d of %d: %s\n", g_comm.rank, g_comm.world, msg.c_str());
     else fprintf(stderr, "error: %s\n", msg.c_str());
     g_comm.abort(1);
@@ -57,73 +60,19 @@ static cpu::MpiComm g_comm;
     exit(1);
 }
 
-static double now_seconds() {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
 static void set_threads(int n) {
     if (n > 0) omp_set_num_threads(n);
     openblas_set_num_threads(omp_get_max_threads());
 }
 
-// --model: a preset (random init; vocabulary from the data), a checkpoint of this trainer,
-// a Hugging Face GPT-2 directory or an llm.c .bin.
+// --model (common/trainer.h's load_model_params) into the CPU model.
 static void load_model(const std::string& spec, int data_vocab, uint64_t seed, cpu::GPT2<float>* model) {
     ModelConfig cfg;
-    if (model_preset(spec, &cfg)) {
-        cfg.vocab_size = data_vocab;
-        cfg.padded_vocab_size = pad_vocab(data_vocab);
-        model->init_random(cfg, seed);
-        printf("model: preset %s, random init (seed %llu)\n", spec.c_str(), (unsigned long long)seed);
-        return;
-    }
-    std::string err;
-    if (is_checkpoint_file(spec)) {
-        CheckpointState s;
-        if (!load_checkpoint(spec, &s, &err)) fatal(err);
-        model->setup(s.cfg);
-        std::copy(s.params.begin(), s.params.end(), model->params.begin());
-        printf("model: checkpoint %s (step %ld)\n", spec.c_str(), s.step);
-        return;
-    }
     std::vector<float> params;
-    std::vector<std::string> warnings;
-    ModelLoad r = load_model_any(spec, &cfg, &params, &err, &warnings);
-    for (auto& w : warnings) fprintf(stderr, "warning: %s\n", w.c_str());
-    if (r == ModelLoad::not_recognized)
-        fatal(err + "; --model takes a preset (tiny small d6 d12 d24 d36 d48), a checkpoint of this "
-                    "trainer, a Hugging Face GPT-2 directory or an llm.c .bin");
-    if (r == ModelLoad::failed) fatal(err);
+    load_model_params(spec, data_vocab, seed, &cfg, &params);
     model->setup(cfg);
     std::copy(params.begin(), params.end(), model->params.begin());
-    printf("model: %s\n", spec.c_str());
 }
-
-static void print_model(const ModelConfig& c) {
-    printf("model: L=%d NH=%d C=%d maxT=%d V=%d (padded %d), %.2fM parameters\n", c.num_layers,
-           c.num_heads, c.channels, c.max_seq_len, c.vocab_size, c.padded_vocab_size,
-           num_parameters(c) / 1e6);
-}
-
-static void check_vocabulary(const PairSet& set, const std::string& path, const ModelConfig& cfg) {
-    if (set.vocab_size > cfg.vocab_size)
-        fatal(path + ": made with a vocabulary of " + std::to_string(set.vocab_size) + " tokens (" +
-              set.tokenizer_id + ") but the model has " + std::to_string(cfg.vocab_size) +
-              "; prepare the data with the model's tokenizer");
-}
-
-static PairSet load_pairs(const std::string& path, const char* what) {
-    PairSet set;
-    std::string err;
-    if (!load_pair_file(path, &set, &err)) fatal(std::string(what) + " data: " + err);
-    return set;
-}
-
-// Log-probs of every pair of a set under the model, forward only, in dataset order.
-struct SetLogps {
-    std::vector<double> chosen, rejected;
-    std::vector<int> n_chosen, n_rejected;
-};
 
 // With skip_overlong, pairs longer than a row are left out (their n_chosen stays 0).
 // Several ranks split the set by whole packing chunks (so every pair is packed exactly as by one
@@ -260,96 +209,6 @@ static int run_score(int argc, char** argv) {
                      lp.n_rejected[i]) > 0;
     if (!out.commit(&err, ok)) fatal("score: " + err);
     printf("scored %zu pairs -> %s\n", set.size(), out_path.c_str());
-    return 0;
-}
-
-// ----------------------------------------------------------------------------------------------
-// sample: continuations of prompts, with a KV cache (cpu/sample.h)
-
-// Text of tokens: GPT-2's BPE when the model has its vocabulary, else the ids in brackets.
-struct TokenPrinter {
-    GPT2Tokenizer tok;
-    bool text = false;
-    void init(int vocab_size) {
-        std::string err;
-        text = vocab_size == 50257 && tok.load(default_tokenizer_dir(), &err);
-    }
-    std::string show(const std::vector<int>& ids) const {
-        if (text) {
-            std::vector<int32_t> v(ids.begin(), ids.end());
-            return tok.decode(v.data(), v.size());
-        }
-        std::string s = "[";
-        for (size_t i = 0; i < ids.size(); i++) s += (i ? " " : "") + std::to_string(ids[i]);
-        return s + "]";
-    }
-};
-
-static int run_sample(int argc, char** argv) {
-    std::string model_path, prompts_file, tokenizer_dir;
-    std::vector<std::string> prompts;
-    std::vector<std::vector<int>> id_prompts;
-    cpu::SampleSettings ss;
-    ss.max_new_tokens = 64;
-    FlagParser f(argc, argv, 2, "sample");  // after "train_dpo_cpu sample"
-    while (f.next()) {
-        std::string v;
-        std::vector<int> ids;
-        if (f.is("--model")) f.text(&model_path);
-        else if (f.is("--prompt")) { if (f.text(&v)) prompts.push_back(v); }
-        else if (f.is("--prompts")) f.text(&prompts_file);
-        else if (f.is("--prompt-ids")) { if (f.integer_list(&ids, 0, INT32_MAX)) id_prompts.push_back(ids); }
-        else if (f.is("--tokenizer")) f.text(&tokenizer_dir);
-        else if (f.is("--max-tokens")) f.integer(&ss.max_new_tokens, 0, MAX_FLAG_SAMPLE_TOKENS);
-        else if (f.is("--temperature")) f.number(&ss.temperature, NumberRange::at_least(0));
-        else if (f.is("--top-k")) f.integer(&ss.top_k, 0, INT32_MAX);
-        else if (f.is("--top-p")) f.number(&ss.top_p, {0, 1, true, false});
-        else if (f.is("--greedy")) ss.greedy = true;
-        else if (f.is("--seed")) f.seed(&ss.seed);
-        else if (f.is("--eos-id")) f.integer(&ss.eos_token, -1, INT32_MAX);
-        else if (f.is("--help") || f.is("-h")) { print_usage(argv[0]); return 0; }
-        else f.unknown();
-    }
-    if (!f.ok()) fatal(f.error());
-    if (model_path.empty()) fatal("sample needs --model (see --help)");
-    if (!prompts_file.empty()) {
-        std::ifstream in(prompts_file);
-        if (!in) fatal("sample: cannot read " + prompts_file);
-        std::string line;
-        while (std::getline(in, line)) if (!line.empty()) prompts.push_back(line);
-    }
-    if (prompts.empty() && id_prompts.empty()) fatal("sample needs --prompt TEXT, --prompts FILE or --prompt-ids \"1 2 3\"");
-    if (ss.temperature <= 0) ss.greedy = true;
-    cpu::GPT2<float> model;
-    load_model(model_path, 50257, 0, &model);
-    GPT2Tokenizer tok;
-    std::string err;
-    std::vector<std::vector<int>> inputs;
-    if (!prompts.empty()) {
-        if (!tok.load(tokenizer_dir.empty() ? default_tokenizer_dir() : tokenizer_dir, &err)) fatal("sample: " + err);
-        if (tok.vocab_size() > model.cfg.vocab_size)
-            fatal("sample: the tokenizer has " + std::to_string(tok.vocab_size()) + " tokens, the model " +
-                  std::to_string(model.cfg.vocab_size) + "; use --prompt-ids for models with other vocabularies");
-        for (const std::string& p : prompts) {
-            std::vector<int32_t> ids;
-            if (!tok.encode(p, &ids, &err)) fatal("sample: prompt '" + p + "': " + err);
-            inputs.push_back(std::vector<int>(ids.begin(), ids.end()));
-        }
-    }
-    for (const std::vector<int>& ids : id_prompts) inputs.push_back(ids);
-    TokenPrinter printer;
-    printer.init(model.cfg.vocab_size);
-    cpu::Sampler sampler(model.cfg, model.params.data(), ss);
-    for (const std::vector<int>& ids : inputs) {
-        std::string too_long = check_seq_len((long long)ids.size(), model.cfg, "sample: a prompt of " +
-                                             std::to_string(ids.size()) + " tokens");
-        if (!too_long.empty()) fatal(too_long);
-        cpu::SampleResult r = sampler.generate(ids);
-        if (r.stop == cpu::SampleStop::bad_prompt)
-            fatal("sample: a prompt is empty, longer than the context of " + std::to_string(model.cfg.max_seq_len) +
-                  " tokens, or has ids outside the vocabulary");
-        printf("--- prompt: %s\n%s\n", printer.show(ids).c_str(), printer.show(r.tokens).c_str());
-    }
     return 0;
 }
 
@@ -604,6 +463,7 @@ static int run_train(int argc, char** argv) {
 }
 
 int main(int argc, char** argv) {
+    fatal_handler = fatal_on_rank;
     if (argc > 1 && std::string(argv[1]) == "score") return run_score(argc, argv);
     if (argc > 1 && std::string(argv[1]) == "sample") return run_sample(argc, argv);
     g_comm.start(&argc, &argv);  // MPI, when started by mpirun

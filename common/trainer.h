@@ -23,7 +23,12 @@
 #include "data/pairfile.h"
 #include "tokenizer/gpt2_tokenizer.h"
 
+// A trainer that must clean up before an error ends the process sets this (train_dpo_cpu under
+// mpirun: print the rank and end every rank with MPI_Abort); it does not return.
+inline void (*fatal_handler)(const std::string& msg) = nullptr;
+
 [[noreturn]] static inline void fatal(const std::string& msg) {
+    if (fatal_handler) fatal_handler(msg);
     fprintf(stderr, "error: %s\n", msg.c_str());
     exit(1);
 }

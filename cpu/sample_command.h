@@ -69,6 +69,9 @@ inline int run_sample(int argc, char** argv) {
     printer.init(cfg.vocab_size);
     cpu::Sampler sampler(cfg, params.data(), ss);
     for (const std::vector<int>& ids : inputs) {
+        std::string too_long = check_seq_len((long long)ids.size(), cfg, "sample: a prompt of " +
+                                             std::to_string(ids.size()) + " tokens");
+        if (!too_long.empty()) fatal(too_long);
         cpu::SampleResult r = sampler.generate(ids);
         if (r.stop == cpu::SampleStop::bad_prompt)
             fatal("sample: a prompt is empty, longer than the context of " + std::to_string(cfg.max_seq_len) +
