@@ -1,8 +1,8 @@
 // The per-token layout of one micro-batch: B rows of T tokens, each token with the metadata
-// of DESIGN.md §1.3 (position id, target, mask end, pair slot, side). Both trainers and every
+// of docs/DESIGN.md §1.3 (position id, target, mask end, pair slot, side). Both trainers and every
 // kernel read this, and only this, to know what attends to what and what is scored.
 //
-// Units (DESIGN.md §1.2), for a pair with prompt p[0..P), chosen c[0..C), rejected r[0..R):
+// Units (docs/DESIGN.md §1.2), for a pair with prompt p[0..P), chosen c[0..C), rejected r[0..R):
 //   shared unit   [ p | c | p(P-1)' | r ]   length P + C + 1 + R
 //   baseline      [ p | c ] and [ p | r ]  two plain causal units, lengths P + C and P + R
 // Visibility of key k from query q in the same row:  k <= q < end[k].
@@ -90,7 +90,7 @@ static inline void write_unit(Batch& b, Layout layout, int unit, int row, int st
     if (unit_end > b.row_len[row]) b.row_len[row] = unit_end;
 }
 
-// Explicit visibility rule of DESIGN.md §1.3, for tests: same unit, causal, and not
+// Explicit visibility rule of docs/DESIGN.md §1.3, for tests: same unit, causal, and not
 // (query on the rejected side of a shared unit and key the real last prompt token or chosen).
 static inline bool mask_visible(const Batch& b, int row, int q, int k) {
     return k <= q && q < b.end[(size_t)row * b.T + k];

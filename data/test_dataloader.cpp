@@ -1,6 +1,6 @@
 // Tests of the dataloader and packer (data/dataloader.h) on random in-memory pair sets: the step
 // stream (epochs, shuffle, resume, ranks), the packing (placement, FFD, padding), and every token's
-// metadata and the attention mask, checked against DESIGN.md §1.2/§1.3 written out independently
+// metadata and the attention mask, checked against docs/DESIGN.md §1.2/§1.3 written out independently
 // of write_unit. Also prints the padding fraction of FFD vs no packing on a realistic length mix.
 // Set TEST_SEED=<n> to replay a run (the seed is printed).
 #include <chrono>
@@ -206,7 +206,7 @@ static void test_stream() {
 }
 
 // ----------------------------------------------------------------------------
-// Batch contents against DESIGN.md §1.2/§1.3, written out here independently of write_unit
+// Batch contents against docs/DESIGN.md §1.2/§1.3, written out here independently of write_unit
 
 struct CheckCounts { long rows = 0, mask_rows = 0; };
 

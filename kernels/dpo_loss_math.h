@@ -1,6 +1,6 @@
 // kernels/dpo_loss_math.h: the preference loss of one pair and its derivatives with respect to
 // the policy's log-probs, shared by the CPU reference and the GPU kernel (kernels/dpo_loss.cuh;
-// no CUDA here; DESIGN.md §1.1). Loss types use TRL's names:
+// no CUDA here; docs/DESIGN.md §1.1). Loss types use TRL's names:
 //   h = beta * ((pc - rc) - (pr - rr))          pc, pr: policy logps of chosen / rejected (sums)
 //   sigmoid: -(1-eps) log s(h) - eps log s(-h)  (eps = label smoothing; cDPO)
 //   ipo:     (h'/beta - 1/(2 beta))^2           h' uses per-token averaged logps
