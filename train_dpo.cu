@@ -40,6 +40,7 @@
 #include "kernels/logprob.cuh"
 #include "kernels/matmul.cuh"
 
+#include "common/demo_task.h"
 #include "common/trainer.h"
 #include "cpu/sample_command.h"
 #include "data/dataloader.h"
@@ -498,7 +499,10 @@ int main(int argc, char** argv) {
     }
     TrainConfig tc;
     std::string err;
-    if (!parse_train_args(argc, argv, 1, &tc, &err)) fatal(err);
+    bool demo;
+    std::vector<char*> args = with_demo_flags(argc, argv, &demo);  // no --train: the demo's flags first
+    if (!parse_train_args((int)args.size(), args.data(), 1, &tc, &err)) fatal(err);
+    if (demo) printf("demo: the bundled sort task; its flags, before yours: %s\n", join_flags(demo_task_flags()).c_str());
     std::error_code ec;
     std::filesystem::create_directories(tc.out_dir, ec);
     if (ec) fatal("cannot create output directory " + tc.out_dir + ": " + ec.message());
