@@ -150,19 +150,7 @@ static PairMetrics evaluate(cpu::GPT2<float>& model, const PairSet& set, const R
     Progress progress("eval", (double)set.size(), "pairs", quiet);
     SetLogps lp = compute_set_logps(model, set, layout, packing, B, T, skip_overlong, &progress);
     progress.finish();
-    PairMetrics m;
-    for (size_t i = 0; i < set.size(); i++) {
-        if (lp.n_chosen[i] == 0) continue;  // over-long, skipped
-        PairResult r;
-        r.policy.chosen = lp.chosen[i]; r.policy.rejected = lp.rejected[i];
-        r.policy.n_chosen = lp.n_chosen[i]; r.policy.n_rejected = lp.n_rejected[i];
-        r.ref_chosen = ref.chosen[i]; r.ref_rejected = ref.rejected[i];
-        double dc, dr;
-        r.loss = pair_loss<double>(spec, r.policy.chosen, r.policy.rejected, r.ref_chosen,
-                                   r.ref_rejected, r.policy.n_chosen, r.policy.n_rejected, &dc, &dr);
-        m.add(r, spec.beta);
-    }
-    return m;
+    return evaluate_logps(lp, ref, spec);
 }
 
 // ----------------------------------------------------------------------------------------------
