@@ -157,46 +157,21 @@ static PairMetrics evaluate(cpu::GPT2<float>& model, const PairSet& set, const R
 // score: log-probs of every pair under a model, as TSV
 
 static int run_score(int argc, char** argv) {
-    std::string model_path, data_path, out_path;
-    bool sharing = true, packing = true, quiet = false;
-    int B = 8, T = 0, threads = 0;
-    FlagParser f(argc, argv, 2, "score");  // after "train_dpo_cpu score"
-    while (f.next()) {
-        if (f.is("--model")) f.text(&model_path);
-        else if (f.is("--data")) f.text(&data_path);
-        else if (f.is("--out")) f.text(&out_path);
-        else if (f.is("--prefix-sharing")) f.on_off(&sharing);
-        else if (f.is("--packing")) f.on_off(&packing);
-        else if (f.is("--seq-len")) f.integer(&T, 2, MAX_FLAG_SEQ_LEN);
-        else if (f.is("--micro-rows")) f.integer(&B, 1, MAX_FLAG_ROWS);
-        else if (f.is("--threads")) f.integer(&threads, 0, MAX_FLAG_THREADS);
-        else if (f.is("--help") || f.is("-h")) { print_usage(argv[0]); return 0; }
-        else if (f.is("--quiet")) quiet = true;
-        else f.unknown();
-    }
-    if (!f.ok()) fatal(f.error());
-    if (model_path.empty() || data_path.empty() || out_path.empty())
-        fatal("score needs --model, --data and --out (see --help)");
-    set_threads(threads);
-    PairSet set = load_pairs(data_path, "score");
+    ScoreArgs a;
+    if (!parse_score_args(argc, argv, &a)) return 0;  // --help
+    set_threads(a.threads);
+    PairSet set = load_pairs(a.data_path, "score");
     cpu::GPT2<float> model;
-    load_model(model_path, set.vocab_size, 0, &model);
-    check_vocabulary(set, data_path, model.cfg);
-    if (T == 0) T = model.cfg.max_seq_len;
+    load_model(a.model_path, set.vocab_size, 0, &model);
+    check_vocabulary(set, a.data_path, model.cfg);
+    const int T = a.T == 0 ? model.cfg.max_seq_len : a.T;
     std::string too_long = check_seq_len(T, model.cfg, "score: --seq-len " + std::to_string(T));
     if (!too_long.empty()) fatal(too_long);
-    Progress progress("score", (double)set.size(), "pairs", quiet);
-    SetLogps lp = compute_set_logps(model, set, sharing ? LAYOUT_SHARED : LAYOUT_BASELINE, packing, B, T, false, &progress);
+    Progress progress("score", (double)set.size(), "pairs", a.quiet);
+    SetLogps lp = compute_set_logps(model, set, a.sharing ? LAYOUT_SHARED : LAYOUT_BASELINE, a.packing, a.B, T,
+                                    false, &progress);
     progress.finish();
-    AtomicFile out;
-    std::string err;
-    if (!out.open(out_path, &err)) fatal("score: " + err);
-    bool ok = fprintf(out.file(), "index\tlogp_chosen\tlogp_rejected\tn_chosen\tn_rejected\n") > 0;
-    for (size_t i = 0; ok && i < set.size(); i++)
-        ok = fprintf(out.file(), "%zu\t%.9g\t%.9g\t%d\t%d\n", i, lp.chosen[i], lp.rejected[i], lp.n_chosen[i],
-                     lp.n_rejected[i]) > 0;
-    if (!out.commit(&err, ok)) fatal("score: " + err);
-    printf("scored %zu pairs -> %s\n", set.size(), out_path.c_str());
+    write_score_tsv(a.out_path, lp);
     return 0;
 }
 

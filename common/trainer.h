@@ -126,7 +126,7 @@ static inline RefCache reference_logps(const SetForward& forward, uint64_t ref_h
 // The flags of the score subcommand (the forward is the trainer's own).
 struct ScoreArgs {
     std::string model_path, data_path, out_path;
-    bool sharing = true, packing = true;
+    bool sharing = true, packing = true, quiet = false;
     int B = 8, T = 0, threads = 0;  // T = 0: the model's context
 };
 
@@ -142,6 +142,7 @@ static inline bool parse_score_args(int argc, char** argv, ScoreArgs* a) {
         else if (f.is("--seq-len")) f.integer(&a->T, 2, MAX_FLAG_SEQ_LEN);
         else if (f.is("--micro-rows")) f.integer(&a->B, 1, MAX_FLAG_ROWS);
         else if (f.is("--threads")) f.integer(&a->threads, 0, MAX_FLAG_THREADS);
+        else if (f.is("--quiet")) a->quiet = true;
         else if (f.is("--help") || f.is("-h")) { print_usage(argv[0]); return false; }
         else f.unknown();
     }
