@@ -231,28 +231,16 @@ static int run_train(int argc, char** argv) {
     const ModelConfig& cfg = model.cfg;
     print_model(cfg);
     if (convert_only) {
-        std::vector<std::string> warnings;
-        if (!export_hf_model(tc.export_hf, cfg, model.params.data(), &err, "tokenizer/gpt2", &warnings)) fatal(err);
-        for (auto& w : warnings) fprintf(stderr, "warning: %s\n", w.c_str());
-        printf("exported %s as Hugging Face GPT-2 -> %s\n", tc.model.c_str(), tc.export_hf.c_str());
+        export_hf_or_die(tc.export_hf, cfg, model.params.data(), tc.model);
         return 0;
     }
     check_vocabulary(train, tc.train_file, cfg);
-    PairSet val;
-    const bool has_val = tc.val_file != "none" && !tc.val_file.empty();
-    if (has_val) {
-        val = load_pairs(tc.val_file, "validation");
-        check_vocabulary(val, tc.val_file, cfg);
-    }
     const int T = tc.seq_len > 0 ? tc.seq_len : cfg.max_seq_len;
     std::string too_long = check_seq_len(T, cfg, "--seq-len " + std::to_string(T));
     if (!too_long.empty()) fatal(too_long);
     const int B = tc.micro_rows;
-    if (has_val && tc.skip_overlong) {
-        long n = 0;
-        for (size_t i = 0; i < val.size(); i++) n += !pair_fits(val, (int64_t)i, B, T, layout);
-        if (n > 0) printf("note: %ld validation pairs do not fit a row; evaluation skips them\n", n);
-    }
+    const bool has_val = tc.val_file != "none" && !tc.val_file.empty();
+    PairSet val = load_validation(tc, cfg, B, T, layout);
 
     LoaderConfig lc;
     lc.B = B; lc.T = T; lc.pairs_per_step = tc.pairs_per_step; lc.layout = layout;
@@ -416,12 +404,7 @@ static int run_train(int argc, char** argv) {
     if (start_step < tc.steps || tc.steps == 0) run_eval(tc.steps);
     save(std::max(tc.steps, start_step));
     printf("checkpoint: %s\n", ckpt_path.c_str());
-    if (!tc.export_hf.empty()) {
-        std::vector<std::string> warnings;
-        if (!export_hf_model(tc.export_hf, cfg, model.params.data(), &err, "tokenizer/gpt2", &warnings)) fatal(err);
-        for (auto& w : warnings) fprintf(stderr, "warning: %s\n", w.c_str());
-        printf("exported the trained model as Hugging Face GPT-2 -> %s\n", tc.export_hf.c_str());
-    }
+    if (!tc.export_hf.empty()) export_hf_or_die(tc.export_hf, cfg, model.params.data(), "the trained model");
     return 0;
 }
 

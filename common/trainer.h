@@ -20,6 +20,7 @@
 #include "common/ref_cache.h"
 #include "common/train_config.h"
 #include "common/train_log.h"
+#include "data/dataloader.h"
 #include "data/pairfile.h"
 #include "tokenizer/gpt2_tokenizer.h"
 
@@ -163,6 +164,32 @@ static inline void write_score_tsv(const std::string& path, const SetLogps& lp) 
                      lp.n_rejected[i]) > 0;
     if (!out.commit(&err, ok)) fatal("score: " + err);
     printf("scored %zu pairs -> %s\n", lp.chosen.size(), path.c_str());
+}
+
+// --export-hf: writes the fp32 weights as a Hugging Face GPT-2 directory (with GPT-2's tokenizer
+// files); `what` names the model in the closing line.
+static inline void export_hf_or_die(const std::string& dir, const ModelConfig& cfg, const float* params,
+                                    const std::string& what) {
+    std::string err;
+    std::vector<std::string> warnings;
+    if (!export_hf_model(dir, cfg, params, &err, "tokenizer/gpt2", &warnings)) fatal(err);
+    for (auto& w : warnings) fprintf(stderr, "warning: %s\n", w.c_str());
+    printf("exported %s as Hugging Face GPT-2 -> %s\n", what.c_str(), dir.c_str());
+}
+
+// The validation pairs of --val (an empty set for 'none'), checked against the model's vocabulary;
+// with --overlong skip it says how many do not fit a row of B x T (evaluation skips them).
+static inline PairSet load_validation(const TrainConfig& tc, const ModelConfig& cfg, int B, int T, Layout layout) {
+    PairSet val;
+    if (tc.val_file == "none" || tc.val_file.empty()) return val;
+    val = load_pairs(tc.val_file, "validation");
+    check_vocabulary(val, tc.val_file, cfg);
+    if (tc.skip_overlong) {
+        long n = 0;
+        for (size_t i = 0; i < val.size(); i++) n += !pair_fits(val, (int64_t)i, B, T, layout);
+        if (n > 0) printf("note: %ld validation pairs do not fit a row; evaluation skips them\n", n);
+    }
+    return val;
 }
 
 // The metrics of an evaluation from the set's log-probs and its reference log-probs.
