@@ -39,6 +39,7 @@
 #include "kernels/layernorm.cuh"
 #include "kernels/logprob.cuh"
 #include "kernels/matmul.cuh"
+#include "kernels/zero.cuh"
 
 #include "common/demo_task.h"
 #include "common/trainer.h"
@@ -93,9 +94,18 @@ struct GPT2GPU {
     size_t sizes[NUM_PARAM_TENSORS], offsets[NUM_PARAM_TENSORS];
     cudaStream_t stream = 0;
 
-    // weights and optimizer state [num_params]
+    // Weights and optimizer state. Data parallelism (kernels/zero.cuh) decides which parameters
+    // [own_lo, own_hi) this rank updates: its ZeRO-1 shard, or all of them (one rank, --zero 0).
+    //   params [num_params, padded for the ZeRO-1 all-gather]   floatX, the whole model
+    //   grads [num_params]                                      fp32, this rank's micro-batches
+    //   master, adam_m, adam_v [own_hi - own_lo]                fp32, master[0] is parameter own_lo
     floatX* params = nullptr;
     float *master = nullptr, *grads = nullptr, *adam_m = nullptr, *adam_v = nullptr;
+    size_t own_lo = 0, own_hi = 0;
+    ZeroGPU* dp = nullptr;         // the optimizer step: the job's, or solo_dp on one rank
+    NcclComm solo;                 // world 1
+    ZeroGPU solo_dp;
+    bool reduce_in_backward = false;  // this backward is the step's last: start the reductions
     ParamTensors<floatX> param;
     ParamTensors<float> grad;
 
@@ -139,8 +149,9 @@ struct GPT2GPU {
             bytes += b;
             if (!dry_run) CUDA_CHECK(cudaMalloc((void**)p, b));
         };
-        buf(&params, num_params);
-        buf(&master, num_params); buf(&grads, num_params); buf(&adam_m, num_params); buf(&adam_v, num_params);
+        const size_t owned = own_hi - own_lo;
+        buf(&params, dp->params_elements());
+        buf(&master, owned); buf(&grads, num_params); buf(&adam_m, owned); buf(&adam_v, owned);
         buf(&tokens, n); buf(&pos, n); buf(&end, n); buf(&scored, n); buf(&targets, n);
         buf(&encoder_plan, 6 * n + 2);
         buf(&pair_offsets, 2 * n + 1); buf(&pair_tokens, n);
@@ -161,14 +172,19 @@ struct GPT2GPU {
         return bytes + MATMUL_WORKSPACE_BYTES;
     }
 
-    // The model of configuration c for micro-batches of B x T, weights from params (fp32 host),
-    // AdamW moments from m and v (empty: zero). Exits with a clear message when the GPU lacks memory.
+    // The model of configuration c for micro-batches of B x T, weights from params (fp32 host,
+    // all of them), AdamW moments from m and v: empty (zero), all num_params, or exactly this
+    // rank's [own_lo, own_hi). zero: the job's data parallelism (ZeroGPU::init done), or null
+    // for one rank. Exits with a clear message when the GPU lacks memory.
     void setup(const ModelConfig& c, int rows, int row_tokens, const std::vector<float>& weights,
-               const std::vector<float>& m, const std::vector<float>& v) {
+               const std::vector<float>& m, const std::vector<float>& v, ZeroGPU* zero = nullptr) {
         cfg = c; B = rows; T = row_tokens;
         num_params = num_parameters(c);
         param_sizes(c, sizes);
         param_offsets(c, offsets);
+        if (zero == nullptr) solo_dp.init(&solo, c, true);
+        dp = zero ? zero : &solo_dp;
+        own_lo = dp->lo; own_hi = dp->hi;
         const size_t need = allocate(true);
         size_t free_bytes = 0, total_bytes = 0;
         CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
@@ -185,14 +201,25 @@ struct GPT2GPU {
         allocated_bytes = allocate(false);
         param = ParamTensors<floatX>(params, c);
         grad = ParamTensors<float>(grads, c);
-        CUDA_CHECK(cudaMemcpy(master, weights.data(), num_params * sizeof(float), cudaMemcpyHostToDevice));
-        copy_to_floatX(params, master, num_params, stream);
+        dp->attach(grads, stream);
+        // all the weights through grads (fp32, num_params) into params; this rank's range to master
+        const size_t owned = own_hi - own_lo;
+        CUDA_CHECK(cudaMemcpy(grads, weights.data(), num_params * sizeof(float), cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemset(params, 0, dp->params_elements() * sizeof(floatX)));  // the padding too
+        copy_to_floatX(params, grads, num_params, stream);
+        CUDA_CHECK(cudaMemcpy(master, grads + own_lo, owned * sizeof(float), cudaMemcpyDeviceToDevice));
         if (m.empty()) {
-            CUDA_CHECK(cudaMemset(adam_m, 0, num_params * sizeof(float)));
-            CUDA_CHECK(cudaMemset(adam_v, 0, num_params * sizeof(float)));
+            CUDA_CHECK(cudaMemset(adam_m, 0, owned * sizeof(float)));
+            CUDA_CHECK(cudaMemset(adam_v, 0, owned * sizeof(float)));
         } else {
-            CUDA_CHECK(cudaMemcpy(adam_m, m.data(), num_params * sizeof(float), cudaMemcpyHostToDevice));
-            CUDA_CHECK(cudaMemcpy(adam_v, v.data(), num_params * sizeof(float), cudaMemcpyHostToDevice));
+            if ((m.size() != num_params && m.size() != owned) || v.size() != m.size()) {
+                fprintf(stderr, "%s:%d: AdamW moments of %zu and %zu values: expected all %zu or this rank's %zu\n",
+                        __FILE__, __LINE__, m.size(), v.size(), num_params, owned);
+                exit(1);
+            }
+            const size_t from = m.size() == num_params ? own_lo : 0;
+            CUDA_CHECK(cudaMemcpy(adam_m, m.data() + from, owned * sizeof(float), cudaMemcpyHostToDevice));
+            CUDA_CHECK(cudaMemcpy(adam_v, v.data() + from, owned * sizeof(float), cudaMemcpyHostToDevice));
         }
         CUDA_CHECK(cudaMemset(grads, 0, num_params * sizeof(float)));
     }
@@ -211,6 +238,7 @@ struct GPT2GPU {
         release(lnf); release(lnf_mean); release(lnf_rstd); release(lnf_scored); release(logits);
         release(logp); release(head_lse); release(mean_logit); release(dlogp);
         release(dres); release(dc); release(d3c); release(d4c); release(norm_partials); release(norm_out);
+        if (dp) dp->free_all();
     }
 
     // layer l's slice of a per-layer tensor whose layer size is n
@@ -305,6 +333,7 @@ struct GPT2GPU {
         CUDA_CHECK(cudaMemsetAsync(dres, 0, (size_t)N * C * sizeof(floatX), stream));
         layernorm_backward(dres, grad.lnfw, grad.lnfb, dc, layers[L - 1].res3, param.lnfw, lnf_mean, lnf_rstd,
                            N, C, stream);
+        if (reduce_in_backward) dp->group_ready(dp->lnf_group());  // lnfw, lnfb are final: reduce them
         for (int l = L - 1; l >= 0; l--) {
             Layer& a = layers[l];
             const floatX* x = l == 0 ? encoded : layers[l - 1].res3;
@@ -324,19 +353,23 @@ struct GPT2GPU {
                             at(param.qkvw, l, 3 * C * C), N, C, 3 * C, stream);
             layernorm_backward(dres, at(grad.ln1w, l, C), at(grad.ln1b, l, C), dc, x, at(param.ln1w, l, C),
                                a.ln1_mean, a.ln1_rstd, N, C, stream);
+            if (reduce_in_backward) dp->group_ready(dp->layer_group(l));  // layer l's slices, during layers < l
         }
         EncoderBackwardPlan plan = encoder_backward_plan(b.tokens.data(), b.pos.data(), N, Vp, cfg.max_seq_len);
         CUDA_CHECK(cudaMemcpyAsync(encoder_plan, plan.data.data(), plan.data.size() * sizeof(int),
                                    cudaMemcpyHostToDevice, stream));
         encoder_backward(grad.wte, grad.wpe, dres, plan, encoder_plan, C, stream);
+        if (reduce_in_backward) dp->group_ready(dp->embedding_group());
         CUDA_CHECK(cudaStreamSynchronize(stream));  // the host buffers above are reused next micro-batch
     }
 
     // Forward, DPO loss against the reference log-probs (indexed by slot) and backward of one
     // micro-batch; every pair's gradient is scaled by `scale` (1 / pairs of the step). Returns the
-    // per-pair results (loss unscaled), as cpu::dpo_forward_backward.
+    // per-pair results (loss unscaled), as cpu::dpo_forward_backward. last: the step's last
+    // micro-batch on this rank (several ranks: the gradient reduction then starts in the backward,
+    // layer by layer; without it reduce() does it all after the backward).
     std::vector<PairResult> dpo_step(const Batch& b, const std::vector<double>& rc, const std::vector<double>& rr,
-                                     const LossSpec& spec, double scale) {
+                                     const LossSpec& spec, double scale, bool last = false) {
         forward(b);
         const int S = b.n_slots();
         DpoPairPlan plan = dpo_pair_plan(h_slot.data(), h_side.data(), M, S);
@@ -352,7 +385,9 @@ struct GPT2GPU {
         std::vector<PairResult> res(S);
         CUDA_CHECK(cudaMemcpyAsync(res.data(), pair_results, S * sizeof(PairResult), cudaMemcpyDeviceToHost,
                                    stream));
+        reduce_in_backward = last && dp->comm->world > 1;
         backward(b);  // synchronizes
+        reduce_in_backward = false;
         // the kernel had the references as floats; the metrics use the cache's doubles
         for (int s = 0; s < S; s++) { res[s].ref_chosen = rc[s]; res[s].ref_rejected = rr[s]; }
         return res;
@@ -360,7 +395,7 @@ struct GPT2GPU {
 
     void zero_grad() { CUDA_CHECK(cudaMemsetAsync(grads, 0, num_params * sizeof(float), stream)); }
 
-    // sqrt(sum of grads^2), summed in fp32 in a fixed order
+    // One rank: sqrt(sum of grads^2), summed in fp32 in a fixed order. Several: see reduce().
     double grad_norm() {
         global_norm_squared(norm_out, norm_partials, grads, num_params, stream);
         float sumsq = 0;
@@ -369,18 +404,24 @@ struct GPT2GPU {
         return std::sqrt((double)sumsq);
     }
 
-    // AdamW step t (1, 2, ...) on every tensor with the gradient grads * clip (as the CPU trainer)
+    // After the step's backward: the ranks' gradients summed (kernels/zero.cuh) and their
+    // StepPartials summed in rank order; the global norm is sqrt(result.shard_sumsq); dp->bad_rank
+    // names a rank whose loss or gradient was not finite. A collective.
+    StepPartial reduce(const StepPartial& mine) { return dp->reduce(mine); }
+
+    // AdamW step t (1, 2, ...) on this rank's parameters with the summed gradient * clip (as the
+    // CPU trainer), then (ZeRO-1) the all-gather of the floatX parameters. One rank: the gradient
+    // is grads, no reduce() needed. A collective.
     void adamw_step(const TrainConfig& tc, float lr, float clip, long t) {
-        const float bc1 = 1.0f - std::pow(tc.beta1, (float)t);
-        const float bc2 = 1.0f - std::pow(tc.beta2, (float)t);
-        for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
-            const size_t o = offsets[i];
-            adamw_update(master + o, params + o, adam_m + o, adam_v + o, grads + o, sizes[i], lr, tc.beta1,
-                         tc.beta2, tc.adam_eps, param_tensor_decays(i) ? tc.weight_decay : 0.0f, bc1, bc2, clip,
-                         stream);
-        }
+        dp->update(master, params, adam_m, adam_v, lr, tc.beta1, tc.beta2, tc.adam_eps, tc.weight_decay, clip, t);
     }
 
+    // All num_params fp32 master weights (every rank gets them; a collective).
+    std::vector<float> weights() { return dp->gather(master); }
+    // All num_params AdamW moments (a collective).
+    void moments(std::vector<float>* m, std::vector<float>* v) { *m = dp->gather(adam_m); *v = dp->gather(adam_v); }
+
+    // A device buffer of num_params fp32 values to the host (gradients).
     std::vector<float> download(const float* p) {
         std::vector<float> h(num_params);
         CUDA_CHECK(cudaMemcpy(h.data(), p, num_params * sizeof(float), cudaMemcpyDeviceToHost));
@@ -597,7 +638,7 @@ int main(int argc, char** argv) {
         CheckpointState s;
         s.cfg = cfg; s.step = step; s.seed = tc.seed; s.ref_model_hash = ref_hash;
         s.train_data_hash = train.content_hash;
-        s.params = model.download(model.master); s.m = model.download(model.adam_m); s.v = model.download(model.adam_v);
+        s.params = model.weights(); model.moments(&s.m, &s.v);
         if (!save_checkpoint(ckpt_path, s, &err)) fatal(err);
     };
     // a few validation prompts, continued greedily every --sample-every steps (on the CPU, from
@@ -610,7 +651,7 @@ int main(int argc, char** argv) {
         ss.greedy = true;
         ss.max_new_tokens = tc.sample_tokens;
         ss.eos_token = src.pairs[0].C > 0 ? src.chosen(0)[src.pairs[0].C - 1] : -1;  // the responses' end token
-        std::vector<float> master = model.download(model.master);
+        std::vector<float> master = model.weights();
         cpu::Sampler sampler(cfg, master.data(), ss);
         for (int i = 0; i < tc.sample_prompts && i < (int)src.size(); i++) {
             std::vector<int> prompt(src.prompt(i), src.prompt(i) + src.pairs[i].P);
@@ -684,7 +725,7 @@ int main(int argc, char** argv) {
     save(std::max(tc.steps, start_step));
     printf("checkpoint: %s\n", ckpt_path.c_str());
     if (!tc.export_hf.empty())
-        export_hf_or_die(tc.export_hf, cfg, model.download(model.master).data(), "the trained model");
+        export_hf_or_die(tc.export_hf, cfg, model.weights().data(), "the trained model");
     model.free_all();
     matmul_teardown();
     return 0;

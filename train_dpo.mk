@@ -15,8 +15,18 @@ TRAIN_DPO_DEPS := $(TRAIN_HEADERS) $(SIMT_KERNEL_HEADERS) kernels/cuda_common.h 
 # no BLAS library and no OpenMP: the CPU sampler's one BLAS call is in train_dpo.cu (cblas.h only)
 TRAIN_DPO_NVCC_FLAGS := -O3 -std=c++17 -I. $(TRAIN_DPO_ARCH) $(PRECISION_FLAGS)
 
+# NCCL (several GPUs, kernels/zero.cuh): linked when its header is found; without it train_dpo
+# still builds for one GPU (USE_NCCL=0) and refuses world > 1 with a message that says why.
+NCCL_HOME ?= $(dir $(patsubst %/,%,$(dir $(NVCC))))
+TRAIN_DPO_NCCL_HEADER := $(firstword $(wildcard $(NCCL_HOME)include/nccl.h /usr/include/nccl.h))
+ifeq ($(TRAIN_DPO_NCCL_HEADER),)
+TRAIN_DPO_NCCL := -DUSE_NCCL=0
+else
+TRAIN_DPO_NCCL := -DUSE_NCCL=1 -lnccl
+endif
+
 train_dpo: train_dpo.cu $(TRAIN_DPO_DEPS)
-	$(NVCC) $(TRAIN_DPO_NVCC_FLAGS) $< -o $@ $(CUDA_LIBS) $(LDLIBS)
+	$(NVCC) $(TRAIN_DPO_NVCC_FLAGS) $< -o $@ $(CUDA_LIBS) $(TRAIN_DPO_NCCL) $(LDLIBS)
 
 # g++ through dev/simt: the launch-rewritten copy in build/cpu, kernels rewritten likewise
 TRAIN_DPO_SIMT_DEPS := build/cpu/train_dpo.cu $(SIMT_REWRITTEN) $(SIMT_HEADERS) $(TRAIN_DPO_DEPS)
