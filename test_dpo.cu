@@ -13,6 +13,7 @@
 
 #include <random>
 
+#include "common/launch.h"
 #include "cpu/dpo.h"
 #include "cpu/gpt2.h"
 #include "dev/simt/kernel_test.h"
@@ -272,7 +273,272 @@ static void run_case(const char* name, Layout layout, bool packing, std::mt19937
     gpu.free_all();
 }
 
-int main() {
+// ----------------------------------------------------------------------------------------------
+// Several ranks (`mpirun -np N ./test_dpo_fp32 --ranks`, common/test_dpo_ranks.sh): the GPU
+// trainer's own communication code (kernels/zero.cuh over NCCL; under dev/simt the stand-in over
+// MPI, dev/simt/nccl_cpu.h) against one process with the same global batch, which every rank
+// computes itself. Each rank takes its slice of every step's G pairs (the dataloader's split; G
+// does not divide evenly by 2 or 3, so the ranks' slices differ) in micro-batches of RANKS_B rows,
+// and trains 3 steps (clipping active) with ZeRO-1 and with --zero 0:
+//   per-pair losses (by pair id), the step's summed metrics and global gradient norm, the summed
+//   gradient on each rank's shard (ZeRO-1) or everywhere (--zero 0), the parameters and moments
+//   after 3 AdamW steps (gathered on every rank: the all-gather of the update and the gather of the
+//   shards), ZeRO-1 against --zero 0, and the host collectives (broadcast, all_gather_pieces).
+// Tolerances: each run is within the single-rank tolerances above of the exact value (those cases
+// check it), so two runs that differ only in how the sums are cut and ordered (other micro-batches,
+// the ranks' sum) agree within twice them. Parameters: elements whose gradient is at the noise
+// level are left out, as above. ZeRO-1 and --zero 0 make the same sums in the same order on the
+// stand-in (rank order): there they must agree bit for bit; real NCCL may order an all-reduce
+// otherwise, so on a GPU they need only agree within the tolerance.
+// Every rank computes its errors; rank 0 gathers them (the host all_gather) and prints the checks.
+
+static const int RANKS_G = 7, RANKS_STEPS = 3, RANKS_B = 2;
+
+// this rank's shard of the summed gradient (ZeRO-1) or all of it (--zero 0), on the host
+static std::vector<float> reduced_gradient(const GPT2GPU& m) {
+    const ZeroGPU& z = *m.dp;
+    const size_t lo = z.sharded() ? z.lo : 0, hi = z.sharded() ? z.hi : z.shards.n;
+    std::vector<float> h(hi - lo);
+    CUDA_CHECK(cudaMemcpy(h.data(), z.grad_source(), h.size() * sizeof(float), cudaMemcpyDeviceToHost));
+    return h;
+}
+
+static void run_ranks(NcclComm& comm, const char* name, Layout layout, bool packing, uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    const ModelConfig cfg = tiny_config();
+    std::vector<float> w = random_weights(cfg, rng);
+    for (float& x : w) x = (float)(floatX)x;
+    PairSet set = random_pairs(RANKS_G * RANKS_STEPS, cfg.vocab_size, rng);
+    LossSpec spec;
+    spec.label_smoothing = 0.1f;
+    spec.weight[LOSS_SFT] = 0.5f;
+    spec.beta = 0.5f;
+    TrainConfig tc;
+    tc.weight_decay = 0.1f;
+    tc.grad_clip = 0.05f;
+    const size_t n = num_parameters(cfg);
+    size_t sizes[NUM_PARAM_TENSORS], offsets[NUM_PARAM_TENSORS];
+    param_sizes(cfg, sizes);
+    param_offsets(cfg, offsets);
+
+    // one process: the whole global batch
+    GPT2GPU single;
+    single.setup(cfg, RANKS_B, TEST_T, w, {}, {});
+    // reference log-probs: the initial model's, moved by noise (same on every rank: same seed)
+    SetLogps lp0 = gpu_set_logps(single, set, layout, packing, RANKS_B, TEST_T, false);
+    std::normal_distribution<double> noise(0.0, 2.0);
+    std::vector<double> ref_c(set.size()), ref_r(set.size());
+    for (size_t i = 0; i < set.size(); i++) { ref_c[i] = lp0.chosen[i] + noise(rng); ref_r[i] = lp0.rejected[i] + noise(rng); }
+
+    // several: ZeRO-1 and --zero 0 over the job's communicator
+    ZeroGPU zero1, allreduce;
+    zero1.init(&comm, cfg, true);
+    allreduce.init(&comm, cfg, false);
+    GPT2GPU mz, ma;
+    mz.setup(cfg, RANKS_B, TEST_T, w, {}, {}, &zero1);
+    ma.setup(cfg, RANKS_B, TEST_T, w, {}, {}, &allreduce);
+
+    LoaderConfig lc;
+    lc.B = RANKS_B; lc.T = TEST_T; lc.pairs_per_step = RANKS_G; lc.layout = layout; lc.packing = packing;
+    lc.shuffle = false; lc.seed = 1;
+    DataLoader one, mine;
+    std::string err;
+    LoaderConfig lr = lc;
+    lr.rank = comm.rank; lr.world = comm.world;
+    if (!one.init(&set, lc, &err) || !mine.init(&set, lr, &err)) { fprintf(stderr, "%s\n", err.c_str()); exit(1); }
+
+    // a micro-batch's reference log-probs by slot
+    auto refs = [&](const Batch& b, std::vector<double>* rc, std::vector<double>* rr) {
+        rc->resize(b.n_slots()); rr->resize(b.n_slots());
+        for (int s = 0; s < b.n_slots(); s++) { (*rc)[s] = ref_c[b.pair_ids[s]]; (*rr)[s] = ref_r[b.pair_ids[s]]; }
+    };
+    // errors: [0] losses, [1] metric sums, [2] norm, [3] gradient (ZeRO-1), [4] gradient (--zero 0),
+    // [5] parameters ZeRO-1, [6] --zero 0, [7] moments ZeRO-1, [8] ZeRO-1 vs --zero 0, [9] micro-batches
+    double e[10] = {0};
+    std::vector<char> noise_only(n, 0);
+    std::vector<double> pair_loss(set.size(), NAN);
+    std::vector<Batch> batches;
+    for (long step = 0; step < RANKS_STEPS; step++) {
+        const float lr_t = tc.lr;
+        // one process
+        if (!one.step_batches(step, &batches, &err)) { fprintf(stderr, "%s\n", err.c_str()); exit(1); }
+        const int pairs = one.step_pairs_used(step);
+        single.zero_grad();
+        PairMetrics m1;
+        for (const Batch& b : batches) {
+            std::vector<double> rc, rr;
+            refs(b, &rc, &rr);
+            std::vector<PairResult> res = single.dpo_step(b, rc, rr, spec, 1.0 / pairs);
+            for (int s = 0; s < b.n_slots(); s++) { pair_loss[b.pair_ids[s]] = res[s].loss; m1.add(res[s], spec.beta); }
+        }
+        const std::vector<float> g1 = single.download(single.grads);
+        for (int k = 0; k < NUM_PARAM_TENSORS; k++) {
+            double big = 0;
+            for (size_t i = offsets[k]; i < offsets[k] + sizes[k]; i++) big = std::max(big, std::fabs((double)g1[i]));
+            for (size_t i = offsets[k]; i < offsets[k] + sizes[k]; i++)
+                if (std::fabs((double)g1[i]) <= GRAD_NOISE * big) noise_only[i] = 1;
+        }
+        const double norm1 = single.grad_norm();
+        single.adamw_step(tc, lr_t, norm1 > tc.grad_clip ? (float)(tc.grad_clip / norm1) : 1.0f, step + 1);
+
+        // this rank's slice, in both modes
+        if (!mine.step_batches(step, &batches, &err)) { fprintf(stderr, "%s\n", err.c_str()); exit(1); }
+        if (mine.step_pairs_used(step) != pairs) { fprintf(stderr, "step pairs differ\n"); exit(1); }
+        e[9] += batches.size();
+        for (GPT2GPU* model : {&mz, &ma}) {
+            model->zero_grad();
+            StepPartial part;
+            for (size_t k = 0; k < batches.size(); k++) {
+                std::vector<double> rc, rr;
+                refs(batches[k], &rc, &rr);
+                std::vector<PairResult> res = model->dpo_step(batches[k], rc, rr, spec, 1.0 / pairs, k + 1 == batches.size());
+                for (int s = 0; s < batches[k].n_slots(); s++) {
+                    e[0] = std::max(e[0], std::fabs(res[s].loss - pair_loss[batches[k].pair_ids[s]]));
+                    part.metrics.add(res[s], spec.beta);
+                }
+            }
+            const StepPartial all = model->reduce(part);
+            e[1] = std::max({e[1], std::fabs(all.metrics.loss - m1.loss) / std::max(1.0, std::fabs(m1.loss)),
+                             std::fabs(all.metrics.pairs - m1.pairs), std::fabs(all.metrics.correct - m1.correct)});
+            const double norm = std::sqrt(all.shard_sumsq);
+            e[2] = std::max(e[2], std::fabs(norm - norm1) / norm1);
+            // the summed gradient against the one process's, per tensor, relative to its largest
+            const ZeroGPU& z = *model->dp;
+            const size_t lo = z.sharded() ? z.lo : 0;
+            const std::vector<float> g = reduced_gradient(*model);
+            double& eg = e[model == &mz ? 3 : 4];
+            for (int k = 0; k < NUM_PARAM_TENSORS; k++) {
+                const size_t a = std::max(lo, offsets[k]), b = std::min(lo + g.size(), offsets[k] + sizes[k]);
+                double big = 0;
+                for (size_t i = offsets[k]; i < offsets[k] + sizes[k]; i++) big = std::max(big, std::fabs((double)g1[i]));
+                for (size_t i = a; i < b; i++) eg = std::max(eg, std::fabs((double)g[i - lo] - g1[i]) / std::max(big, 1e-30));
+            }
+            if (model->dp->bad_rank >= 0) e[1] = INFINITY;
+            model->adamw_step(tc, lr_t, norm > tc.grad_clip ? (float)(tc.grad_clip / norm) : 1.0f, step + 1);
+        }
+    }
+    // after the steps: everything gathered on every rank
+    const std::vector<float> p1 = single.download(single.master), m1 = single.download(single.adam_m);
+    const std::vector<float> pz = mz.weights(), pa = ma.weights();
+    std::vector<float> mzm, mzv;
+    mz.moments(&mzm, &mzv);
+    double mbig = 0;
+    for (float x : m1) mbig = std::max(mbig, std::fabs((double)x));
+    size_t compared = 0;
+    for (size_t i = 0; i < n; i++) {
+        e[7] = std::max(e[7], std::fabs((double)mzm[i] - m1[i]) / mbig);
+        e[8] = std::max(e[8], std::fabs((double)pz[i] - pa[i]));
+        if (noise_only[i]) continue;
+        compared++;
+        e[5] = std::max(e[5], std::fabs((double)pz[i] - p1[i]));
+        e[6] = std::max(e[6], std::fabs((double)pa[i] - p1[i]));
+    }
+    if (compared < n / 10) e[5] = e[6] = INFINITY;
+    // the floatX parameters every rank's forward reads: the all-gather after the update
+    std::vector<floatX> fz(n), f1(n);
+    CUDA_CHECK(cudaMemcpy(fz.data(), mz.params, n * sizeof(floatX), cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(f1.data(), single.params, n * sizeof(floatX), cudaMemcpyDeviceToHost));
+    double e_floatx = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!noise_only[i]) e_floatx = std::max(e_floatx, std::fabs((double)(float)fz[i] - (double)(float)f1[i]));
+
+    // rank 0 reports the worst over the ranks
+    const int K = 11;
+    double mine_e[K];
+    std::copy(e, e + 10, mine_e);
+    mine_e[10] = e_floatx;
+    std::vector<double> all;
+    comm.all_gather(mine_e, K, &all);
+    double worst[K] = {0};
+    double micro = 0;
+    for (int r = 0; r < comm.world; r++) {
+        for (int k = 0; k < K; k++) worst[k] = std::max(worst[k], all[(size_t)r * K + k]);
+        micro += all[(size_t)r * K + 9];
+    }
+    mz.free_all();
+    ma.free_all();
+    single.free_all();
+    if (comm.rank > 0) return;
+    char check[160];
+    auto report = [&](const char* what, double err, double tol, const char* unit) {
+        snprintf(check, sizeof check, "np%d_%s_%s", comm.world, name, what);
+        test_report(err <= tol, check, "max error %.3g %s (tolerance %.1g)", err, unit, tol);
+    };
+    printf("  np%d %s: %d pairs per step over %d ranks, %.0f micro-batches in all, %zu of %zu parameters compared; "
+           "max errors: loss %.2g, grad %.2g, params %.2g, ZeRO-1 vs --zero 0 %.2g\n",
+           comm.world, name, RANKS_G, comm.world, micro, compared, n, worst[0], std::max(worst[3], worst[4]),
+           std::max(worst[5], worst[6]), worst[8]);
+    report("pair_losses_match_one_process", worst[0], 2 * TOL_LOSS, "absolute");
+    report("step_sums_match_one_process", worst[1], 2 * TOL_LOSS, "relative");
+    report("grad_norm_matches_one_process", worst[2], 2 * TOL_GRAD, "relative");
+    report("zero1_shard_gradient_matches_one_process", worst[3], 2 * TOL_GRAD, "of the tensor's largest");
+    report("allreduce_gradient_matches_one_process", worst[4], 2 * TOL_GRAD, "of the tensor's largest");
+    report("zero1_params_after_3_steps_match_one_process", worst[5], 2 * TOL_PARAM, "absolute");
+    report("allreduce_params_after_3_steps_match_one_process", worst[6], 2 * TOL_PARAM, "absolute");
+    report("zero1_floatX_params_all_gathered", worst[10], 2 * TOL_PARAM, "absolute");
+    report("zero1_moments_gathered_match_one_process", worst[7], 2 * TOL_GRAD, "of the largest");
+    report("zero1_and_allreduce_params", worst[8], SIMT_CPU ? 0.0 : 2 * TOL_PARAM, SIMT_CPU ? "(stand-in: bitwise)" : "absolute");
+}
+
+// The host collectives the training driver uses: broadcast of bytes, all_gather_pieces with
+// pieces of different lengths (one of them empty), barrier.
+static void check_host_collectives(NcclComm& comm) {
+    std::vector<uint8_t> bytes(1000);
+    for (size_t i = 0; i < bytes.size(); i++) bytes[i] = comm.rank == 0 ? (uint8_t)(i * 7 + 3) : 0;
+    comm.broadcast(bytes.data(), bytes.size());
+    bool bcast_ok = true;
+    for (size_t i = 0; i < bytes.size(); i++) bcast_ok = bcast_ok && bytes[i] == (uint8_t)(i * 7 + 3);
+    std::vector<int64_t> bounds(comm.world + 1, 0);
+    for (int r = 0; r < comm.world; r++) bounds[r + 1] = bounds[r] + (r == 1 ? 0 : 5 + 3 * r);  // rank 1: empty
+    std::vector<double> buf(bounds[comm.world], -1.0);
+    for (int64_t i = bounds[comm.rank]; i < bounds[comm.rank + 1]; i++) buf[i] = 100.0 * comm.rank + i;
+    comm.all_gather_pieces(buf.data(), bounds);
+    bool pieces_ok = true;
+    for (int r = 0; r < comm.world; r++)
+        for (int64_t i = bounds[r]; i < bounds[r + 1]; i++) pieces_ok = pieces_ok && buf[i] == 100.0 * r + i;
+    comm.barrier();
+    const double mine[2] = {bcast_ok ? 0.0 : 1.0, pieces_ok ? 0.0 : 1.0};
+    std::vector<double> all;
+    comm.all_gather(mine, 2, &all);
+    double bad[2] = {0, 0};
+    for (int r = 0; r < comm.world; r++) { bad[0] += all[2 * r]; bad[1] += all[2 * r + 1]; }
+    if (comm.rank > 0) return;
+    char check[96];
+    snprintf(check, sizeof check, "np%d_broadcast_of_bytes", comm.world);
+    test_report(bad[0] == 0, check, "%.0f rank(s) got other bytes than rank 0's", bad[0]);
+    snprintf(check, sizeof check, "np%d_all_gather_pieces", comm.world);
+    test_report(bad[1] == 0, check, "%.0f rank(s) got wrong pieces", bad[1]);
+}
+
+static int main_ranks() {
+    LaunchInfo info;
+    std::string err;
+    if (!resolve_launch(LaunchFlags{}, "/tmp", process_environment, &info, &err)) { fprintf(stderr, "%s\n", err.c_str()); return 1; }
+    NcclComm comm;
+    comm.start(info.rank, info.world, info.local_rank, 120,
+               [&](void* blob, size_t bytes, std::string* e) { return rendezvous_broadcast(info, blob, bytes, e); });
+    uint64_t seed = comm.rank == 0 ? test_seed() : 0;  // rank 0's seed: every rank builds the same data
+    comm.broadcast(&seed, sizeof seed);
+    if (comm.rank == 0) printf("test_dpo --ranks: %d ranks, precision %s\n", comm.world, PRECISION_NAME);
+    // This mode checks the communication; the kernels run in one thread order (the single-rank
+    // cases run them in every order), so test_exit's check of that is not wanted here.
+    g_test_exit_checks = nullptr;
+    matmul_setup();
+    check_host_collectives(comm);
+    run_ranks(comm, "shared_packed", LAYOUT_SHARED, true, seed);
+    run_ranks(comm, "baseline_unpacked", LAYOUT_BASELINE, false, seed + 1);
+    matmul_teardown();
+    comm.finish();
+#ifdef DIST_WITH_MPI
+    int mpi_started = 0;
+    MPI_Initialized(&mpi_started);
+    if (mpi_started) MPI_Finalize();  // the mpi rendezvous (common/launch.h) started it
+#endif
+    return test_exit();
+}
+
+int main(int argc, char** argv) {
+    if (argc > 1 && std::string(argv[1]) == "--ranks") return main_ranks();
     std::mt19937_64 rng(test_seed());
     printf("test_dpo: precision %s\n", PRECISION_NAME);
     matmul_setup();

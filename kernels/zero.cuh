@@ -104,7 +104,14 @@ struct NcclComm {
         rank = my_rank; world = n_ranks; local_rank = my_local_rank; timeout_s = timeout;
         if (world == 1) return;
 #if USE_NCCL
-        CUDA_CHECK(cudaSetDevice(local_rank));
+        // the GPU of this rank: local_rank, or the only one visible (a launcher that binds each
+        // rank to its GPU, e.g. Slurm's --gpus-per-task, sets CUDA_VISIBLE_DEVICES per rank)
+        int devices = 0;
+        CUDA_CHECK(cudaGetDeviceCount(&devices));
+        if (devices > 1 && local_rank >= devices)
+            die("local rank " + std::to_string(local_rank) + " but this machine shows " + std::to_string(devices) +
+                " GPUs: start at most one rank per GPU (--local-rank, or the launcher's placement)");
+        CUDA_CHECK(cudaSetDevice(devices == 1 ? 0 : local_rank));
         ncclUniqueId id;
         if (rank == 0) NCCL_CHECK(ncclGetUniqueId(&id));
         std::string err;
