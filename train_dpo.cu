@@ -385,7 +385,7 @@ struct GPT2GPU {
         std::vector<PairResult> res(S);
         CUDA_CHECK(cudaMemcpyAsync(res.data(), pair_results, S * sizeof(PairResult), cudaMemcpyDeviceToHost,
                                    stream));
-        reduce_in_backward = last && dp->comm->world > 1;
+        reduce_in_backward = last && dp->comm->active;
         backward(b);  // synchronizes
         reduce_in_backward = false;
         // the kernel had the references as floats; the metrics use the cache's doubles

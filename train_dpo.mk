@@ -49,6 +49,8 @@ SIMT_NVCC_STATUS += build/nvcc/train_dpo.status build/nvcc/test_dpo.status
 dev/simt/test_nvcc_build: build/nvcc/train_dpo.status build/nvcc/test_dpo.status
 build/nvcc/train_dpo.status build/nvcc/test_dpo.status: $(TRAIN_HEADERS)
 build/nvcc/test_dpo.status: train_dpo.cu
+# with the NCCL code (kernels/zero.cuh) when nccl.h is here: compiled, not linked
+build/nvcc/train_dpo.status build/nvcc/test_dpo.status: SIMT_NVCC_FLAGS += $(filter -DUSE_NCCL=%,$(TRAIN_DPO_NCCL))
 
 # make run: the GPU trainer where nvidia-smi lists a GPU and it builds, else the CPU trainer
 run: train_dpo_cpu

@@ -34,8 +34,10 @@
 // whose step had no micro-batch, or a caller that does not say which micro-batch is the last,
 // issues every group in reduce(): the same sums, without overlap.
 //
-// Without NCCL (built with USE_NCCL=0, e.g. no nccl.h on the machine) the single-GPU trainer
-// builds and runs as before; starting it with world > 1 is an error that says so.
+// Without NCCL (USE_NCCL=0, e.g. no nccl.h on the machine) the single-GPU trainer builds and runs
+// as before; starting it with world > 1 is an error that says so. One rank normally talks to
+// nobody; started with an explicit --world-size 1 it runs the whole NCCL path with one rank (the
+// GPU check does, on a machine with one GPU).
 #pragma once
 #include <algorithm>
 #include <chrono>
@@ -53,22 +55,10 @@
 #include "kernels/adamw.cuh"
 #include "kernels/cuda_common.h"
 
-// USE_NCCL: 1 when the NCCL header is there (nvcc: <nccl.h>; dev/simt: the stand-in over MPI),
-// unless the build says otherwise (-DUSE_NCCL=0).
+// USE_NCCL=1 (the Makefile's, when it finds nccl.h; under dev/simt the stand-in over MPI): the
+// NCCL code; link -lnccl (or MPI for the stand-in). Without it, one GPU only.
 #ifndef USE_NCCL
-#if SIMT_CPU
-#if __has_include("dev/simt/nccl_cpu.h")
-#define USE_NCCL 1
-#else
 #define USE_NCCL 0
-#endif
-#else
-#if __has_include(<nccl.h>)
-#define USE_NCCL 1
-#else
-#define USE_NCCL 0
-#endif
-#endif
 #endif
 #if USE_NCCL
 #include "kernels/nccl_common.h"
@@ -90,19 +80,22 @@ template <> inline ncclDataType_t nccl_type<__nv_bfloat16>() { return ncclBfloat
 
 struct NcclComm {
     int rank = 0, world = 1, local_rank = 0;
+    bool active = false;           // an NCCL communicator exists (world > 1, or asked for with one rank)
     double timeout_s = 600;        // --dist-timeout: the longest a collective may take
     cudaStream_t stream = nullptr;  // the host collectives' stream
 #if USE_NCCL
     ncclComm_t comm = nullptr;
 #endif
 
-    // Joins the job: world 1 needs nothing (every collective is then a copy or nothing). Else the
-    // device local_rank, rank 0's ncclUniqueId to every rank through `exchange` (the launcher's
-    // rendezvous: it returns false with *err when it fails) and ncclCommInitRank.
+    // Joins the job: world 1 needs nothing (every collective is then a copy or nothing) unless
+    // nccl_for_one. Else the device local_rank, rank 0's ncclUniqueId to every rank through
+    // `exchange` (the launcher's rendezvous: it returns false with *err when it fails) and
+    // ncclCommInitRank.
     void start(int my_rank, int n_ranks, int my_local_rank, double timeout,
-               const std::function<bool(void* blob, size_t bytes, std::string* err)>& exchange) {
+               const std::function<bool(void* blob, size_t bytes, std::string* err)>& exchange,
+               bool nccl_for_one = false) {
         rank = my_rank; world = n_ranks; local_rank = my_local_rank; timeout_s = timeout;
-        if (world == 1) return;
+        if (world == 1 && !nccl_for_one) return;
 #if USE_NCCL
         // the GPU of this rank: local_rank, or the only one visible (a launcher that binds each
         // rank to its GPU, e.g. Slurm's --gpus-per-task, sets CUDA_VISIBLE_DEVICES per rank)
@@ -117,6 +110,7 @@ struct NcclComm {
         std::string err;
         if (!exchange(&id, sizeof id, &err)) die("the rendezvous failed: " + err);
         NCCL_CHECK(ncclCommInitRank(&comm, world, id, rank));
+        active = true;
         CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
         CUDA_CHECK(cudaMalloc((void**)&staging, STAGING_BYTES));
 #else
@@ -132,6 +126,7 @@ struct NcclComm {
 #if USE_NCCL
         if (comm) NCCL_CHECK(ncclCommDestroy(comm));
         comm = nullptr;
+        active = false;
         if (staging) CUDA_CHECK(cudaFree(staging));
         staging = nullptr;
         if (stream) CUDA_CHECK(cudaStreamDestroy(stream));
@@ -147,6 +142,7 @@ struct NcclComm {
 #if USE_NCCL
         if (comm) ncclCommAbort(comm);
         comm = nullptr;
+        active = false;
 #endif
         exit(code);
     }
@@ -187,7 +183,7 @@ struct NcclComm {
     // out[r*count + i] = rank r's mine[i], on every rank.
     void all_gather(const double* mine, int count, std::vector<double>* out) {
         out->resize((size_t)count * world);
-        if (world == 1) { std::copy(mine, mine + count, out->begin()); return; }
+        if (!active) { std::copy(mine, mine + count, out->begin()); return; }
         check_staging((size_t)count * world * sizeof(double), "all_gather");
         double* dev = (double*)staging;
         CUDA_CHECK(cudaMemcpyAsync(dev + (size_t)rank * count, mine, count * sizeof(double), cudaMemcpyHostToDevice,
@@ -199,7 +195,7 @@ struct NcclComm {
 
     // Rank 0's n bytes to every rank, through the staging buffer piece by piece.
     void broadcast(void* buf, size_t n) {
-        if (world == 1) return;
+        if (!active) return;
         for (size_t off = 0; off < n; off += STAGING_BYTES) {
             const size_t len = std::min(STAGING_BYTES, n - off);
             uint8_t* dev = (uint8_t*)staging;
@@ -215,7 +211,7 @@ struct NcclComm {
     // entries. NCCL's all-gather takes equal pieces: the pieces go in windows of `window`
     // doubles per rank (the longest piece cut to what the staging buffer holds).
     void all_gather_pieces(double* buf, const std::vector<int64_t>& bounds) {
-        if (world == 1) return;
+        if (!active) return;
         int64_t longest = 0;
         for (int r = 0; r < world; r++) longest = std::max(longest, bounds[r + 1] - bounds[r]);
         const int64_t window = std::max<int64_t>(1, std::min<int64_t>(longest, STAGING_BYTES / sizeof(double) / world));
@@ -336,17 +332,17 @@ struct ZeroGPU {
         hi = sharded() ? shard_hi : shards.n;
         build_groups();
     }
-    bool sharded() const { return zero && comm->world > 1; }
+    bool sharded() const { return zero && comm->active; }
     // elements of the floatX parameter buffer: padded for the in-place all-gather
     size_t params_elements() const { return sharded() ? shards.padded() : shards.n; }
 
     // The model's fp32 gradient buffer [n] and main stream; allocates the summed gradient
-    // (ZeRO-1: the shard; --zero 0: all n; one rank: none, grads is the sum), the second stream,
-    // the events and the norm's device scalars.
+    // (ZeRO-1: the shard; --zero 0: all n; without a communicator: none, grads is the sum), the
+    // second stream, the events and the norm's device scalars.
     void attach(float* model_grads, cudaStream_t model_stream) {
         grads = model_grads;
         main_stream = model_stream;
-        if (comm->world > 1) {
+        if (comm->active) {
             CUDA_CHECK(cudaMalloc((void**)&grad_sum, std::max<size_t>(1, sharded() ? hi - lo : shards.n) * sizeof(float)));
             CUDA_CHECK(cudaStreamCreateWithFlags(&comm_stream, cudaStreamNonBlocking));
             group_ready_events.resize(groups.size());
@@ -379,7 +375,7 @@ struct ZeroGPU {
     // The backward of the step's last micro-batch has finished group g's gradients on the main
     // stream: their reduction starts on the second stream. Groups come in order 0, 1, ...
     void group_ready(int g) {
-        if (comm->world == 1) return;
+        if (!comm->active) return;
         if (g != issued) comm->die("group " + std::to_string(g) + " of the gradient reduction out of order");
         CUDA_CHECK(cudaEventRecord(group_ready_events[g], main_stream));
         CUDA_CHECK(cudaStreamWaitEvent(comm_stream, group_ready_events[g], 0));
@@ -409,7 +405,7 @@ struct ZeroGPU {
         // this rank's own gradient, before any sum (names the rank with a NaN)
         global_sum_squares(sumsq, sumsq_partials, grads, n, false, main_stream);
         const float* reduced = grads + shard_lo;
-        if (comm->world > 1) {
+        if (comm->active) {
             while (issued < num_groups()) group_ready(issued);
             CUDA_CHECK(cudaEventRecord(reduced_event, comm_stream));
             CUDA_CHECK(cudaStreamWaitEvent(main_stream, reduced_event, 0));
@@ -430,7 +426,7 @@ struct ZeroGPU {
     }
 
     // The gradient AdamW reads for parameter lo + i: grad_source()[i] (after reduce()).
-    const float* grad_source() const { return comm->world == 1 ? grads : grad_sum; }
+    const float* grad_source() const { return comm->active ? grad_sum : grads; }
 
     // AdamW step t over this rank's parameters [lo, hi): master, m, v hold that range only
     // (master[0] is parameter lo's), params is the whole floatX buffer; then (ZeRO-1) the
