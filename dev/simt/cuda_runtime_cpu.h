@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 
 #include "dev/simt/simt.h"
 
@@ -62,27 +63,65 @@ enum cudaMemcpyKind {
     cudaMemcpyDefault = 4,
 };
 
+namespace simt {
+// The live cudaMalloc allocations: start address -> size in bytes (as asked, without the padding),
+// so that stand-ins for libraries (dev/simt/nccl_cpu.h) can check that a pointer is device memory
+// and that count elements fit behind it. Like the rest of the runtime: one host thread at a time.
+inline std::map<const char*, size_t>& device_allocations() {
+    static std::map<const char*, size_t> allocations;
+    return allocations;
+}
+// The number of bytes from p to the end of the cudaMalloc allocation that holds p, or -1 if p is
+// not inside a live cudaMalloc allocation (host memory, freed memory, cudaMallocHost memory).
+inline long long device_bytes_from(const void* p) {
+    const auto& allocations = device_allocations();
+    auto it = allocations.upper_bound((const char*)p);
+    if (it == allocations.begin()) return -1;
+    --it;
+    const char* start = it->first;
+    if ((const char*)p >= start + it->second) return -1;
+    return (long long)(start + it->second - (const char*)p);
+}
+// a GPU allocation is 256-byte aligned; the padding up to the next multiple of 256 is filled
+// too (a read one past the end gives NaN) and, under ASan, poisoned (the read is reported)
+inline void* allocate_poisoned(size_t bytes) {
+    const size_t rounded = (bytes + 255) / 256 * 256;
+    void* p = aligned_alloc(256, rounded);
+    if (!p) return nullptr;
+    memset(p, 0xFF, rounded);
+    asan_poison((char*)p + bytes, rounded - bytes);
+    return p;
+}
+}  // namespace simt
+
 inline cudaError_t cudaMalloc(void** ptr, size_t bytes) {
     if (!ptr) return cudaErrorInvalidValue;
     *ptr = nullptr;
     if (bytes == 0) return cudaSuccess;
-    // a GPU allocation is 256-byte aligned; the padding up to the next multiple of 256 is filled
-    // too (a read one past the end gives NaN) and, under ASan, poisoned (the read is reported)
-    const size_t rounded = (bytes + 255) / 256 * 256;
-    void* p = aligned_alloc(256, rounded);
+    void* p = simt::allocate_poisoned(bytes);
     if (!p) return cudaErrorMemoryAllocation;
-    memset(p, 0xFF, rounded);
-    simt::asan_poison((char*)p + bytes, rounded - bytes);
+    simt::device_allocations()[(const char*)p] = bytes;
     *ptr = p;
     return cudaSuccess;
 }
 template <class T> inline cudaError_t cudaMalloc(T** ptr, size_t bytes) {
     return cudaMalloc((void**)ptr, bytes);
 }
-inline cudaError_t cudaFree(void* ptr) { free(ptr); return cudaSuccess; }
-inline cudaError_t cudaMallocHost(void** ptr, size_t bytes) { return cudaMalloc(ptr, bytes); }
+inline cudaError_t cudaFree(void* ptr) {
+    simt::device_allocations().erase((const char*)ptr);
+    free(ptr);
+    return cudaSuccess;
+}
+// Pinned host memory: poisoned like device memory, but not a device allocation.
+inline cudaError_t cudaMallocHost(void** ptr, size_t bytes) {
+    if (!ptr) return cudaErrorInvalidValue;
+    *ptr = nullptr;
+    if (bytes == 0) return cudaSuccess;
+    *ptr = simt::allocate_poisoned(bytes);
+    return *ptr ? cudaSuccess : cudaErrorMemoryAllocation;
+}
 template <class T> inline cudaError_t cudaMallocHost(T** ptr, size_t bytes) {
-    return cudaMalloc((void**)ptr, bytes);
+    return cudaMallocHost((void**)ptr, bytes);
 }
 inline cudaError_t cudaFreeHost(void* ptr) { free(ptr); return cudaSuccess; }
 
