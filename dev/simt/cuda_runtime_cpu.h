@@ -6,6 +6,7 @@
 #pragma once
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -64,23 +65,24 @@ enum cudaMemcpyKind {
 };
 
 namespace simt {
-// The live cudaMalloc allocations: start address -> size in bytes (as asked, without the padding),
-// so that stand-ins for libraries (dev/simt/nccl_cpu.h) can check that a pointer is device memory
-// and that count elements fit behind it. Like the rest of the runtime: one host thread at a time.
-inline std::map<const char*, size_t>& device_allocations() {
-    static std::map<const char*, size_t> allocations;
+// The live cudaMalloc allocations, so that stand-ins for libraries (dev/simt/nccl_cpu.h) can check
+// that a pointer is device memory and that count elements fit behind it: ~start address -> size in
+// bytes (as asked, without the padding). The addresses are stored complemented so that
+// LeakSanitizer does not take this table for a reference to a leaked buffer. Like the rest of the
+// runtime: one host thread at a time.
+inline std::map<uintptr_t, size_t>& device_allocations() {
+    static std::map<uintptr_t, size_t> allocations;
     return allocations;
 }
+inline uintptr_t disguised(const void* p) { return ~(uintptr_t)p; }
 // The number of bytes from p to the end of the cudaMalloc allocation that holds p, or -1 if p is
 // not inside a live cudaMalloc allocation (host memory, freed memory, cudaMallocHost memory).
 inline long long device_bytes_from(const void* p) {
     const auto& allocations = device_allocations();
-    auto it = allocations.upper_bound((const char*)p);
-    if (it == allocations.begin()) return -1;
-    --it;
-    const char* start = it->first;
-    if ((const char*)p >= start + it->second) return -1;
-    return (long long)(start + it->second - (const char*)p);
+    auto it = allocations.lower_bound(disguised(p));  // the highest start at or below p
+    if (it == allocations.end()) return -1;
+    const uintptr_t start = ~it->first, end = start + it->second, at = (uintptr_t)p;
+    return at < end ? (long long)(end - at) : -1;
 }
 // a GPU allocation is 256-byte aligned; the padding up to the next multiple of 256 is filled
 // too (a read one past the end gives NaN) and, under ASan, poisoned (the read is reported)
@@ -100,7 +102,7 @@ inline cudaError_t cudaMalloc(void** ptr, size_t bytes) {
     if (bytes == 0) return cudaSuccess;
     void* p = simt::allocate_poisoned(bytes);
     if (!p) return cudaErrorMemoryAllocation;
-    simt::device_allocations()[(const char*)p] = bytes;
+    simt::device_allocations()[simt::disguised(p)] = bytes;
     *ptr = p;
     return cudaSuccess;
 }
@@ -108,7 +110,7 @@ template <class T> inline cudaError_t cudaMalloc(T** ptr, size_t bytes) {
     return cudaMalloc((void**)ptr, bytes);
 }
 inline cudaError_t cudaFree(void* ptr) {
-    simt::device_allocations().erase((const char*)ptr);
+    simt::device_allocations().erase(simt::disguised(ptr));
     free(ptr);
     return cudaSuccess;
 }
