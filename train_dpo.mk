@@ -22,7 +22,7 @@ TRAIN_DPO_NCCL_HEADER := $(firstword $(wildcard $(NCCL_HOME)include/nccl.h /usr/
 ifeq ($(TRAIN_DPO_NCCL_HEADER),)
 TRAIN_DPO_NCCL := -DUSE_NCCL=0
 else
-TRAIN_DPO_NCCL := -DUSE_NCCL=1 -lnccl
+TRAIN_DPO_NCCL := -DUSE_NCCL=1 $(NCCL_LIBS)
 endif
 
 train_dpo: train_dpo.cu $(TRAIN_DPO_DEPS)
@@ -30,8 +30,10 @@ train_dpo: train_dpo.cu $(TRAIN_DPO_DEPS)
 
 # g++ through dev/simt: the launch-rewritten copy in build/cpu, kernels rewritten likewise
 TRAIN_DPO_SIMT_DEPS := build/cpu/train_dpo.cu $(SIMT_REWRITTEN) $(SIMT_HEADERS) $(TRAIN_DPO_DEPS)
-# MPI: the NCCL stand-in (kernels/nccl_common.h under g++ is dev/simt/nccl_cpu.h, over MPI)
-TRAIN_DPO_SIMT_CXX = $(CXX) $(CXXFLAGS) $(SIMT_CXXFLAGS) $(MPI_CFLAGS) -iquote build/cpu -x c++ $< -x none -o $@ \
+# MPI: the NCCL stand-in (kernels/nccl_common.h under g++ is dev/simt/nccl_cpu.h, over MPI), so
+# the NCCL code is in (USE_NCCL=1), and the mpi rendezvous of common/launch.h (DIST_WITH_MPI)
+TRAIN_DPO_SIMT_CXX = $(CXX) $(CXXFLAGS) $(SIMT_CXXFLAGS) $(MPI_CFLAGS) -DUSE_NCCL=1 -DDIST_WITH_MPI \
+                     -iquote build/cpu -x c++ $< -x none -o $@ \
                      $(MPI_LIBS) $(LDLIBS) -lboost_context
 train_dpo_simt: $(TRAIN_DPO_SIMT_DEPS)
 	$(TRAIN_DPO_SIMT_CXX) $(PRECISION_FLAGS)

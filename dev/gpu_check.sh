@@ -238,6 +238,9 @@ else
   trainer_table+="| ./train_dpo | not built | |"$'\n'
 fi
 
+# ---- 4c. several GPUs over NCCL (dev/gpu_check_zero.sh, at most 150 s): its own markdown section
+timeout 170 dev/gpu_check_zero.sh "$OUT/zero.md" || all_ok=0
+
 # ---- 5. report
 stamp=$(date -u +%Y%m%d-%H%M%S)
 mkdir -p dev/reports
@@ -281,6 +284,7 @@ dirty=$(git status --porcelain 2>/dev/null | grep -v '^??' | head -1)
   echo "round to nearest); see dev/simt/TENSOR.md for the cases."
   echo
   printf '%s' "$probe_text"
+  cat "$OUT/zero.md" 2>/dev/null; echo
   if [ -n "$failures" ]; then echo "## Failures"; echo; printf '%s' "$failures"; fi
 } > "$report"
 echo "gpu_check: $([ $all_ok = 1 ] && echo 'all passed' || echo 'FAILURES'); report: $report"
