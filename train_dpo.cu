@@ -208,20 +208,27 @@ struct GPT2GPU {
         CUDA_CHECK(cudaMemset(params, 0, dp->params_elements() * sizeof(floatX)));  // the padding too
         copy_to_floatX(params, grads, num_params, stream);
         CUDA_CHECK(cudaMemcpy(master, grads + own_lo, owned * sizeof(float), cudaMemcpyDeviceToDevice));
+        load_moments(m, v);
+        CUDA_CHECK(cudaMemset(grads, 0, num_params * sizeof(float)));
+    }
+
+    // The AdamW moments: empty (zero), all num_params (a checkpoint of any world size: this
+    // rank's range is taken) or exactly this rank's [own_lo, own_hi).
+    void load_moments(const std::vector<float>& m, const std::vector<float>& v) {
+        const size_t owned = own_hi - own_lo;
         if (m.empty()) {
             CUDA_CHECK(cudaMemset(adam_m, 0, owned * sizeof(float)));
             CUDA_CHECK(cudaMemset(adam_v, 0, owned * sizeof(float)));
-        } else {
-            if ((m.size() != num_params && m.size() != owned) || v.size() != m.size()) {
-                fprintf(stderr, "%s:%d: AdamW moments of %zu and %zu values: expected all %zu or this rank's %zu\n",
-                        __FILE__, __LINE__, m.size(), v.size(), num_params, owned);
-                exit(1);
-            }
-            const size_t from = m.size() == num_params ? own_lo : 0;
-            CUDA_CHECK(cudaMemcpy(adam_m, m.data() + from, owned * sizeof(float), cudaMemcpyHostToDevice));
-            CUDA_CHECK(cudaMemcpy(adam_v, v.data() + from, owned * sizeof(float), cudaMemcpyHostToDevice));
+            return;
         }
-        CUDA_CHECK(cudaMemset(grads, 0, num_params * sizeof(float)));
+        if ((m.size() != num_params && m.size() != owned) || v.size() != m.size()) {
+            fprintf(stderr, "%s:%d: AdamW moments of %zu and %zu values: expected all %zu or this rank's %zu\n",
+                    __FILE__, __LINE__, m.size(), v.size(), num_params, owned);
+            exit(1);
+        }
+        const size_t from = m.size() == num_params ? own_lo : 0;
+        CUDA_CHECK(cudaMemcpy(adam_m, m.data() + from, owned * sizeof(float), cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemcpy(adam_v, v.data() + from, owned * sizeof(float), cudaMemcpyHostToDevice));
     }
 
     void free_all() {
@@ -488,16 +495,18 @@ static double peak_flops(const cudaDeviceProp& prop) {
     return 0;
 }
 
-// Exits with a clear message when no usable GPU is present; returns its properties.
+// Exits with a clear message when no usable GPU is present; returns the properties of the current
+// device (0, or the one NcclComm::start chose for this rank).
 static cudaDeviceProp require_gpu() {
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess || count == 0)
         fatal(std::string("no CUDA GPU found (") + (e != cudaSuccess ? cudaGetErrorString(e) : "0 devices") +
               "); train on the CPU with ./train_dpo_cpu (same flags)");
-    CUDA_CHECK(cudaSetDevice(0));
+    int device = 0;
+    CUDA_CHECK(cudaGetDevice(&device));
     cudaDeviceProp prop;
-    CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
     printf("device: %s (sm_%d%d, %.1f GB), precision %s\n", prop.name, prop.major, prop.minor,
            prop.totalGlobalMem / 1e9, PRECISION_NAME);
     return prop;

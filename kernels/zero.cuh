@@ -100,7 +100,9 @@ struct NcclComm {
         // the GPU of this rank: local_rank, or the only one visible (a launcher that binds each
         // rank to its GPU, e.g. Slurm's --gpus-per-task, sets CUDA_VISIBLE_DEVICES per rank)
         int devices = 0;
-        CUDA_CHECK(cudaGetDeviceCount(&devices));
+        const cudaError_t found = cudaGetDeviceCount(&devices);
+        if (found != cudaSuccess || devices == 0)
+            die(std::string("no CUDA GPU found (") + (found != cudaSuccess ? cudaGetErrorString(found) : "0 devices") + ")");
         if (devices > 1 && local_rank >= devices)
             die("local rank " + std::to_string(local_rank) + " but this machine shows " + std::to_string(devices) +
                 " GPUs: start at most one rank per GPU (--local-rank, or the launcher's placement)");
@@ -412,12 +414,12 @@ struct ZeroGPU {
             reduced = sharded() ? grad_sum : grad_sum + shard_lo;
             issued = 0;
         }
-        global_sum_squares(sumsq + 1, sumsq_partials, reduced, shard_hi - shard_lo, false, main_stream);
+        if (comm->active) global_sum_squares(sumsq + 1, sumsq_partials, reduced, shard_hi - shard_lo, false, main_stream);
         float h[2];
         CUDA_CHECK(cudaMemcpyAsync(h, sumsq, sizeof h, cudaMemcpyDeviceToHost, main_stream));
         comm->wait(main_stream, "the gradient reduction");
         mine.grad_sumsq = h[0];
-        mine.shard_sumsq = h[1];
+        mine.shard_sumsq = comm->active ? h[1] : h[0];  // alone: the shard is all of grads
         double mine_v[StepPartial::SIZE];
         mine.to_doubles(mine_v);
         comm->all_gather(mine_v, StepPartial::SIZE, &partials);
