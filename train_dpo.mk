@@ -46,6 +46,9 @@ test_dpo_fp32: build/cpu/test_dpo.cu $(TRAIN_DPO_SIMT_DEPS) dev/test_util.h
 ALL_BINS += train_dpo_simt_fp32
 TEST_BINS += test_dpo_fp32 test_dpo test_train_dpo.sh
 test_train_dpo.sh: train_dpo_simt_fp32 train_dpo_cpu
+# several ranks under mpirun (kernels/zero.cuh through the NCCL stand-in)
+TEST_BINS += test_train_dpo_ranks.sh
+test_train_dpo_ranks.sh: test_dpo_fp32 train_dpo_simt_fp32 train_dpo_cpu
 
 # both sources in the nvcc compile check (dev/simt/test_nvcc_build); test_dpo.cu includes train_dpo.cu
 SIMT_NVCC_STATUS += build/nvcc/train_dpo.status build/nvcc/test_dpo.status

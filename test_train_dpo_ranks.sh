@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The GPU trainer's data parallelism (kernels/zero.cuh) on the CPU, under mpirun, through dev/simt
+# and the NCCL stand-in over MPI (dev/simt/nccl_cpu.h). Prints PASS/FAIL lines for dev/run_tests.sh.
+#   1. test_dpo_fp32 --ranks with 2 and 3 processes: the communication code against one process
+#      (its checks and tolerances are in test_dpo.cu).
+#   2. train_dpo_simt_fp32 under mpirun -np 2 against one process, 3 steps of 7 pairs (3 + 4) of
+#      the synthetic task: the same losses and gradient norms step by step, only rank 0 prints.
+#      Tolerance as test_train_dpo.sh: the ranks pack other micro-batches and the stand-in sums
+#      the ranks' gradients in another order, fp32 differences ~1e-6 relative per value, so
+#      losses (~0.69) to 1e-5 absolute, gradient norms to 1e-4 relative.
+#   3. a rank killed mid-run ends the job within 60 s, the message naming it.
+# Both runs read one reference cache made by train_dpo_cpu (the emulator would need minutes to
+# score the 4000 training pairs; test_train_dpo.sh checks that the two trainers' caches agree).
+set -u
+cd "$(dirname "$0")"
+if ! command -v mpirun >/dev/null; then echo "SKIP train_dpo_ranks: mpirun is not installed (make deps)"; exit 0; fi
+MPIRUN="mpirun --allow-run-as-root --oversubscribe"
+tmp=$(mktemp -d)
+mpirun_pid=
+trap '[ -n "$mpirun_pid" ] && kill -9 "$mpirun_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+report() {  # report OK NAME WHY
+    if [ "$1" = 0 ]; then echo "PASS $2"; else echo "FAIL $2: $3"; fi
+}
+
+# 1. the communication code against one process
+for np in 2 3; do
+    timeout 900 $MPIRUN -np $np ./test_dpo_fp32 --ranks >"$tmp/t$np.txt" 2>&1; rc=$?
+    grep -E '^(PASS|FAIL|SKIP) ' "$tmp/t$np.txt"
+    grep '^  np' "$tmp/t$np.txt"
+    n=$(grep -c '^PASS ' "$tmp/t$np.txt")
+    ok=1; [ $rc = 0 ] && [ "$n" -ge 20 ] && ok=0
+    report $ok "test_dpo_ranks_np${np}_runs" "rc $rc, $n checks passed: $(grep -v '^PASS' "$tmp/t$np.txt" | tail -5 | tr '\n' ' ')"
+done
+
+# "step loss grad_norm" of every step record
+step_values() { grep -v '"eval_' "$1" 2>/dev/null | sed -n 's/.*"step": \([0-9]*\), "loss": \([^,]*\),.*"grad_norm": \([^,]*\),.*/\1 \2 \3/p'; }
+close() {
+    paste "$1" "$2" | awk 'NF != 6 || $1 != $4 { bad = 1 }
+        { d = $2 - $5; if (d < 0) d = -d; if (d > 1e-5) bad = 1;
+          g = $3 - $6; if (g < 0) g = -g; if (g > 1e-4 * $6) bad = 1 }
+        END { exit (bad || NR == 0) }'
+}
+flags="--batch-pairs 7 --val none --eval-every 0 --sample-every 0 --log-every 1 --checkpoint-every 0"
+./train_dpo_cpu --steps 0 --val none --threads 2 --out "$tmp/cpu" >"$tmp/cpu.txt" 2>&1
+GPU=./train_dpo_simt_fp32
+
+# 2. one process and two, the same global batch
+$GPU --steps 3 $flags --out "$tmp/w1" --ref-cache "$tmp/cpu/ref_logps" >"$tmp/w1.txt" 2>&1; rc1=$?
+timeout 900 $MPIRUN -np 2 $GPU --steps 3 $flags --out "$tmp/w2" --ref-cache "$tmp/cpu/ref_logps" >"$tmp/w2.txt" 2>&1; rc2=$?
+step_values "$tmp/w1/log.jsonl" >"$tmp/v1"; step_values "$tmp/w2/log.jsonl" >"$tmp/v2"
+ok=1; [ $rc1 = 0 ] && [ $rc2 = 0 ] && [ "$(wc -l <"$tmp/v2")" = 3 ] && close "$tmp/v2" "$tmp/v1" && ok=0
+report $ok train_dpo_np2_matches_one_process "rc $rc1 $rc2; step loss grad_norm, np2 | np1: $(paste "$tmp/v2" "$tmp/v1" | tr '\n' ';') $(tail -c 300 "$tmp/w2.txt")"
+ok=1; grep -q "data parallel: 2 ranks, ZeRO-1" "$tmp/w2.txt" && [ "$(grep -c '^step ' "$tmp/w2.txt")" = 3 ] && ok=0
+report $ok train_dpo_np2_rank0_alone_prints "$(grep -c '^step ' "$tmp/w2.txt") step lines instead of 3: $(head -3 "$tmp/w2.txt" | tr '\n' ' ')"
+
+# 3. a rank killed mid-run ends the whole job, within the timeout, naming the rank
+$MPIRUN -np 2 $GPU --steps 1000000 $flags --out "$tmp/k" --ref-cache "$tmp/cpu/ref_logps" >"$tmp/k.txt" 2>&1 &
+mpirun_pid=$!
+victim=
+for _ in $(seq 1200); do  # up to 120 s for the run to reach step 2
+    n=$(grep -c '"step"' "$tmp/k/log.jsonl" 2>/dev/null)
+    [ "${n:-0}" -ge 2 ] && break
+    sleep 0.1
+done
+for p in $(pgrep -P "$mpirun_pid"); do
+    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1' && victim=$p
+done
+start=$(date +%s)
+[ -n "$victim" ] && kill -9 "$victim"
+ended=0
+timeout 60 tail --pid="$mpirun_pid" -f /dev/null || { ended=1; kill -9 "$mpirun_pid"; }
+wait "$mpirun_pid"; rc=$?
+mpirun_pid=
+ok=1
+[ -n "$victim" ] && [ $ended = 0 ] && [ $rc -ne 0 ] && grep -q "rank 1 .*exited on signal 9" "$tmp/k.txt" && ok=0
+report $ok train_dpo_killed_rank_ends_the_job "victim '$victim', ended in $(( $(date +%s) - start )) s, rc $rc: $(tail -4 "$tmp/k.txt" | tr '\n' ' ')"
