@@ -42,6 +42,13 @@ TEST_BINS += common/test_distributed common/test_data_parallel.sh
 common/test_distributed: common/test_distributed.cpp common/distributed.h common/metrics.h common/model_config.h dev/test_util.h
 	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)
 
+# who am I (flags, launcher environments) and the rendezvous: file: and tcp: with 2 and 3 forked
+# processes, timeouts, stale files; mpi under mpirun; train_dpo_cpu refusing rank flags without it
+TEST_BINS += common/test_launch
+common/test_launch: common/test_launch.cpp common/launch.h common/atomic_file.h common/flags.h common/train_config.h \
+                    common/model_config.h kernels/dpo_loss_math.h dev/test_util.h | train_dpo_cpu
+	$(CXX) $(CXXFLAGS) $(MPI_CFLAGS) -DDIST_WITH_MPI -o $@ $< $(MPI_LIBS) $(LDLIBS)
+
 TEST_BINS += cpu/test_cpu_layers
 cpu/test_cpu_layers: cpu/test_cpu_layers.cpp $(MODEL_HEADERS) cpu/adamw.h kernels/adamw_math.h dev/test_util.h
 	$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS_LIBS) $(LDLIBS)
