@@ -34,7 +34,7 @@
 //                  rewrites PATH when a request changes. Every file is written atomically
 //                  (common/atomic_file.h). The formats are text lines (below); on NFS a new
 //                  file can take up to a minute to appear on another machine.
-//   tcp:HOST:PORT  rank 0 listens on PORT (all its IPv4 interfaces, SO_REUSEADDR); HOST is rank
+//   tcp:HOST:PORT  rank 0 listens on PORT (all its interfaces, SO_REUSEADDR); HOST is rank
 //                  0's machine as the others reach it ([::1] brackets for IPv6 literals). Each
 //                  rank connects (retrying while refused), sends its rank, world size and byte
 //                  count, and gets the bytes or the reason it was refused (another world size, a
@@ -673,10 +673,48 @@ inline std::string send_reply(int fd, uint32_t status, const void* payload, size
     return why.empty() ? send_all(fd, payload, n, deadline) : why;
 }
 
-inline std::string peer_address(const struct sockaddr_in& a) {
-    char b[INET_ADDRSTRLEN] = "?";
-    inet_ntop(AF_INET, &a.sin_addr, b, sizeof b);
-    return b;
+inline std::string peer_address(const struct sockaddr_storage& a, socklen_t len) {
+    char host[NI_MAXHOST] = "?";
+    getnameinfo((const struct sockaddr*)&a, len, host, sizeof host, nullptr, 0, NI_NUMERICHOST);
+    return host;
+}
+
+// A socket listening on `port` of every interface: IPv6 and IPv4 together where the machine has
+// IPv6, else IPv4 only. -1 with errno set on failure.
+inline int listen_any(int port) {
+    for (int family : {AF_INET6, AF_INET}) {
+        int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            if (family == AF_INET6) continue;  // no IPv6 here
+            return -1;
+        }
+        int one = 1, zero = 0;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        struct sockaddr_storage addr;
+        memset(&addr, 0, sizeof addr);
+        socklen_t len;
+        if (family == AF_INET6) {
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);  // IPv4 too, as ::ffff:a.b.c.d
+            struct sockaddr_in6* a6 = (struct sockaddr_in6*)&addr;
+            a6->sin6_family = AF_INET6;
+            a6->sin6_addr = in6addr_any;
+            a6->sin6_port = htons((uint16_t)port);
+            len = sizeof *a6;
+        } else {
+            struct sockaddr_in* a4 = (struct sockaddr_in*)&addr;
+            a4->sin_family = AF_INET;
+            a4->sin_addr.s_addr = htonl(INADDR_ANY);
+            a4->sin_port = htons((uint16_t)port);
+            len = sizeof *a4;
+        }
+        if (bind(fd, (struct sockaddr*)&addr, len) == 0 && listen(fd, SOMAXCONN) == 0) return fd;
+        int e = errno;
+        close(fd);
+        errno = e;
+        if (family == AF_INET6 && e == EADDRNOTAVAIL) continue;  // IPv6 present but disabled
+        return -1;
+    }
+    return -1;
 }
 
 inline bool rendezvous_tcp_root(const LaunchInfo& info, const DistInit& at, const void* blob, size_t bytes,
@@ -684,18 +722,9 @@ inline bool rendezvous_tcp_root(const LaunchInfo& info, const DistInit& at, cons
     const int W = info.world;
     const std::string where = "rendezvous " + info.init + ": rank 0: ";
     Deadline deadline(info.timeout_s);
-    int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (listener < 0) { *err = where + "cannot create a socket: " + strerror(errno); return false; }
-    int one = 1;
-    setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in addr;
-    memset(&addr, 0, sizeof addr);
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_ANY);
-    addr.sin_port = htons((uint16_t)at.port);
-    if (bind(listener, (struct sockaddr*)&addr, sizeof addr) != 0 || listen(listener, SOMAXCONN) != 0) {
+    int listener = listen_any(at.port);
+    if (listener < 0) {
         int e = errno;
-        close(listener);
         *err = where + (e == EADDRINUSE ? "port " + std::to_string(at.port) + " is already in use on this machine "
                                           "(another job, or an earlier run's rank 0 still alive?); give another "
                                           "--dist-init port"
@@ -710,7 +739,7 @@ inline bool rendezvous_tcp_root(const LaunchInfo& info, const DistInit& at, cons
     bool ok = true;
     while (left > 0 && ok) {
         if (!wait_fd(listener, POLLIN, deadline)) break;
-        struct sockaddr_in peer;
+        struct sockaddr_storage peer;
         socklen_t peer_len = sizeof peer;
         int c = accept(listener, (struct sockaddr*)&peer, &peer_len);
         if (c < 0) {  // the peer gave up, a signal, or out of descriptors: wait a little, again
@@ -727,7 +756,7 @@ inline bool rendezvous_tcp_root(const LaunchInfo& info, const DistInit& at, cons
             continue;
         }
         const uint64_t r = get_le(hello + 8, 4), world = get_le(hello + 12, 4), n = get_le(hello + 16, 8);
-        const std::string from = peer_address(peer);
+        const std::string from = peer_address(peer, peer_len);
         std::string refusal;
         if (world != (uint64_t)W || n != bytes)
             refusal = "rank " + std::to_string(r) + " (at " + from + ") was started with world size " +

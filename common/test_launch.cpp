@@ -335,6 +335,17 @@ static int free_port() {
     return ntohs(a.sin_port);
 }
 
+static bool have_ipv6_loopback() {
+    int s = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 a;
+    memset(&a, 0, sizeof a);
+    a.sin6_family = AF_INET6;
+    a.sin6_addr = in6addr_loopback;
+    bool ok = s >= 0 && bind(s, (struct sockaddr*)&a, sizeof a) == 0;
+    if (s >= 0) close(s);
+    return ok;
+}
+
 static const size_t BLOB = 128;  // an ncclUniqueId
 
 // world ranks exchange a fresh random blob; delays[r]: when rank r starts. Every rank must
@@ -364,6 +375,8 @@ static void test_exchanges() {
     exchange("file_world_3", "file:" + dir + "/b/rendezvous", {0.2, 0.1, 0}, dir);
     exchange("tcp_world_2", "tcp:127.0.0.1:" + std::to_string(free_port()), {0, 0.05});
     exchange("tcp_world_3_rank_0_last", "tcp:localhost:" + std::to_string(free_port()), {0.3, 0, 0.1});
+    if (have_ipv6_loopback()) exchange("tcp_world_2_ipv6", "tcp:[::1]:" + std::to_string(free_port()), {0.05, 0});
+    else test_skip("tcp_world_2_ipv6", "this machine has no IPv6 loopback (::1)");
     remove_tree(dir);
 }
 
