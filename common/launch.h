@@ -955,8 +955,9 @@ inline bool check_mpi_only_launch(const LaunchFlags& flags, bool under_mpi, int 
     LaunchInfo info;
     if (!resolve_launch(flags, "", env, &info, err)) return false;
     if (info.world > 1) {
-        *err = "this process is rank " + std::to_string(info.rank) + " of " + std::to_string(info.world) + " (from " +
-               info.source + ") but was not started by an MPI launcher; " + how;
+        *err = "rank " + std::to_string(info.rank) + " of " + std::to_string(info.world) + " from " +
+               info.source.substr(0, info.source.find(" (")) + ", but this process was not started by an MPI "
+               "launcher; " + how;
         return false;
     }
     return true;

@@ -164,7 +164,7 @@ static void test_who() {
     const CpuCase cpu[] = {
         {"cpu_alone_ok", LaunchFlags(), none, false, 0, 1, true, ""},
         {"cpu_flags_without_mpirun_refused", rank_flags(2, 0), none, false, 0, 1, false, "not started by an MPI launcher"},
-        {"cpu_srun_without_mpi_refused", LaunchFlags(), slurm_step, false, 0, 1, false, "rank 5 of 8 (from Slurm"},
+        {"cpu_srun_without_mpi_refused", LaunchFlags(), slurm_step, false, 0, 1, false, "rank 5 of 8 from Slurm, but"},
         {"cpu_mpirun_ok", LaunchFlags(), ompi, true, 1, 4, true, ""},
         {"cpu_mpirun_flags_agree", rank_flags(4, 1), ompi, true, 1, 4, true, ""},
         {"cpu_mpirun_flags_disagree", rank_flags(4, 2), ompi, true, 1, 4, false, "disagree with MPI's rank 1 of 4"},
@@ -546,7 +546,7 @@ static void test_programs(const char* self) {
     const Case cases[] = {
         {"train_dpo_cpu_refuses_rank_flags", {"--world-size", "2", "--rank", "1"}, {}, "not started by an MPI launcher"},
         {"train_dpo_cpu_refuses_srun_without_mpi", {}, {{"SLURM_STEP_ID", "0"}, {"SLURM_PROCID", "1"}, {"SLURM_NTASKS", "2"}},
-         "rank 1 of 2 (from Slurm"},
+         "rank 1 of 2 from Slurm, but this process was not started by an MPI launcher"},
         {"train_dpo_cpu_rank_flag_alone", {"--rank", "1"}, {}, "--rank without --world-size"},
     };
     for (const Case& c : cases) {
