@@ -468,7 +468,7 @@ inline bool rendezvous_file_root(const LaunchInfo& info, const std::string& path
     for (int r = 1; r < W; r++) remove(rendezvous_ack_path(path, r).c_str());
 
     std::vector<uint64_t> nonce(W, 0), written;  // the requests' nonces; those in PATH now
-    std::vector<bool> requested(W, false), confirmed(W, false);
+    std::vector<bool> requested(W, false), seen(W, false), confirmed(W, false);  // seen: ever requested
     std::vector<std::string> refused(W);  // why a request file there was not this job's
     double delay = 0.005;
     while (true) {
@@ -489,7 +489,7 @@ inline bool rendezvous_file_root(const LaunchInfo& info, const std::string& path
                 refused[r] = "says world size " + std::to_string(world) + " and " + std::to_string(n) +
                              " bytes (rank 0: " + std::to_string(W) + " and " + std::to_string(bytes) + ")";
             } else {
-                requested[r] = true;
+                requested[r] = seen[r] = true;
                 nonce[r] = x;
             }
         }
@@ -511,8 +511,8 @@ inline bool rendezvous_file_root(const LaunchInfo& info, const std::string& path
             std::string text;
             uint64_t x;
             if (!confirmed[r] && read_small_file(rendezvous_ack_path(path, r), 4096, &text) &&
-                text.compare(0, 19, "dpo-rendezvous ack ") == 0 && parse_hex64(line_field(text.substr(0, text.find('\n')), "nonce"), &x) &&
-                x == written[r] && x == nonce[r])
+                text.compare(0, 19, "dpo-rendezvous ack ") == 0 &&
+                parse_hex64(line_field(text.substr(0, text.find('\n')), "nonce"), &x) && x == written[r] && x == nonce[r])
                 confirmed[r] = true;
             all_confirmed = all_confirmed && confirmed[r];
         }
@@ -533,7 +533,7 @@ inline bool rendezvous_file_root(const LaunchInfo& info, const std::string& path
     for (int r = 1; r < W; r++) {
         if (confirmed[r]) continue;
         // a rank that arrived waits for the answer, written only once every rank has arrived
-        if (!requested[r]) absent.push_back(r);
+        if (!seen[r]) absent.push_back(r);
         else if (!written.empty()) silent.push_back(r);
         if (!refused[r].empty())
             notes += "; " + rendezvous_request_path(path, r) + " " + refused[r] + " (an earlier job's file, or that "
@@ -615,7 +615,9 @@ inline bool rendezvous_file_rank(const LaunchInfo& info, const std::string& path
 
 static const char RENDEZVOUS_MAGIC[8] = {'d', 'p', 'o', 'r', 'z', 'v', '0', '1'};
 
-inline void put_le(unsigned char* p, uint64_t x, int n) { for (int k = 0; k < n; k++) p[k] = (unsigned char)(x >> (8 * k)); }
+inline void put_le(unsigned char* p, uint64_t x, int n) {
+    for (int k = 0; k < n; k++) p[k] = (unsigned char)(x >> (8 * k));
+}
 inline uint64_t get_le(const unsigned char* p, int n) {
     uint64_t x = 0;
     for (int k = 0; k < n; k++) x |= (uint64_t)p[k] << (8 * k);

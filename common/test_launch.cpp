@@ -158,7 +158,15 @@ static void test_who() {
 
     // the CPU trainer: MPI only
     const FakeEnv none;
-    struct CpuCase { const char* name; LaunchFlags flags; FakeEnv env; bool mpi; int mpi_rank, mpi_world; bool ok; const char* expect; };
+    struct CpuCase {
+        const char* name;
+        LaunchFlags flags;
+        FakeEnv env;
+        bool mpi;
+        int mpi_rank, mpi_world;
+        bool ok;
+        const char* expect;
+    };
     LaunchFlags tcp2 = rank_flags(0, -1);
     tcp2.init = "tcp:h:1";
     const CpuCase cpu[] = {
@@ -168,7 +176,8 @@ static void test_who() {
         {"cpu_mpirun_ok", LaunchFlags(), ompi, true, 1, 4, true, ""},
         {"cpu_mpirun_flags_agree", rank_flags(4, 1), ompi, true, 1, 4, true, ""},
         {"cpu_mpirun_flags_disagree", rank_flags(4, 2), ompi, true, 1, 4, false, "disagree with MPI's rank 1 of 4"},
-        {"cpu_mpirun_tcp_refused", tcp2, ompi, true, 1, 4, false, "--dist-init tcp:h:1: train_dpo_cpu's ranks talk over MPI"},
+        {"cpu_mpirun_tcp_refused", tcp2, ompi, true, 1, 4, false,
+         "--dist-init tcp:h:1: train_dpo_cpu's ranks talk over MPI"},
     };
     for (const CpuCase& c : cpu) {
         err.clear();
@@ -508,14 +517,17 @@ static int run_program(const std::vector<std::string>& args, const FakeEnv& extr
 static int mpi_child(uint64_t seed) {
     LaunchInfo info;
     std::string err;
-    if (!resolve_launch(LaunchFlags(), "", process_environment, &info, &err)) { printf("error: %s\n", err.c_str()); return 1; }
+    if (!resolve_launch(LaunchFlags(), "", process_environment, &info, &err)) {
+        printf("error: %s\n", err.c_str());
+        return 1;
+    }
     std::mt19937_64 rng(seed);
     std::vector<unsigned char> expected(BLOB), got(BLOB, 0xAA);
     for (unsigned char& x : expected) x = (unsigned char)rng();
     if (info.rank == 0) got = expected;
     bool ok = rendezvous_broadcast(info, got.data(), got.size(), &err);
-    printf("rank %d: %s %s init=%s source=%s %s\n", info.rank, ok && got == expected ? "ok" : "failed", launch_summary(info).c_str(),
-           info.init.c_str(), info.source.c_str(), err.c_str());
+    printf("rank %d: %s (%s) %s\n", info.rank, ok && got == expected ? "ok" : "failed", launch_summary(info).c_str(),
+           err.c_str());
 #ifdef DIST_WITH_MPI
     int finished = 0;
     MPI_Finalized(&finished);
@@ -540,12 +552,16 @@ static void test_programs(const char* self) {
         test_report(status == 0 && contains(out, "rank 0: ok") && contains(out, "rank 1: ok"), "mpi_rendezvous_2_ranks",
                     "status %d: %s", status, out.c_str());
     }
-    if (access("./train_dpo_cpu", X_OK) != 0) { test_skip("train_dpo_cpu_refuses", "./train_dpo_cpu is not built"); return; }
+    if (access("./train_dpo_cpu", X_OK) != 0) {
+        test_skip("train_dpo_cpu_refuses", "./train_dpo_cpu is not built");
+        return;
+    }
     std::string dir = make_temp_dir();
     struct Case { const char* name; std::vector<std::string> args; FakeEnv env; const char* expect; };
     const Case cases[] = {
         {"train_dpo_cpu_refuses_rank_flags", {"--world-size", "2", "--rank", "1"}, {}, "not started by an MPI launcher"},
-        {"train_dpo_cpu_refuses_srun_without_mpi", {}, {{"SLURM_STEP_ID", "0"}, {"SLURM_PROCID", "1"}, {"SLURM_NTASKS", "2"}},
+        {"train_dpo_cpu_refuses_srun_without_mpi", {},
+         {{"SLURM_STEP_ID", "0"}, {"SLURM_PROCID", "1"}, {"SLURM_NTASKS", "2"}},
          "rank 1 of 2 from Slurm, but this process was not started by an MPI launcher"},
         {"train_dpo_cpu_rank_flag_alone", {"--rank", "1"}, {}, "--rank without --world-size"},
     };
