@@ -460,7 +460,7 @@ struct GpuBackend {
     double peak = 0;              // the GPU's peak FLOP/s for this precision, 0 = unknown
     std::vector<float> host;      // host_weights()'s copy of the fp32 master weights
 
-    void start(int threads) {     // threads: the CPU trainer's; the GPU has no use for it
+    void start(const TrainConfig& tc) {  // tc.threads: the CPU trainer's; the GPU has no use for it
         peak = peak_flops(require_gpu());
         matmul_setup();
         started = true;
@@ -525,9 +525,16 @@ struct GpuBackend {
 int main(int argc, char** argv) {
     if (argc > 1 && std::string(argv[1]) == "sample") return run_sample(argc, argv);
     GpuBackend backend;
-    LocalComm comm;  // one GPU
-    int status = argc > 1 && std::string(argv[1]) == "score" ? score_loop(argc, argv, backend)
-                                                              : train_loop(argc, argv, comm, backend);
+    int status = 0;
+    if (argc > 1 && std::string(argv[1]) == "score") {
+        status = score_loop(argc, argv, backend);
+    } else {
+        TrainConfig tc;
+        bool demo;
+        if (!parse_train_flags(argc, argv, &tc, &demo)) return 0;  // --help
+        LocalComm comm;  // one GPU
+        status = train_loop(tc, demo, comm, backend);
+    }
     backend.finish();
     return status;
 }

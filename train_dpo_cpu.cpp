@@ -49,7 +49,8 @@ struct CpuBackend {
     cpu::DataParallel dp;
 
     // threads = 0: OpenMP's default, or the machine's cores shared by the ranks running on it
-    void start(int threads) {
+    void start(const TrainConfig& tc) {
+        int threads = tc.threads;
         if (threads == 0 && comm && comm->local_world > 1) threads = std::max(1, omp_get_num_procs() / comm->local_world);
         if (threads > 0) omp_set_num_threads(threads);
         openblas_set_num_threads(omp_get_max_threads());
@@ -94,8 +95,16 @@ int main(int argc, char** argv) {
     if (argc > 1 && std::string(argv[1]) == "score") return score_loop(argc, argv, backend);
     if (argc > 1 && std::string(argv[1]) == "sample") return run_sample(argc, argv);
     g_comm.start(&argc, &argv);  // MPI, when started by mpirun
-    backend.comm = &g_comm;
-    int status = train_loop(argc, argv, g_comm, backend);
+    TrainConfig tc;
+    bool demo;
+    int status = 0;
+    if (parse_train_flags(argc, argv, &tc, &demo)) {
+        std::string err;
+        if (!check_mpi_only_launch(tc.launch, g_comm.active, g_comm.rank, g_comm.world, process_environment, &err))
+            fatal(err);  // the rank flags and environment, never silently ignored
+        backend.comm = &g_comm;
+        status = train_loop(tc, demo, g_comm, backend);
+    }
     g_comm.finish();
     return status;
 }

@@ -3,8 +3,12 @@
 // lives here once, and reads top to bottom as the training script; the trainers bring only their
 // model (the backend) and their communicator:
 //
-//   int status = train_loop(argc, argv, comm, backend);        // training
-//   int status = score_loop(argc, argv, comm, backend);        // the score subcommand
+//   TrainConfig tc;
+//   bool demo;
+//   if (!parse_train_flags(argc, argv, &tc, &demo)) return 0;  // --help
+//   ... the communicator from tc.launch ...
+//   int status = train_loop(tc, demo, comm, backend);          // training
+//   int status = score_loop(argc, argv, backend);              // the score subcommand
 //
 // Comm: the host collectives of a data-parallel job (cpu::MpiComm; LocalComm below for one
 // process; the GPU's NCCL communicator later). Every member is called by every rank at the same
@@ -20,9 +24,10 @@
 //
 // Backend: one model replica and its share of the optimizer. B x T is the micro-batch capacity,
 // N = B*T tokens, n = num_parameters(cfg) fp32 weights in common/model_config.h's layout.
-//   void start(int threads)
-//       once, before setup: the machine (CPU: the OpenMP/BLAS threads, 0 = default; GPU: finds
-//       the device, prints it). Not called by a --steps 0 --export-hf conversion.
+//   void start(const TrainConfig& tc)
+//       once, before setup: the machine (CPU: tc.threads OpenMP/BLAS threads, 0 = default; GPU:
+//       finds the device, prints it). Not called by a --steps 0 --export-hf conversion. score
+//       passes a TrainConfig with the score flags' threads.
 //   void setup(const ModelConfig& cfg, int B, int T, std::vector<float>* weights)
 //       the model of cfg with these n fp32 weights (taken over: *weights may be emptied) for
 //       micro-batches of at most B x T; a clear error when it does not fit (GPU memory).
@@ -213,7 +218,9 @@ int score_loop(int argc, char** argv, Backend& model) {
     const int T = a.T == 0 ? cfg.max_seq_len : a.T;
     std::string too_long = check_seq_len(T, cfg, "score: --seq-len " + std::to_string(T));
     if (!too_long.empty()) fatal(too_long);
-    model.start(a.threads);
+    TrainConfig machine;  // the score flags that set up the machine
+    machine.threads = a.threads;
+    model.start(machine);
     model.setup(cfg, a.B, T, &weights);
     SetPass pass;
     pass.layout = a.sharing ? LAYOUT_SHARED : LAYOUT_BASELINE;
@@ -226,17 +233,23 @@ int score_loop(int argc, char** argv, Backend& model) {
 // ----------------------------------------------------------------------------------------------
 // training
 
-template <typename Comm, typename Backend>
-int train_loop(int argc, char** argv, Comm& comm, Backend& model) {
+// The flags of a training run, the demo's first when no --train is given (*demo says so); a bad
+// flag is fatal. Returns false after printing the usage for --help.
+inline bool parse_train_flags(int argc, char** argv, TrainConfig* tc, bool* demo) {
     for (int i = 1; i < argc; i++) {
         std::string a = argv[i];
-        if (a == "--help" || a == "-h") { print_usage(argv[0]); return 0; }
+        if (a == "--help" || a == "-h") { print_usage(argv[0]); return false; }
     }
-    TrainConfig tc;
     std::string err;
-    bool demo;
-    std::vector<char*> args = with_demo_flags(argc, argv, &demo);  // no --train: the demo's flags first
-    if (!parse_train_args((int)args.size(), args.data(), 1, &tc, &err)) fatal(err);
+    std::vector<char*> args = with_demo_flags(argc, argv, demo);
+    if (!parse_train_args((int)args.size(), args.data(), 1, tc, &err)) fatal(err);
+    return true;
+}
+
+// The whole training run of the flags tc, on every rank of comm. Returns the exit status.
+template <typename Comm, typename Backend>
+int train_loop(TrainConfig tc, bool demo, Comm& comm, Backend& model) {
+    std::string err;
     // data parallel: rank 0 alone prints
     if (comm.rank > 0 && !freopen("/dev/null", "w", stdout)) fatal("cannot silence stdout");
     if (comm.world > 1)
@@ -249,7 +262,7 @@ int train_loop(int argc, char** argv, Comm& comm, Backend& model) {
 
     // data, model, optimizer state (on the host first)
     const bool convert_only = tc.steps == 0 && !tc.export_hf.empty();
-    if (!convert_only) model.start(tc.threads);  // before the data: a machine without a GPU learns at once
+    if (!convert_only) model.start(tc);  // before the data: a machine without a GPU learns at once
     PairSet train;
     if (!convert_only) train = load_pairs(tc.train_file, "training");
     ModelConfig cfg;
