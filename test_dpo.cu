@@ -180,10 +180,14 @@ static void run_case(const char* name, Layout layout, bool packing, std::mt19937
     snprintf(check, sizeof check, "%s_loss", name);
     test_report(err_loss <= TOL_LOSS, check, "max error %.3g (tolerance %.1g)", err_loss, TOL_LOSS);
 
-    // the forward-only path of the reference cache, eval and score: every pair of the set, in as
-    // many micro-batches as the packer makes
+    // the forward-only path of the reference cache, eval and score (common/train_loop.h's
+    // set_logps over GPT2GPU::batch_logps): every pair of the set, in as many micro-batches as
+    // the packer makes
     {
-        SetLogps gs = gpu_set_logps(gpu, set, layout, packing, TEST_B, TEST_T, false);
+        LocalComm one;
+        SetPass pass;
+        pass.layout = layout; pass.packing = packing; pass.B = TEST_B; pass.T = TEST_T; pass.quiet = true;
+        SetLogps gs = set_logps(one, gpu, set, pass, "test set log-probs");
         std::vector<Batch> batches;
         std::string err;
         eval_batches(set, TEST_B, TEST_T, layout, packing, &batches, &err);
@@ -325,7 +329,14 @@ static void run_ranks(NcclComm& comm, const char* name, Layout layout, bool pack
     GPT2GPU single;
     single.setup(cfg, RANKS_B, TEST_T, w, {}, {});
     // reference log-probs: the initial model's, moved by noise (same on every rank: same seed)
-    SetLogps lp0 = gpu_set_logps(single, set, layout, packing, RANKS_B, TEST_T, false);
+    LocalComm alone;
+    SetPass pass;
+    pass.layout = layout; pass.packing = packing; pass.B = RANKS_B; pass.T = TEST_T; pass.quiet = true;
+    const SetLogps lp0 = set_logps(alone, single, set, pass, "set log-probs");
+    // the driver's pass split over the ranks (by whole packing chunks) and all-gathered: the same bits
+    const SetLogps split = set_logps(comm, single, set, pass, "set log-probs");
+    const bool split_same = split.chosen == lp0.chosen && split.rejected == lp0.rejected &&
+                            split.n_chosen == lp0.n_chosen && split.n_rejected == lp0.n_rejected;
     std::normal_distribution<double> noise(0.0, 2.0);
     std::vector<double> ref_c(set.size()), ref_r(set.size());
     for (size_t i = 0; i < set.size(); i++) { ref_c[i] = lp0.chosen[i] + noise(rng); ref_r[i] = lp0.rejected[i] + noise(rng); }
@@ -353,8 +364,10 @@ static void run_ranks(NcclComm& comm, const char* name, Layout layout, bool pack
         for (int s = 0; s < b.n_slots(); s++) { (*rc)[s] = ref_c[b.pair_ids[s]]; (*rr)[s] = ref_r[b.pair_ids[s]]; }
     };
     // errors: [0] losses, [1] metric sums, [2] norm, [3] gradient (ZeRO-1), [4] gradient (--zero 0),
-    // [5] parameters ZeRO-1, [6] --zero 0, [7] moments ZeRO-1, [8] ZeRO-1 vs --zero 0, [9] micro-batches
-    double e[10] = {0};
+    // [5] parameters ZeRO-1, [6] --zero 0, [7] moments ZeRO-1, [8] ZeRO-1 vs --zero 0, [9] micro-batches,
+    // [10] 1 if the split set pass differs, [11] the floatX parameters
+    double e[12] = {0};
+    e[10] = split_same ? 0 : 1;
     std::vector<char> noise_only(n, 0);
     std::vector<double> pair_loss(set.size(), NAN);
     std::vector<Batch> batches;
@@ -438,17 +451,13 @@ static void run_ranks(NcclComm& comm, const char* name, Layout layout, bool pack
     std::vector<floatX> fz(n), f1(n);
     CUDA_CHECK(cudaMemcpy(fz.data(), mz.params, n * sizeof(floatX), cudaMemcpyDeviceToHost));
     CUDA_CHECK(cudaMemcpy(f1.data(), single.params, n * sizeof(floatX), cudaMemcpyDeviceToHost));
-    double e_floatx = 0;
     for (size_t i = 0; i < n; i++)
-        if (!noise_only[i]) e_floatx = std::max(e_floatx, std::fabs((double)(float)fz[i] - (double)(float)f1[i]));
+        if (!noise_only[i]) e[11] = std::max(e[11], std::fabs((double)(float)fz[i] - (double)(float)f1[i]));
 
     // rank 0 reports the worst over the ranks
-    const int K = 11;
-    double mine_e[K];
-    std::copy(e, e + 10, mine_e);
-    mine_e[10] = e_floatx;
+    const int K = 12;
     std::vector<double> all;
-    comm.all_gather(mine_e, K, &all);
+    comm.all_gather(e, K, &all);
     double worst[K] = {0};
     double micro = 0;
     for (int r = 0; r < comm.world; r++) {
@@ -475,7 +484,8 @@ static void run_ranks(NcclComm& comm, const char* name, Layout layout, bool pack
     report("allreduce_gradient_matches_one_process", worst[4], 2 * TOL_GRAD, "of the tensor's largest");
     report("zero1_params_after_3_steps_match_one_process", worst[5], 2 * TOL_PARAM, "absolute");
     report("allreduce_params_after_3_steps_match_one_process", worst[6], 2 * TOL_PARAM, "absolute");
-    report("zero1_floatX_params_all_gathered", worst[10], 2 * TOL_PARAM, "absolute");
+    report("zero1_floatX_params_all_gathered", worst[11], 2 * TOL_PARAM, "absolute");
+    report("set_logps_split_over_ranks_is_bitwise", worst[10], 0, "(ranks whose pass differs)");
     report("zero1_moments_gathered_match_one_process", worst[7], 2 * TOL_GRAD, "of the largest");
     report("zero1_and_allreduce_params", worst[8], SIMT_CPU ? 0.0 : 2 * TOL_PARAM, SIMT_CPU ? "(stand-in: bitwise)" : "absolute");
 }
