@@ -278,7 +278,7 @@ static void run_case(const char* name, Layout layout, bool packing, std::mt19937
 }
 
 // ----------------------------------------------------------------------------------------------
-// Several ranks (`mpirun -np N ./test_dpo_fp32 --ranks`, common/test_dpo_ranks.sh): the GPU
+// Several ranks (`mpirun -np N ./test_dpo_fp32 --ranks [case]`, test_train_dpo_ranks.sh): the GPU
 // trainer's own communication code (kernels/zero.cuh over NCCL; under dev/simt the stand-in over
 // MPI, dev/simt/nccl_cpu.h) against one process with the same global batch, which every rank
 // computes itself. Each rank takes its slice of every step's G pairs (the dataloader's split; G
@@ -365,8 +365,8 @@ static void run_ranks(NcclComm& comm, const char* name, Layout layout, bool pack
     };
     // errors: [0] losses, [1] metric sums, [2] norm, [3] gradient (ZeRO-1), [4] gradient (--zero 0),
     // [5] parameters ZeRO-1, [6] --zero 0, [7] moments ZeRO-1, [8] ZeRO-1 vs --zero 0, [9] micro-batches,
-    // [10] 1 if the split set pass differs, [11] the floatX parameters
-    double e[12] = {0};
+    // [10] 1 if the split set pass differs, [11] the floatX parameters, [12] the rank named for a NaN
+    double e[13] = {0};
     e[10] = split_same ? 0 : 1;
     std::vector<char> noise_only(n, 0);
     std::vector<double> pair_loss(set.size(), NAN);
@@ -430,6 +430,21 @@ static void run_ranks(NcclComm& comm, const char* name, Layout layout, bool pack
             model->adamw_step(tc, lr_t, norm > tc.grad_clip ? (float)(tc.grad_clip / norm) : 1.0f, step + 1);
         }
     }
+    // one more step in which the last rank's first pair has a NaN reference log-prob: every rank
+    // must learn that rank's number from the reduction (the driver then stops every rank)
+    if (!mine.step_batches(RANKS_STEPS, &batches, &err)) { fprintf(stderr, "%s\n", err.c_str()); exit(1); }
+    mz.zero_grad();
+    StepPartial part;
+    for (size_t k = 0; k < batches.size(); k++) {
+        std::vector<double> rc, rr;
+        refs(batches[k], &rc, &rr);
+        if (k == 0 && comm.rank == comm.world - 1) rc[0] = NAN;
+        for (const PairResult& r : mz.dpo_step(batches[k], rc, rr, spec, 1.0, k + 1 == batches.size()))
+            part.metrics.add(r, spec.beta);
+    }
+    mz.reduce(part);
+    e[12] = mz.dp->bad_rank;
+
     // after the steps: everything gathered on every rank
     const std::vector<float> p1 = single.download(single.master), m1 = single.download(single.adam_m);
     const std::vector<float> pz = mz.weights(), pa = ma.weights();
@@ -455,12 +470,14 @@ static void run_ranks(NcclComm& comm, const char* name, Layout layout, bool pack
         if (!noise_only[i]) e[11] = std::max(e[11], std::fabs((double)(float)fz[i] - (double)(float)f1[i]));
 
     // rank 0 reports the worst over the ranks
-    const int K = 12;
+    const int K = 13;
     std::vector<double> all;
     comm.all_gather(e, K, &all);
     double worst[K] = {0};
     double micro = 0;
+    bool nan_named = true;  // every rank names the last rank
     for (int r = 0; r < comm.world; r++) {
+        nan_named = nan_named && all[(size_t)r * K + 12] == comm.world - 1;
         for (int k = 0; k < K; k++) worst[k] = std::max(worst[k], all[(size_t)r * K + k]);
         micro += all[(size_t)r * K + 9];
     }
@@ -487,6 +504,12 @@ static void run_ranks(NcclComm& comm, const char* name, Layout layout, bool pack
     report("zero1_floatX_params_all_gathered", worst[11], 2 * TOL_PARAM, "absolute");
     report("set_logps_split_over_ranks_is_bitwise", worst[10], 0, "(ranks whose pass differs)");
     report("zero1_moments_gathered_match_one_process", worst[7], 2 * TOL_GRAD, "of the largest");
+    snprintf(check, sizeof check, "np%d_%s_nan_on_rank_%d_named_by_every_rank", comm.world, name, comm.world - 1);
+    test_report(nan_named, check, "the ranks named ranks %s", [&] {
+        std::string named;
+        for (int r = 0; r < comm.world; r++) named += std::to_string((int)all[(size_t)r * K + 12]) + " ";
+        return named;
+    }().c_str());
     report("zero1_and_allreduce_params", worst[8], SIMT_CPU ? 0.0 : 2 * TOL_PARAM, SIMT_CPU ? "(stand-in: bitwise)" : "absolute");
 }
 
@@ -520,7 +543,8 @@ static void check_host_collectives(NcclComm& comm) {
     test_report(bad[1] == 0, check, "%.0f rank(s) got wrong pieces", bad[1]);
 }
 
-static int main_ranks() {
+// only: run just that case (shared_packed, baseline_unpacked), or both when null
+static int main_ranks(const char* only) {
     LaunchInfo info;
     std::string err;
     if (!resolve_launch(LaunchFlags{}, "/tmp", process_environment, &info, &err)) { fprintf(stderr, "%s\n", err.c_str()); return 1; }
@@ -535,8 +559,9 @@ static int main_ranks() {
     g_test_exit_checks = nullptr;
     matmul_setup();
     check_host_collectives(comm);
-    run_ranks(comm, "shared_packed", LAYOUT_SHARED, true, seed);
-    run_ranks(comm, "baseline_unpacked", LAYOUT_BASELINE, false, seed + 1);
+    if (!only || strcmp(only, "shared_packed") == 0) run_ranks(comm, "shared_packed", LAYOUT_SHARED, true, seed);
+    if (!only || strcmp(only, "baseline_unpacked") == 0)
+        run_ranks(comm, "baseline_unpacked", LAYOUT_BASELINE, false, seed + 1);
     matmul_teardown();
     comm.finish();
 #ifdef DIST_WITH_MPI
@@ -548,7 +573,7 @@ static int main_ranks() {
 }
 
 int main(int argc, char** argv) {
-    if (argc > 1 && std::string(argv[1]) == "--ranks") return main_ranks();
+    if (argc > 1 && std::string(argv[1]) == "--ranks") return main_ranks(argc > 2 ? argv[2] : nullptr);
     std::mt19937_64 rng(test_seed());
     printf("test_dpo: precision %s\n", PRECISION_NAME);
     matmul_setup();
