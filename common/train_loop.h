@@ -26,8 +26,8 @@
 // N = B*T tokens, n = num_parameters(cfg) fp32 weights in common/model_config.h's layout.
 //   void start(const TrainConfig& tc)
 //       once, before setup: the machine (CPU: tc.threads OpenMP/BLAS threads, 0 = default; GPU:
-//       finds the device, prints it). Not called by a --steps 0 --export-hf conversion. score
-//       passes a TrainConfig with the score flags' threads.
+//       finds the device, prints it, takes tc.head_chunk). Not called by a --steps 0 --export-hf
+//       conversion. score passes a TrainConfig with the score flags' threads and head_chunk.
 //   void setup(const ModelConfig& cfg, int B, int T, std::vector<float>* weights)
 //       the model of cfg with these n fp32 weights (taken over: *weights may be emptied) for
 //       micro-batches of at most B x T; a clear error when it does not fit (GPU memory).
@@ -220,6 +220,7 @@ int score_loop(int argc, char** argv, Backend& model) {
     if (!too_long.empty()) fatal(too_long);
     TrainConfig machine;  // the score flags that set up the machine
     machine.threads = a.threads;
+    machine.head_chunk = a.head_chunk;
     model.start(machine);
     model.setup(cfg, a.B, T, &weights);
     SetPass pass;
