@@ -21,6 +21,8 @@
 //       in place: rank r's buf[bounds[r], bounds[r+1]) to every rank (bounds: world + 1 entries)
 //   void barrier()
 //   [[noreturn]] void abort(int code)                      ends every rank (called by one rank)
+// (the driver itself needs no barrier or abort today; they are for the backends and the error
+// handlers: the GPU's collectives watchdog, a rank that fails alone)
 //
 // Backend: one model replica and its share of the optimizer. B x T is the micro-batch capacity,
 // N = B*T tokens, n = num_parameters(cfg) fp32 weights in common/model_config.h's layout.
