@@ -514,8 +514,9 @@ struct GpuBackend {
     }
     std::vector<PairLogps> batch_logps(const Batch& b) { return gpu.batch_logps(b); }
     void zero_grad() { gpu.zero_grad(); }
+    // last: unused on one GPU (nothing to reduce)
     std::vector<PairResult> dpo_step(const Batch& b, const std::vector<double>& rc, const std::vector<double>& rr,
-                                     const LossSpec& spec, double scale) {
+                                     const LossSpec& spec, double scale, bool last) {
         return gpu.dpo_step(b, rc, rr, spec, scale);
     }
     // one GPU: nothing to sum, only the squared gradient norm

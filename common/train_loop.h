@@ -43,9 +43,11 @@
 //   void zero_grad()
 //   std::vector<PairResult> dpo_step(const Batch& b, const std::vector<double>& ref_chosen,
 //                                    const std::vector<double>& ref_rejected, const LossSpec& spec,
-//                                    double scale)
+//                                    double scale, bool last)
 //       forward, DPO loss against the reference log-probs of b's slots, backward; accumulates
 //       this rank's fp32 gradients scaled by `scale` (1 / pairs of the whole step). Local.
+//       last: b is this rank's last micro-batch of the step (a backend may start reducing the
+//       gradients during its backward; reduce follows in any case, also on a rank with none).
 //   StepPartial reduce(StepPartial mine, int* bad_rank)
 //       collective, after the backward of every micro-batch: sums the ranks' gradients (to what
 //       update needs) and the ranks' StepPartials (metrics, tokens); fills grad_sumsq and
@@ -393,13 +395,15 @@ int train_loop(TrainConfig tc, bool demo, Comm& comm, Backend& model) {
         if (pairs == 0) fatal("step " + std::to_string(step + 1) + " has no pairs (all skipped as over-long)");
         model.zero_grad();
         PairMetrics m;
-        for (const Batch& b : batches) {
+        for (size_t k = 0; k < batches.size(); k++) {
+            const Batch& b = batches[k];
             std::vector<double> rc(b.n_slots()), rr(b.n_slots());
             for (int s = 0; s < b.n_slots(); s++) {
                 rc[s] = ref_train.chosen[b.pair_ids[s]];
                 rr[s] = ref_train.rejected[b.pair_ids[s]];
             }
-            for (const PairResult& r : model.dpo_step(b, rc, rr, tc.loss, 1.0 / pairs)) m.add(r, tc.loss.beta);
+            const bool last = k + 1 == batches.size();
+            for (const PairResult& r : model.dpo_step(b, rc, rr, tc.loss, 1.0 / pairs, last)) m.add(r, tc.loss.beta);
         }
         // the ranks' gradients and metric sums summed (one rank: nothing to sum), global norm
         StepPartial mine;
@@ -437,7 +441,8 @@ int train_loop(TrainConfig tc, bool demo, Comm& comm, Backend& model) {
         st.cpu_seconds = (double)(std::clock() - cpu0) / CLOCKS_PER_SEC;
         st.avg_seconds = timed_steps ? time_total / timed_steps : dt;
         st.pairs = pairs; st.tokens = (long)all.real_tokens;  // all ranks
-        st.padding = all.real_tokens + all.padded_tokens > 0 ? all.padded_tokens / (all.real_tokens + all.padded_tokens) : 0.0;
+        const double all_tokens = all.real_tokens + all.padded_tokens;
+        st.padding = all_tokens > 0 ? all.padded_tokens / all_tokens : 0.0;
         st.epoch = loader.epoch_progress(done);
         std::string record_extra, line_extra;
         if constexpr (has_step_extras<Backend>::value) model.step_extras(batches, dt, &record_extra, &line_extra);
