@@ -5,7 +5,9 @@
 //   - per-pair policy log-probs (chosen, rejected) and per-pair losses,
 //   - the log-probs of the whole set, forward only (the reference cache's, eval's and score's path),
 //   - the gradient of every named parameter tensor,
-//   - the parameters after 3 AdamW steps (clipping active) on the same micro-batch.
+//   - the parameters after 3 AdamW steps (clipping active) on the same micro-batch;
+// and the prefix-shared packed case again with the LM head in chunks of 5 scored tokens
+// (--head-chunk 5: several chunks, the backward recomputing all but the last one's logits).
 // On the CPU it runs through dev/simt with the cuBLASLt stand-in (make test: test_dpo_fp32 and
 // test_dpo); on a GPU the same file builds with nvcc (dev/gpu_check.sh).
 #define TESTING
@@ -131,7 +133,8 @@ static void adamw_double(std::vector<double>& p, std::vector<double>& m, std::ve
     }
 }
 
-static void run_case(const char* name, Layout layout, bool packing, std::mt19937_64& rng) {
+// head_chunk: the LM head's scored tokens per chunk (0: GPT2GPU's default, one chunk here)
+static void run_case(const char* name, Layout layout, bool packing, std::mt19937_64& rng, int head_chunk = 0) {
     const ModelConfig cfg = tiny_config();
     // weights representable in floatX, so that the GPU's fp32 master and its floatX copy start equal
     std::vector<float> w = random_weights(cfg, rng);
@@ -158,9 +161,14 @@ static void run_case(const char* name, Layout layout, bool packing, std::mt19937
     for (int s = 0; s < S; s++) { rc[s] = lp0[s].chosen + noise(rng); rr[s] = lp0[s].rejected + noise(rng); }
 
     GPT2GPU gpu;
+    if (head_chunk > 0) gpu.head_chunk = head_chunk;
     gpu.setup(cfg, TEST_B, TEST_T, w, {}, {});
     gpu.zero_grad();
     std::vector<PairResult> got = gpu.dpo_step(b, rc, rr, spec, scale);
+    if (head_chunk > 0) {
+        snprintf(check, sizeof check, "%s_has_several_chunks", name);
+        test_report(gpu.M > 2 * head_chunk, check, "%d scored tokens, chunks of %d", gpu.M, head_chunk);
+    }
     ref.zero_grad();
     std::vector<PairResult> want = cpu::dpo_forward_backward(ref, b, rc, rr, spec, scale);
 
@@ -584,6 +592,7 @@ int main(int argc, char** argv) {
         run_case(("baseline_packed" + o).c_str(), LAYOUT_BASELINE, true, rng);
         run_case(("shared_unpacked" + o).c_str(), LAYOUT_SHARED, false, rng);
         run_case(("baseline_unpacked" + o).c_str(), LAYOUT_BASELINE, false, rng);
+        run_case(("shared_packed_head_chunk5" + o).c_str(), LAYOUT_SHARED, true, rng, 5);
     });
     matmul_teardown();
     return test_exit();

@@ -7,6 +7,8 @@
 //   ./train_dpo --train T.bin --val V.bin --model gpt2/ --out run1 ...
 //   ./train_dpo score --model M --data PAIRS.bin --out LOGPS.tsv
 //   ./train_dpo sample --model M --prompt "TEXT"      (on the CPU, from the fp32 weights)
+//   ./train_dpo memory --model d12 --micro-rows B --seq-len T [--head-chunk K]
+//                                     the device memory such a run needs (computed; no GPU needed)
 //
 // Precision: parameters and activations floatX (bf16; float with `make PRECISION=FP32`); an fp32
 // master copy of the weights, fp32 gradients (accumulated over the micro-batches of a step) and fp32
@@ -19,8 +21,13 @@
 //   encoder -> L x [ LN1 -> QKV matmul -> attention (end[] mask) -> proj matmul
 //                    -> residual + LN2 (fused) -> FC matmul + GELU (epilogue) -> FCproj matmul
 //                    -> residual + the next LN1, or the final LN (fused) ]
-//   -> gather the scored rows -> logits[M,Vp] = lnf_scored wte^T -> log-prob of each target
+//   -> gather the scored rows -> logits = lnf_scored wte^T -> log-prob of each target
 //   -> dpo_loss (per-pair sums, loss, dlogp) -> backward through all of it.
+// The LM head runs in chunks of at most head_chunk (--head-chunk K) scored tokens, so its logits
+// buffer is [min(K, N), Vp], not [M, Vp] (at N = 8 x 1024 and Vp = 50304 that is 0.8 GB in bf16).
+// The forward keeps only the last chunk's logits; the backward walks the chunks from the last one
+// down and recomputes the logits of the others (2 M' C Vp more FLOPs for the M' scored tokens
+// outside the last chunk; none when M <= K, the default's common case).
 // Built with TESTING defined (test_dpo.cu includes this file) it has no main().
 #include <algorithm>
 #include <cmath>
@@ -92,6 +99,7 @@ inline void copy_to_floatX(floatX* out, const float* inp, size_t n, cudaStream_t
 struct GPT2GPU {
     ModelConfig cfg;
     int B = 0, T = 0;              // capacity: one micro-batch of B rows x T tokens
+    int head_chunk = 8192;         // scored tokens per LM-head chunk (set before setup)
     size_t num_params = 0;
     size_t sizes[NUM_PARAM_TENSORS], offsets[NUM_PARAM_TENSORS];
     cudaStream_t stream = 0;
@@ -127,7 +135,7 @@ struct GPT2GPU {
     std::vector<Layer> layers;
     floatX* lnf = nullptr;                              // [N,C]
     float *lnf_mean = nullptr, *lnf_rstd = nullptr;     // [N]
-    floatX *lnf_scored = nullptr, *logits = nullptr;    // [M,C], [M,Vp] (M <= N)
+    floatX *lnf_scored = nullptr, *logits = nullptr;    // [M,C], [chunk,Vp] (M <= N, chunk <= head_chunk)
     float *logp = nullptr, *head_lse = nullptr, *mean_logit = nullptr, *dlogp = nullptr;  // [M]
     // scratch: gradients in the backward; dc also takes the two projections' outputs in the forward
     floatX *dres = nullptr, *dc = nullptr, *d3c = nullptr, *d4c = nullptr;  // [N, C|C|3C|4C]
@@ -140,20 +148,31 @@ struct GPT2GPU {
     std::vector<float> h_logp, h_mean_logit;
     size_t allocated_bytes = 0;  // this struct's device buffers and the matmul workspace
 
+    // scored tokens per LM-head chunk for micro-batches of B x T (the logits buffer's rows)
+    size_t head_rows() const { return std::min((size_t)B * T, (size_t)std::max(1, head_chunk)); }
+
+    // The device memory of a run, by part (allocate's bytes, without a GPU: `train_dpo memory`).
+    struct Memory { size_t state = 0, activations = 0, logits = 0, workspace = MATMUL_WORKSPACE_BYTES; };
+    Memory memory;  // allocate's count
+
     // Allocates (or, with dry_run, only counts) every device buffer for micro-batches of B x T.
-    // Returns the bytes, with the 32 MiB workspace that matmul_setup allocates.
+    // Returns the bytes, with the 32 MiB workspace that matmul_setup allocates; memory has the
+    // parts: weights and optimizer state, activations, the LM head's logits.
     size_t allocate(bool dry_run) {
         const size_t C = cfg.channels, L = cfg.num_layers, Vp = cfg.padded_vocab_size, NH = cfg.num_heads;
         const size_t n = (size_t)B * T;
-        size_t bytes = 0;
+        memory = Memory();
+        size_t* part = &memory.state;
         auto buf = [&](auto** p, size_t count) {
             const size_t b = (count * sizeof(**p) + 255) / 256 * 256;
-            bytes += b;
+            *part += b;
             if (!dry_run) CUDA_CHECK(cudaMalloc((void**)p, b));
         };
-        const size_t owned = own_hi - own_lo;
-        buf(&params, dp->params_elements());
+        // without dp (the memory subcommand): one rank's
+        const size_t owned = dp ? own_hi - own_lo : num_params;
+        buf(&params, dp ? dp->params_elements() : num_params);
         buf(&master, owned); buf(&grads, num_params); buf(&adam_m, owned); buf(&adam_v, owned);
+        part = &memory.activations;
         buf(&tokens, n); buf(&pos, n); buf(&end, n); buf(&scored, n); buf(&targets, n);
         buf(&encoder_plan, 6 * n + 2);
         buf(&pair_offsets, 2 * n + 1); buf(&pair_tokens, n);
@@ -167,11 +186,13 @@ struct GPT2GPU {
             buf(&a.lse, n * NH);
         }
         buf(&lnf, n * C); buf(&lnf_mean, n); buf(&lnf_rstd, n);
-        buf(&lnf_scored, n * C); buf(&logits, n * Vp);
+        buf(&lnf_scored, n * C);
         buf(&logp, n); buf(&head_lse, n); buf(&mean_logit, n); buf(&dlogp, n);
         buf(&dres, n * C); buf(&dc, n * C); buf(&d3c, n * 3 * C); buf(&d4c, n * 4 * C);
         buf(&norm_partials, SUM_SQUARES_BLOCKS); buf(&norm_out, 1);
-        return bytes + MATMUL_WORKSPACE_BYTES;
+        part = &memory.logits;
+        buf(&logits, head_rows() * Vp);
+        return memory.state + memory.activations + memory.logits + memory.workspace;
     }
 
     // The model of configuration c for micro-batches of B x T, weights from params (fp32 host,
@@ -191,12 +212,14 @@ struct GPT2GPU {
         size_t free_bytes = 0, total_bytes = 0;
         CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
         if (need > free_bytes) {
-            const double weights_gb = (sizeof(floatX) + 16.0) * num_params / 1e9;  // floatX + 4 fp32 copies
+            const double weights_gb = memory.state / 1e9;  // floatX + 4 fp32 copies
             fprintf(stderr,
                     "error: the GPU has %.2f GB free of %.2f GB, this run needs %.2f GB (weights and "
-                    "optimizer state %.2f GB, activations for --micro-rows %d x --seq-len %d the rest); "
-                    "lower --micro-rows or --seq-len%s\n",
-                    free_bytes / 1e9, total_bytes / 1e9, need / 1e9, weights_gb, B, T,
+                    "optimizer state %.2f GB, the LM head's logits of --head-chunk %zu tokens %.2f GB, "
+                    "activations for --micro-rows %d x --seq-len %d the rest); "
+                    "lower --micro-rows or --seq-len (or --head-chunk)%s\n",
+                    free_bytes / 1e9, total_bytes / 1e9, need / 1e9, weights_gb, head_rows(),
+                    memory.logits / 1e9, B, T,
                     weights_gb > free_bytes / 1e9 ? " (the model alone does not fit: use a smaller one)" : "");
             exit(1);
         }
@@ -306,8 +329,12 @@ struct GPT2GPU {
         }
         if (M == 0) return;
         gather_rows(lnf_scored, lnf, scored, M, C, stream);
-        matmul_forward(logits, lnf_scored, param.wte, nullptr, M, C, Vp, stream);
-        logprob_forward(logp, head_lse, mean_logit, logits, targets, M, V, Vp, stream);
+        // the LM head, chunk by chunk: logits[m0 .. m0+count) in the one buffer; the last chunk's stay
+        for (int m0 = 0; m0 < M; m0 += (int)head_rows()) {
+            const int count = std::min(M - m0, (int)head_rows());
+            matmul_forward(logits, lnf_scored + (size_t)m0 * C, param.wte, nullptr, count, C, Vp, stream);
+            logprob_forward(logp + m0, head_lse + m0, mean_logit + m0, logits, targets + m0, count, V, Vp, stream);
+        }
     }
 
     // Forward only over micro-batch b: the per-slot sums of its log-probs (common/train_loop.h's
@@ -341,10 +368,19 @@ struct GPT2GPU {
         const int V = cfg.vocab_size, Vp = cfg.padded_vocab_size;
         CUDA_CHECK(cudaMemsetAsync(dc, 0, (size_t)N * C * sizeof(floatX), stream));
         if (M > 0) {
-            logprob_backward(logits, dlogp, head_lse, targets, M, V, Vp, stream);  // dlogits in place
-            floatX* dlnf_scored = d3c;                                             // [M,C] scratch
-            matmul_backward(dlnf_scored, grad.wte, nullptr, logits, lnf_scored, param.wte, M, C, Vp, stream);
-            scatter_add_rows(dc, dlnf_scored, scored, M, C, stream);              // d lnf [N,C]
+            // the LM head chunk by chunk, the last (whose logits the forward left) first
+            floatX* dlnf_scored = d3c;  // [M,C] scratch
+            const int rows = (int)head_rows();
+            const int last = (M - 1) / rows * rows;
+            for (int m0 = last; m0 >= 0; m0 -= rows) {
+                const int count = std::min(M - m0, rows);
+                const floatX* x = lnf_scored + (size_t)m0 * C;
+                if (m0 != last) matmul_forward(logits, x, param.wte, nullptr, count, C, Vp, stream);  // recompute
+                logprob_backward(logits, dlogp + m0, head_lse + m0, targets + m0, count, V, Vp, stream);  // in place
+                matmul_backward(dlnf_scored + (size_t)m0 * C, grad.wte, nullptr, logits, x, param.wte, count, C, Vp,
+                                stream);
+            }
+            scatter_add_rows(dc, dlnf_scored, scored, M, C, stream);  // d lnf [N,C]
         }
         CUDA_CHECK(cudaMemsetAsync(dres, 0, (size_t)N * C * sizeof(floatX), stream));
         layernorm_backward(dres, grad.lnfw, grad.lnfb, dc, layers[L - 1].res3, param.lnfw, lnf_mean, lnf_rstd,
@@ -514,10 +550,10 @@ struct GpuBackend {
     bool started = false;
     double peak = 0;              // the GPU's peak FLOP/s for this precision, 0 = unknown
     std::vector<float> host;      // host_weights()'s copy of the fp32 master weights
-    int micro_batches = 0, stepped = 0;  // this rank's dpo_step calls of the step: announced, made
 
-    void start(const TrainConfig& tc) {  // tc.threads: the CPU trainer's; the GPU has no use for it
+    void start(const TrainConfig& tc) {
         peak = peak_flops(require_gpu());
+        gpu.head_chunk = tc.head_chunk;
         matmul_setup();
         started = true;
     }
@@ -536,11 +572,10 @@ struct GpuBackend {
     }
     std::vector<PairLogps> batch_logps(const Batch& b) { return gpu.batch_logps(b); }
     void zero_grad() { gpu.zero_grad(); }
-    void begin_step(int n) { micro_batches = n; stepped = 0; }
-    // the last micro-batch of the step starts the gradient reduction in its backward
+    // last (this rank's last micro-batch of the step): its backward starts the gradient reduction
     std::vector<PairResult> dpo_step(const Batch& b, const std::vector<double>& rc, const std::vector<double>& rr,
-                                     const LossSpec& spec, double scale) {
-        return gpu.dpo_step(b, rc, rr, spec, scale, ++stepped == micro_batches);
+                                     const LossSpec& spec, double scale, bool last) {
+        return gpu.dpo_step(b, rc, rr, spec, scale, last);
     }
     StepPartial reduce(StepPartial mine, int* bad_rank) {
         StepPartial all = gpu.reduce(mine);
@@ -579,6 +614,50 @@ struct GpuBackend {
     }
 };
 
+// ----------------------------------------------------------------------------------------------
+// memory: what a run allocates on the device, computed by GPT2GPU::allocate(dry_run) without a
+// GPU (so train_dpo_simt answers too), for GPT-2's vocabulary and this build's precision.
+
+static int run_memory(int argc, char** argv) {
+    std::string preset = "d12";
+    int B = 8, T = 0, chunk = TrainConfig().head_chunk;
+    FlagParser f(argc, argv, 2, "memory");
+    while (f.next()) {
+        if (f.is("--model")) f.text(&preset);
+        else if (f.is("--micro-rows")) f.integer(&B, 1, MAX_FLAG_ROWS);
+        else if (f.is("--seq-len")) f.integer(&T, 2, MAX_FLAG_SEQ_LEN);
+        else if (f.is("--head-chunk")) f.integer(&chunk, 1, MAX_FLAG_HEAD_CHUNK);
+        else if (f.is("--help") || f.is("-h")) {
+            printf("usage: %s memory [--model PRESET (d12)] [--micro-rows B (8)] [--seq-len T (the model's)]\n"
+                   "       [--head-chunk K (%d)]: the device memory of such a training run, computed\n",
+                   argv[0], TrainConfig().head_chunk);
+            return 0;
+        }
+        else f.unknown();
+    }
+    if (!f.ok()) fatal(f.error());
+    GPT2GPU g;
+    if (!model_preset(preset, &g.cfg)) fatal("memory: --model takes a preset: tiny small d6 d12 d24 d36 d48");
+    g.cfg.vocab_size = 50257;
+    g.cfg.padded_vocab_size = pad_vocab(50257);
+    g.B = B;
+    g.T = T == 0 ? g.cfg.max_seq_len : T;
+    g.head_chunk = chunk;
+    g.num_params = num_parameters(g.cfg);
+    const size_t total = g.allocate(true);
+    const GPT2GPU::Memory& m = g.memory;
+    printf("memory: %s (%.1fM parameters, V=50257), micro-batch %d x %d, LM head in chunks of %zu scored tokens, %s\n",
+           preset.c_str(), g.num_params / 1e6, g.B, g.T, g.head_rows(), PRECISION_NAME);
+    printf("  weights and optimizer state %8.2f GB  (%s weights; fp32 master, gradients, AdamW m, v)\n",
+           m.state / 1e9, PRECISION_NAME);
+    printf("  activations                 %8.2f GB\n", m.activations / 1e9);
+    printf("  LM-head logits              %8.2f GB\n", m.logits / 1e9);
+    printf("  matmul workspace            %8.2f GB\n", m.workspace / 1e9);
+    printf("  total                       %8.2f GB  (computed from the buffers train_dpo allocates, not measured)\n",
+           total / 1e9);
+    return 0;
+}
+
 // The job this process belongs to (common/launch.h: the rank flags or the launcher's environment)
 // and its NCCL communicator. An explicit --world-size 1 runs the NCCL path with one rank.
 static NcclComm g_comm;
@@ -603,6 +682,7 @@ static void start_job(const TrainConfig& tc) {
 
 int main(int argc, char** argv) {
     if (argc > 1 && std::string(argv[1]) == "sample") return run_sample(argc, argv);
+    if (argc > 1 && std::string(argv[1]) == "memory") return run_memory(argc, argv);
     fatal_handler = fatal_on_rank;
     GpuBackend backend;
     backend.comm = &g_comm;

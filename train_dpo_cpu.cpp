@@ -51,7 +51,8 @@ struct CpuBackend {
     // threads = 0: OpenMP's default, or the machine's cores shared by the ranks running on it
     void start(const TrainConfig& tc) {
         int threads = tc.threads;
-        if (threads == 0 && comm && comm->local_world > 1) threads = std::max(1, omp_get_num_procs() / comm->local_world);
+        if (threads == 0 && comm && comm->local_world > 1)
+            threads = std::max(1, omp_get_num_procs() / comm->local_world);
         if (threads > 0) omp_set_num_threads(threads);
         openblas_set_num_threads(omp_get_max_threads());
     }
@@ -70,8 +71,9 @@ struct CpuBackend {
         return cpu::gather_pair_logps(model, b.n_slots());
     }
     void zero_grad() { model.zero_grad(); }
+    // last: unused (reduce sums the gradients after the backward)
     std::vector<PairResult> dpo_step(const Batch& b, const std::vector<double>& rc, const std::vector<double>& rr,
-                                     const LossSpec& spec, double scale) {
+                                     const LossSpec& spec, double scale, bool last) {
         return cpu::dpo_forward_backward(model, b, rc, rr, spec, scale);
     }
     StepPartial reduce(StepPartial mine, int* bad_rank) {

@@ -30,6 +30,7 @@ struct TrainConfig {
     int pairs_per_step = 32;        // the global batch, in pairs (mean of the loss over these)
     int micro_rows = 8;             // B: rows per micro-batch
     int seq_len = 0;                // T: tokens per row (0 = the model's max_seq_len)
+    int head_chunk = 8192;          // GPU: scored tokens per LM-head chunk (bounds the logits buffer)
     float lr = 1e-3f, min_lr_frac = 0.1f, weight_decay = 0.0f, grad_clip = 1.0f;
     float beta1 = 0.9f, beta2 = 0.999f, adam_eps = 1e-8f;
     int warmup = 10;
@@ -96,6 +97,9 @@ inline void print_usage(const char* prog) {
         "  --seq-len T             tokens per row (default: the model's context length)\n"
         "  --micro-rows B          rows per micro-batch (default 8)\n"
         "  --overlong error|skip   a pair longer than T stops the run (default) or is skipped and counted\n"
+        "  --head-chunk K          GPU: logits of at most K scored tokens at a time (default 8192); a\n"
+        "                          micro-batch with more recomputes the LM head of all but its last\n"
+        "                          chunk in the backward (less memory, a little more compute)\n"
         "loss\n"
         "  --loss LIST             comma-separated: sigmoid, ipo, hinge, sft (default sigmoid)\n"
         "  --loss-weights LIST     one weight per loss (default 1 each)\n"
@@ -138,7 +142,7 @@ inline void print_usage(const char* prog) {
         "  --dist-timeout S        seconds before a rendezvous that does not complete is an error (default 300)\n"
         "\n"
         "score writes index, logp_chosen, logp_rejected, n_chosen, n_rejected per pair (TSV); flags\n"
-        "  --prefix-sharing, --packing, --seq-len, --micro-rows, --threads, --quiet as above.\n"
+        "  --prefix-sharing, --packing, --seq-len, --micro-rows, --head-chunk, --threads, --quiet as above.\n"
         "sample --model M (--prompt TEXT | --prompts FILE | --prompt-ids \"1 2 3\") [--max-tokens N (64)]\n"
         "  [--temperature T (1)] [--top-k K] [--top-p P] [--greedy] [--seed S] [--tokenizer DIR]\n"
         "  [--eos-id N (stop token, default 50256)]\n"
@@ -166,6 +170,7 @@ static const int64_t MAX_FLAG_STEPS = 100000000;     // --steps, --stop-after, -
 static const int64_t MAX_FLAG_PAIRS = 1 << 20;       // --batch-pairs
 static const int64_t MAX_FLAG_ROWS = 4096;           // --micro-rows
 static const int64_t MAX_FLAG_SEQ_LEN = 1 << 20;     // --seq-len (also bounded by the model's context)
+static const int64_t MAX_FLAG_HEAD_CHUNK = 1 << 30;  // --head-chunk
 static const int64_t MAX_FLAG_THREADS = 4096;        // --threads
 static const int64_t MAX_FLAG_SAMPLE_TOKENS = 1 << 20;  // --sample-tokens, sample --max-tokens
 static const int64_t MAX_FLAG_SAMPLE_PROMPTS = 1 << 20; // --sample-prompts
@@ -200,6 +205,7 @@ inline bool parse_train_args(int argc, char** argv, int first, TrainConfig* c, s
         else if (f.is("--batch-pairs")) f.integer(&c->pairs_per_step, 1, MAX_FLAG_PAIRS);
         else if (f.is("--micro-rows")) f.integer(&c->micro_rows, 1, MAX_FLAG_ROWS);
         else if (f.is("--seq-len")) f.integer(&c->seq_len, 2, MAX_FLAG_SEQ_LEN);
+        else if (f.is("--head-chunk")) f.integer(&c->head_chunk, 1, MAX_FLAG_HEAD_CHUNK);
         else if (f.is("--lr")) f.number(&c->lr, non_negative);
         else if (f.is("--min-lr-frac")) f.number(&c->min_lr_frac, NumberRange::closed(0, 1));
         else if (f.is("--warmup")) f.integer(&c->warmup, 0, MAX_FLAG_STEPS);

@@ -21,13 +21,15 @@
 //       in place: rank r's buf[bounds[r], bounds[r+1]) to every rank (bounds: world + 1 entries)
 //   void barrier()
 //   [[noreturn]] void abort(int code)                      ends every rank (called by one rank)
+// (the driver itself needs no barrier or abort today; they are for the backends and the error
+// handlers: the GPU's collectives watchdog, a rank that fails alone)
 //
 // Backend: one model replica and its share of the optimizer. B x T is the micro-batch capacity,
 // N = B*T tokens, n = num_parameters(cfg) fp32 weights in common/model_config.h's layout.
 //   void start(const TrainConfig& tc)
 //       once, before setup: the machine (CPU: tc.threads OpenMP/BLAS threads, 0 = default; GPU:
-//       finds the device, prints it). Not called by a --steps 0 --export-hf conversion. score
-//       passes a TrainConfig with the score flags' threads.
+//       finds the device, prints it, takes tc.head_chunk). Not called by a --steps 0 --export-hf
+//       conversion. score passes a TrainConfig with the score flags' threads and head_chunk.
 //   void setup(const ModelConfig& cfg, int B, int T, std::vector<float>* weights)
 //       the model of cfg with these n fp32 weights (taken over: *weights may be emptied) for
 //       micro-batches of at most B x T; a clear error when it does not fit (GPU memory).
@@ -41,9 +43,11 @@
 //   void zero_grad()
 //   std::vector<PairResult> dpo_step(const Batch& b, const std::vector<double>& ref_chosen,
 //                                    const std::vector<double>& ref_rejected, const LossSpec& spec,
-//                                    double scale)
+//                                    double scale, bool last)
 //       forward, DPO loss against the reference log-probs of b's slots, backward; accumulates
 //       this rank's fp32 gradients scaled by `scale` (1 / pairs of the whole step). Local.
+//       last: b is this rank's last micro-batch of the step (a backend may start reducing the
+//       gradients during its backward; reduce follows in any case, also on a rank with none).
 //   StepPartial reduce(StepPartial mine, int* bad_rank)
 //       collective, after the backward of every micro-batch: sums the ranks' gradients (to what
 //       update needs) and the ranks' StepPartials (metrics, tokens); fills grad_sumsq and
@@ -58,9 +62,6 @@
 //       update or host_weights call.
 //   void moments(std::vector<float>* m, std::vector<float>* v)
 //       collective: all n AdamW moments on rank 0 (other ranks: anything, unused).
-//   optional: void begin_step(int micro_batches)
-//       after zero_grad: how many dpo_step calls this rank's step makes (the GPU starts the
-//       gradient reduction during the last one's backward). A backend without it is not told.
 //   optional: void step_extras(const std::vector<Batch>& batches, double seconds,
 //                              std::string* record, std::string* line)
 //       more for the step's log.jsonl record (", \"mfu\": ...") and its step line (" | mfu ...");
@@ -200,15 +201,11 @@ RefCache reference_logps(Comm& comm, Backend& model, uint64_t ref_hash, const Pa
     return cache;
 }
 
-// Whether the backend has the optional step_extras / begin_step member.
+// Whether the backend has the optional step_extras member.
 template <typename Backend, typename = void>
 struct has_step_extras : std::false_type {};
 template <typename Backend>
 struct has_step_extras<Backend, std::void_t<decltype(&Backend::step_extras)>> : std::true_type {};
-template <typename Backend, typename = void>
-struct has_begin_step : std::false_type {};
-template <typename Backend>
-struct has_begin_step<Backend, std::void_t<decltype(&Backend::begin_step)>> : std::true_type {};
 
 // ----------------------------------------------------------------------------------------------
 // score: log-probs of every pair under a model, as TSV (one process)
@@ -227,6 +224,7 @@ int score_loop(int argc, char** argv, Backend& model) {
     if (!too_long.empty()) fatal(too_long);
     TrainConfig machine;  // the score flags that set up the machine
     machine.threads = a.threads;
+    machine.head_chunk = a.head_chunk;
     model.start(machine);
     model.setup(cfg, a.B, T, &weights);
     SetPass pass;
@@ -396,15 +394,16 @@ int train_loop(TrainConfig tc, bool demo, Comm& comm, Backend& model) {
         const int pairs = loader.step_pairs_used(step);  // the loss is the mean over these (all ranks)
         if (pairs == 0) fatal("step " + std::to_string(step + 1) + " has no pairs (all skipped as over-long)");
         model.zero_grad();
-        if constexpr (has_begin_step<Backend>::value) model.begin_step((int)batches.size());
         PairMetrics m;
-        for (const Batch& b : batches) {
+        for (size_t k = 0; k < batches.size(); k++) {
+            const Batch& b = batches[k];
             std::vector<double> rc(b.n_slots()), rr(b.n_slots());
             for (int s = 0; s < b.n_slots(); s++) {
                 rc[s] = ref_train.chosen[b.pair_ids[s]];
                 rr[s] = ref_train.rejected[b.pair_ids[s]];
             }
-            for (const PairResult& r : model.dpo_step(b, rc, rr, tc.loss, 1.0 / pairs)) m.add(r, tc.loss.beta);
+            const bool last = k + 1 == batches.size();
+            for (const PairResult& r : model.dpo_step(b, rc, rr, tc.loss, 1.0 / pairs, last)) m.add(r, tc.loss.beta);
         }
         // the ranks' gradients and metric sums summed (one rank: nothing to sum), global norm
         StepPartial mine;
@@ -442,7 +441,8 @@ int train_loop(TrainConfig tc, bool demo, Comm& comm, Backend& model) {
         st.cpu_seconds = (double)(std::clock() - cpu0) / CLOCKS_PER_SEC;
         st.avg_seconds = timed_steps ? time_total / timed_steps : dt;
         st.pairs = pairs; st.tokens = (long)all.real_tokens;  // all ranks
-        st.padding = all.real_tokens + all.padded_tokens > 0 ? all.padded_tokens / (all.real_tokens + all.padded_tokens) : 0.0;
+        const double all_tokens = all.real_tokens + all.padded_tokens;
+        st.padding = all_tokens > 0 ? all.padded_tokens / all_tokens : 0.0;
         st.epoch = loader.epoch_progress(done);
         std::string record_extra, line_extra;
         if constexpr (has_step_extras<Backend>::value) model.step_extras(batches, dt, &record_extra, &line_extra);

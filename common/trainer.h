@@ -102,6 +102,7 @@ struct ScoreArgs {
     std::string model_path, data_path, out_path;
     bool sharing = true, packing = true, quiet = false;
     int B = 8, T = 0, threads = 0;  // T = 0: the model's context
+    int head_chunk = 8192;          // GPU: scored tokens per LM-head chunk (as TrainConfig's)
 };
 
 // Returns false after printing the usage for --help; a bad flag is fatal.
@@ -115,6 +116,7 @@ static inline bool parse_score_args(int argc, char** argv, ScoreArgs* a) {
         else if (f.is("--packing")) f.on_off(&a->packing);
         else if (f.is("--seq-len")) f.integer(&a->T, 2, MAX_FLAG_SEQ_LEN);
         else if (f.is("--micro-rows")) f.integer(&a->B, 1, MAX_FLAG_ROWS);
+        else if (f.is("--head-chunk")) f.integer(&a->head_chunk, 1, MAX_FLAG_HEAD_CHUNK);
         else if (f.is("--threads")) f.integer(&a->threads, 0, MAX_FLAG_THREADS);
         else if (f.is("--quiet")) a->quiet = true;
         else if (f.is("--help") || f.is("-h")) { print_usage(argv[0]); return false; }
