@@ -432,9 +432,9 @@ inline ncclResult_t ncclGetUniqueId(ncclUniqueId* uniqueId) {
                               (int64_t)std::chrono::steady_clock::now().time_since_epoch().count()};
     memcpy(p, words, sizeof words);
     p += sizeof words;
-    std::random_device random;
+    std::random_device entropy;
     while (p + 4 <= uniqueId->internal + NCCL_UNIQUE_ID_BYTES) {
-        const uint32_t w = random();
+        const uint32_t w = entropy();
         memcpy(p, &w, 4);
         p += 4;
     }
