@@ -38,6 +38,9 @@
 //   implemented. One MPI transfer moves at most 2^31-1 bytes per rank (larger calls are rejected).
 // - NCCL_CHECK (kernels/nccl_common.h) ends the whole MPI job on failure (MPI_Abort with status 1),
 //   since a rank that exits alone would leave its peers waiting.
+// Threads: one host thread makes the calls; a watchdog thread may call ncclCommGetAsyncError and
+// ncclCommAbort while a collective runs. Ranks whose calls get out of step across communicators
+// (one in ncclCommInitRank, another in a collective) wait forever, as with NCCL.
 // MPI: started (MPI_Init_thread, MPI_THREAD_MULTIPLE requested so that a watchdog thread may call
 // ncclCommAbort) by the first ncclCommInitRank if a launcher started the process and nobody
 // initialised MPI yet; then finalized once at exit, unless the program finalized it itself. A
@@ -281,17 +284,16 @@ inline ncclResult_t check_call(const Call& c) {
         if (ncclResult_t r = check_buffer(call, "recvbuff", c.recv, recv_bytes)) return r;
     if (!send_bytes || !recv_bytes) return ncclSuccess;
     // overlapping buffers must be the documented in-place form
-    const char* s = (const char*)c.send;
-    const char* r = (const char*)c.recv;
-    const char* in_place = s;  // where recvbuff must be for the in-place form
+    const uintptr_t s = (uintptr_t)c.send, r = (uintptr_t)c.recv;
+    uintptr_t in_place = s;  // where recvbuff must be for the in-place form
     const char* form = "recvbuff == sendbuff";
     if (c.kind == Kind::ReduceScatter) { in_place = s + (size_t)rank * piece; form = "recvbuff == sendbuff + rank*recvcount"; }
     if (c.kind == Kind::AllGather) { in_place = s - (size_t)rank * piece; form = "sendbuff == recvbuff + rank*sendcount"; }
     const bool overlap = s < r + recv_bytes && r < s + send_bytes;
     if (overlap && r != in_place)
         return fail(ncclInvalidArgument, "%s: sendbuff %p (%zu bytes) and recvbuff %p (%zu bytes) overlap but are not "
-                    "the in-place form (%s, here recvbuff %p, rank %d)", call, (const void*)s, send_bytes,
-                    (const void*)r, recv_bytes, form, (const void*)in_place, rank);
+                    "the in-place form (%s, here recvbuff %p, rank %d)", call, c.send, send_bytes, c.recv,
+                    recv_bytes, form, (const void*)in_place, rank);
     return ncclSuccess;
 }
 
@@ -430,9 +432,9 @@ inline ncclResult_t ncclGetUniqueId(ncclUniqueId* uniqueId) {
                               (int64_t)std::chrono::steady_clock::now().time_since_epoch().count()};
     memcpy(p, words, sizeof words);
     p += sizeof words;
-    std::random_device random;
+    std::random_device entropy;
     while (p + 4 <= uniqueId->internal + NCCL_UNIQUE_ID_BYTES) {
-        const uint32_t w = random();
+        const uint32_t w = entropy();
         memcpy(p, &w, 4);
         p += 4;
     }

@@ -291,10 +291,16 @@ template <class T> static bool one_call(Coll coll, bool in_place, size_t count, 
 template <class T> static void check_type() {
     for (Coll coll : {Coll::AllReduce, Coll::Reduce, Coll::ReduceScatter, Coll::AllGather, Coll::Broadcast})
         for (bool in_place : {false, true}) {
-            std::string why;
+            // every count runs whatever the last one gave: ranks must stay in step (a rank that
+            // skipped a call would pair its next collective with a peer's other one)
+            std::string why, first_why;
             bool ok = true;
-            for (size_t count : {1, 63, 1000})
-                if (ok) ok = one_call<T>(coll, in_place, count, &why);
+            for (size_t count : {1, 63, 1000}) {
+                const bool this_ok = one_call<T>(coll, in_place, count, &why);
+                if (ok && !this_ok) first_why = why;
+                ok = ok && this_ok;
+            }
+            why = first_why;
             char name[160];
             snprintf(name, sizeof name, "%s %s %s (rank %d of %d)", coll_name(coll), Type<T>::name,
                      in_place ? "in place" : "out of place", g_rank, g_world);

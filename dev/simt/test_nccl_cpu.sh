@@ -15,16 +15,18 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 status=0
 run() {  # run NP EXCHANGE: EXCHANGE is mpi or file
-    local np=$1 how=$2 log="$tmp/np$1-$2.log" env=()
+    # each rank's output in its own file (OUT/1/rank.N/stdout): mpirun's console merges the ranks'
+    # output through ptys and may splice lines
+    local np=$1 how=$2 out="$tmp/np$1-$2" env=()
     [ "$how" = file ] && env=(-x NCCL_TEST_ID_FILE="$tmp/id-np$np")
-    timeout 120 $MPIRUN -np "$np" "${env[@]}" "$BIN" > "$log" 2>&1
+    timeout 120 $MPIRUN -np "$np" "${env[@]}" --output-filename "$out" "$BIN" > "$out.console" 2>&1
     local rc=$?
-    grep -E '^(PASS|FAIL|SKIP) ' "$log"
+    cat "$out"/1/rank.*/stdout 2>/dev/null | grep -E '^(PASS|FAIL|SKIP) '
     local fails
-    fails=$(grep -c '^FAIL ' "$log")
+    fails=$(cat "$out"/1/rank.*/stdout 2>/dev/null | grep -c '^FAIL ')
     if [ $rc -ne 0 ] && [ "$fails" = 0 ]; then
         echo "FAIL nccl_cpu mpirun -np $np (id by $how): exit status $rc without a FAIL line; its output:"
-        grep -vE '^(PASS|SKIP) ' "$log" | tail -20
+        grep -vE '^(PASS|SKIP) ' "$out.console" | tail -20
     fi
     [ $rc -eq 0 ] || status=1
 }
