@@ -28,7 +28,7 @@
 set -u
 cd "$(dirname "$0")/.."
 NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
-NVCC_LIBS=${NVCC_LIBS:--lcublasLt -lcublas -lnccl}   # kernels/matmul.cuh calls cuBLASLt, dev/simt/test_nccl_cpu NCCL
+NVCC_LIBS=${NVCC_LIBS:--lcublasLt -lcublas}   # kernels/matmul.cuh calls cuBLASLt
 JOBS=${GPU_CHECK_JOBS:-$(nproc)}
 TIMEOUT=${GPU_CHECK_TIMEOUT:-120}
 SANITIZE=${GPU_CHECK_SANITIZE:-1}
@@ -70,16 +70,25 @@ else
 fi
 
 # ---- 2. build (one nvcc per source, in parallel; a log per program)
+# NCCL, for the programs that include kernels/nccl_common.h (dev/simt/test_nccl_cpu): where
+# dev/gpu_check_zero.sh finds it (NCCL_HOME, the toolkit, /usr, PyTorch's nvidia-nccl wheel);
+# elsewhere they are skipped, and the build table says so
+NCCL_FLAGS=$(dev/gpu_check_zero.sh --nccl-flags)
+[ -n "$NCCL_FLAGS" ] || echo "gpu_check: NCCL not found (nccl.h and libnccl.so.2; set NCCL_HOME): its programs are SKIPPED"
 layers=$(ls dev/cuda/*.cu 2>/dev/null)
 sources=$(ls dev/cuda/*.cu dev/simt/test_*.cu dev/cuda/probes/probe_*.cu 2>/dev/null)
 # -fopenmp for the host code: layer programs call their cpu/ references (LayerNorm's uses OpenMP)
-build_one() {  # source -> $OUT/<name>, status in $OUT/<name>.build ("ok" or "failed")
-  local src=$1 name
+build_one() {  # source -> $OUT/<name>, status in $OUT/<name>.build ("ok", "failed" or "skipped: ...")
+  local src=$1 name nccl=""
   name=$(basename "${src%.*}")
-  if $NVCC -O2 -std=c++17 -lineinfo -I. -I/usr/include/x86_64-linux-gnu/openblas-openmp -Xcompiler -fopenmp $ARCH_FLAGS "$src" -o "$OUT/$name" $NVCC_LIBS > "$OUT/$name.build.log" 2>&1
+  if grep -q 'kernels/nccl_common.h' "$src"; then
+    [ -n "$NCCL_FLAGS" ] || { echo "skipped: no NCCL" > "$OUT/$name.build"; return; }
+    nccl=$NCCL_FLAGS
+  fi
+  if $NVCC -O2 -std=c++17 -lineinfo -I. -I/usr/include/x86_64-linux-gnu/openblas-openmp -Xcompiler -fopenmp $ARCH_FLAGS "$src" -o "$OUT/$name" $NVCC_LIBS $nccl > "$OUT/$name.build.log" 2>&1
   then echo ok > "$OUT/$name.build"; else echo failed > "$OUT/$name.build"; fi
 }
-export -f build_one; export NVCC ARCH_FLAGS NVCC_LIBS OUT
+export -f build_one; export NVCC ARCH_FLAGS NVCC_LIBS NCCL_FLAGS OUT
 echo "gpu_check: building $(echo $sources | wc -w) programs and probe_compare with $JOBS jobs"
 printf '%s\n' $sources dev/cuda/probes/probe_compare.cpp | xargs -P "$JOBS" -I{} bash -c 'build_one {}'
 build_ok=1
@@ -87,9 +96,8 @@ build_table=""
 for src in $sources dev/cuda/probes/probe_compare.cpp; do
   name=$(basename "${src%.*}")
   status=$(cat "$OUT/$name.build")
-  [ "$status" = ok ] || build_ok=0
   build_table+="| $src | $status |"$'\n'
-  [ "$status" = ok ] || { echo "BUILD FAILED $src:"; tail -20 "$OUT/$name.build.log"; }
+  case $status in ok|skipped*) ;; *) build_ok=0; echo "BUILD FAILED $src:"; tail -20 "$OUT/$name.build.log";; esac
 done
 
 # the GPU trainer and its test (test_dpo.cu includes train_dpo.cu, and the CPU reference cpu/*.h:
@@ -123,7 +131,7 @@ tests=$(printf '%s\n' $sources | grep -v '/probe_')
 probes=$(printf '%s\n' $sources | grep '/probe_')
 for src in $tests; do
   name=$(basename "$src" .cu)
-  [ "$(cat "$OUT/$name.build")" = ok ] || { test_table+="| $name | not built | | | |"$'\n'; continue; }
+  [ "$(cat "$OUT/$name.build")" = ok ] || { test_table+="| $name | not built ($(cat "$OUT/$name.build")) | | | |"$'\n'; continue; }
   t0=$(date +%s%N)
   timeout "$TIMEOUT" "./$OUT/$name" > "$OUT/$name.log" 2>&1
   rc=$?

@@ -6,6 +6,7 @@
 # 2-rank losses must follow the 1-rank ones (bf16: other sums, so within 2% per step) and both
 # runs must end with exit 0. Then a 2-rank run whose rank 1 is killed must end within its
 # --dist-timeout (20 s) with "did not complete".
+# `dev/gpu_check_zero.sh --nccl-flags` only prints the nvcc flags for NCCL (empty: not found).
 # Writes its markdown section to $1 (default build/gpu/zero.md); exit 0 if every run passed or was
 # skipped (no NCCL, the budget spent: the section says SKIPPED), 1 if one failed.
 # Budget: 150 s in all (build ~60 s, each run capped by timeout); past it the rest is skipped.
@@ -15,6 +16,7 @@ set -u
 cd "$(dirname "$0")/.."
 REPORT=${1:-build/gpu/zero.md}
 OUT=build/gpu/zero
+[ "${1:-}" = --nccl-flags ] && REPORT=/dev/null
 NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
 BUDGET=150
 started=$(date +%s)
@@ -46,6 +48,10 @@ wheel=$(python3 -c 'import nvidia.nccl, os; print(os.path.dirname(nvidia.nccl.__
 if [ -n "$wheel" ]; then
   [ -z "$inc" ] && [ -f "$wheel/include/nccl.h" ] && inc=$wheel/include
   [ -z "$lib" ] && [ -f "$wheel/lib/libnccl.so.2" ] && lib=$wheel/lib
+fi
+if [ "${1:-}" = --nccl-flags ]; then  # for gpu_check.sh: nvcc flags that compile and link NCCL, or nothing
+  [ -n "$inc" ] && [ -n "$lib" ] && echo "-I$inc -L$lib -l:libnccl.so.2 -Xlinker -rpath=$lib"
+  exit 0
 fi
 if [ -z "$inc" ] || [ -z "$lib" ]; then
   finish "SKIPPED: NCCL not found (header: ${inc:-none}, libnccl.so.2: ${lib:-none}; PyTorch's wheel: ${wheel:-none}); set NCCL_HOME"
