@@ -8,7 +8,8 @@
 #      Tolerance as test_train_dpo.sh: the ranks pack other micro-batches and the stand-in sums
 #      the ranks' gradients in another order, fp32 differences ~1e-6 relative per value, so
 #      losses (~0.69) to 1e-5 absolute, gradient norms to 1e-4 relative.
-#   3. a rank killed mid-run ends the job within 60 s, the message naming it.
+#   3. a NaN reference log-prob in rank 1's slice stops both ranks at step 1, naming rank 1.
+#   4. a rank killed mid-run ends the job within 60 s, the message naming it.
 # Both runs read one reference cache made by train_dpo_cpu (the emulator would need minutes to
 # score the 4000 training pairs; test_train_dpo.sh checks that the two trainers' caches agree).
 set -u
@@ -55,7 +56,30 @@ report $ok train_dpo_np2_matches_one_process "rc $rc1 $rc2; step loss grad_norm,
 ok=1; grep -q "data parallel: 2 ranks, ZeRO-1" "$tmp/w2.txt" && [ "$(grep -c '^step ' "$tmp/w2.txt")" = 3 ] && ok=0
 report $ok train_dpo_np2_rank0_alone_prints "$(grep -c '^step ' "$tmp/w2.txt") step lines instead of 3: $(head -3 "$tmp/w2.txt" | tr '\n' ' ')"
 
-# 3. a rank killed mid-run ends the whole job, within the timeout, naming the rank
+# 3. one rank's NaN stops every rank at that step, naming the rank: a reference cache whose pair 5
+# is NaN (--no-shuffle: step 1 is pairs 0..6, rank 1 of 2 takes pairs 3..6)
+python3 - "$tmp/cpu/ref_logps_train.bin" "$tmp/nan_train.bin" <<'PY'
+import struct, sys
+data = bytearray(open(sys.argv[1], 'rb').read())
+head = 40  # magic, version, n_pairs, model hash, data hash, payload hash
+struct.pack_into('<d', data, head + 16 * 5, float('nan'))  # pair 5's chosen log-prob
+def hash_bytes(b):  # common/hash.h, to re-key the payload
+    h, mask = 0xcbf29ce484222325, (1 << 64) - 1
+    for i in range(0, len(b) - len(b) % 8, 8):
+        h = ((h ^ int.from_bytes(b[i:i + 8], 'little')) * 0x100000001b3) & mask
+    for c in b[len(b) - len(b) % 8:]:
+        h = ((h ^ c) * 0x100000001b3) & mask
+    h ^= h >> 33; h = (h * 0xff51afd7ed558ccd) & mask; h ^= h >> 33
+    return h
+struct.pack_into('<Q', data, 32, hash_bytes(bytes(data[head:])))
+open(sys.argv[2], 'wb').write(data)
+PY
+timeout 300 $MPIRUN -np 2 $GPU --steps 3 $flags --no-shuffle --out "$tmp/n" --ref-cache "$tmp/nan" >"$tmp/n.txt" 2>&1; rc=$?
+ok=1
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "error: step 1: rank 1's loss or gradient is not finite" "$tmp/n.txt" && ok=0
+report $ok train_dpo_nan_on_one_rank_stops_every_rank "rc $rc: $(tail -4 "$tmp/n.txt" | tr '\n' ' ')"
+
+# 4. a rank killed mid-run ends the whole job, within the timeout, naming the rank
 $MPIRUN -np 2 $GPU --steps 1000000 $flags --out "$tmp/k" --ref-cache "$tmp/cpu/ref_logps" >"$tmp/k.txt" 2>&1 &
 mpirun_pid=$!
 victim=
