@@ -488,7 +488,7 @@ struct ZeroGPU {
   private:
     struct Range { size_t a, b; };
     std::vector<std::vector<Range>> groups;  // the flat ranges of each group, in issue order
-    static constexpr size_t WINDOW = (size_t)16 << 20;  // gather(): elements per rank per round
+    static constexpr size_t WINDOW = (size_t)4 << 20;  // gather(): elements per rank per round (16 MB)
     float* grads = nullptr;                  // the model's gradient [n] (this rank's own)
     float* grad_sum = nullptr;               // the summed gradient: [hi - lo] ZeRO-1, [n] --zero 0
     cudaStream_t main_stream = nullptr, comm_stream = nullptr;
