@@ -72,7 +72,6 @@ template <class T> inline ncclDataType_t nccl_type();
 template <> inline ncclDataType_t nccl_type<float>() { return ncclFloat32; }
 template <> inline ncclDataType_t nccl_type<double>() { return ncclFloat64; }
 template <> inline ncclDataType_t nccl_type<uint8_t>() { return ncclUint8; }
-template <> inline ncclDataType_t nccl_type<int>() { return ncclInt32; }
 #if !defined(ENABLE_FP32)
 template <> inline ncclDataType_t nccl_type<__nv_bfloat16>() { return ncclBfloat16; }
 #endif
