@@ -604,6 +604,7 @@ static void bench_time_cases(const BenchOptions& o, const std::vector<BenchCase>
                     fprintf(tsv, "ours\tversion %d %s\t%s\t%s\t%d\t%d\t%s\t%.6f\t%.3f\t%lld\tok\n", o.version,
                             PRECISION_NAME, c.group.c_str(), c.layout_name(), hs, NH, kPassNames[p], ms[p], tflops[p],
                             c.visible);
+            if (tsv) fflush(tsv);  // a run cut short by a timeout keeps what it measured
         }
     }
     if (done < cases.size()) {
