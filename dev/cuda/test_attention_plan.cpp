@@ -6,7 +6,8 @@
 //     the last prompt token and R tokens see the P - 1 earlier prompt tokens and themselves);
 //   - the tile classes against a brute force that counts the visible pairs of each tile;
 //   - the groups: the same pairs in both layouts, their real tokens sum(P+C+1+R) and sum(2P+C+R);
-//   - the mask files read back; a bad mask rejected with a message.
+//   - the mask files read back; a bad mask rejected with a message;
+//   - dev/cuda/README.md's worked example (its end[] and tile counts).
 #include <cstdlib>
 #include <random>
 
@@ -132,9 +133,29 @@ static void check_mask_files(const std::vector<BenchCase>& cases) {
     if (system(rm.c_str()) != 0) fprintf(stderr, "could not remove %s\n", tmpl);
 }
 
+// dev/cuda/README.md's worked example: one row of T = 24 with shared units (P, C, R) = (5, 3, 3)
+// and (3, 2, 2) and 4 padding tokens, tiles of 4: the end[] it draws, and 12 skipped, 2 full and
+// 7 partial tiles on or below the diagonal.
+static void check_readme_example() {
+    Batch b;
+    b.reset(1, 24);
+    std::vector<int32_t> tok(8, 1);
+    write_unit(b, LAYOUT_SHARED, 0, 0, 0, 0, PairTokens{tok.data(), 5, tok.data(), 3, tok.data(), 3});
+    write_unit(b, LAYOUT_SHARED, 0, 0, 12, 1, PairTokens{tok.data(), 3, tok.data(), 2, tok.data(), 2});
+    b.pair_ids = {0, 1};
+    const BenchCase c = plan_finish(plan_case_from_batch(b, 4), "readme", "syn", LAYOUT_SHARED, 4);
+    const std::vector<int32_t> drawn = {12, 12, 12, 12, 8,  8,  8,  8,  12, 12, 12, 12,
+                                        20, 20, 17, 17, 17, 20, 20, 20, 21, 22, 23, 24};
+    test_report(c.end == drawn && c.tiles[TILE_SKIP] == 12 && c.tiles[TILE_FULL] == 2 && c.tiles[TILE_PARTIAL] == 7,
+                "plan dev/cuda/README.md worked example", "skip/full/partial %lld/%lld/%lld, end[] %s the drawing",
+                c.tiles[0], c.tiles[1], c.tiles[2], c.end == drawn ? "as in" : "differs from");
+    check_case(c, 4);
+}
+
 int main() {
     std::mt19937_64 rng(20261201);
     std::vector<BenchCase> all;
+    check_readme_example();
     // the synthetic grid's shapes scaled down, with tiles that divide T (16) and that do not (24)
     for (int tile : {16, 24})
         for (int ratio : {1, 2, 4, 8}) {
