@@ -9,7 +9,7 @@
 #   4. the markdown report OUT_DIR/attention_bench.md (dev/cuda/attention_torch.py --report).
 # Usage: dev/cuda/attention_bench.sh [OUT_DIR]   (default build/attn_bench)
 # Environment: ATTN_BENCH_BUDGET seconds for steps 2-3 (default 90: ours may start cases during
-# 40% of it, torch during what is left minus 15 s; each step is also killed by timeout past its
+# a third of it, torch during what is left minus 15 s; each step is also killed by timeout past its
 # share, keeping what it measured); ATTN_BENCH_VERSION (default 0: the launchers train_dpo calls);
 # ATTN_BENCH_TOKENS (real shared tokens per case, default 32768); ATTN_BENCH_PLAN_ONLY=1 (the plan
 # only, as without a GPU: the test); NVCC; PYTHON (default python3).
@@ -66,7 +66,7 @@ if [ $gpu = 1 ]; then
     started=$(( started + $(date +%s) - build_start ))
   fi
   if [ -n "$bin" ]; then
-    ours_budget=$(( BUDGET * 2 / 5 ))
+    ours_budget=$(( BUDGET / 3 ))
     say "$bin ${suite[*]} --budget $ours_budget"
     timeout $(( ours_budget + 30 )) "$bin" "${suite[@]}" --tsv "$OUT_DIR/ours.tsv" --budget "$ours_budget" \
       > "$OUT_DIR/ours.log" 2>&1
