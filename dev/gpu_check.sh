@@ -240,7 +240,7 @@ else
 fi
 
 # ---- 4c. the attention benchmark (its own budget of 90 s; report: $OUT/attn_bench/attention_bench.md)
-timeout 200 dev/cuda/attention_bench.sh "$OUT/attn_bench" > "$OUT/attn_bench.log" 2>&1 || echo "gpu_check: attention benchmark: see $OUT/attn_bench.log"
+ATTN_BENCH_BIN=$([ "$(cat "$OUT/attention.build")" = ok ] && echo "$OUT/attention" || echo none) timeout 200 dev/cuda/attention_bench.sh "$OUT/attn_bench" > "$OUT/attn_bench.log" 2>&1 || echo "gpu_check: attention benchmark: see $OUT/attn_bench.log"
 
 # ---- 5. report
 stamp=$(date -u +%Y%m%d-%H%M%S)

@@ -2,13 +2,14 @@
 # dev/cuda/attention_bench.sh: issue 12's attention benchmark in one call (dev/gpu_check.sh runs it):
 #   1. the HH-RLHF pair file: data/prepare_dpo on data/hh-rlhf/harmless-base-test.jsonl.gz;
 #   2. dev/cuda/attention VERSION --suite: the plan (masks, visible pairs, tile classes), the mask
-#      files, and on a GPU our times (the nvcc build: $ATTN_BENCH_BIN, else gpu_check's
-#      build/gpu/attention, else built here); without a GPU the CPU build with --plan-only;
+#      files, and on a GPU our times (the nvcc build: $ATTN_BENCH_BIN, where gpu_check names its
+#      own or "none" when it failed to build, else build/gpu/attention, else built here); without
+#      a GPU the CPU build with --plan-only;
 #   3. on a GPU, if torch with CUDA imports: dev/cuda/attention_torch.py --check (FlexAttention's
 #      mask against float64) and its benchmark (FlexAttention, SDPA) on the same mask files;
 #   4. the markdown report OUT_DIR/attention_bench.md (dev/cuda/attention_torch.py --report).
 # Usage: dev/cuda/attention_bench.sh [OUT_DIR]   (default build/attn_bench)
-# Environment: ATTN_BENCH_BUDGET seconds for steps 2-3 (default 90: ours may start cases during
+# Environment: ATTN_BENCH_BUDGET seconds for steps 1-3 (default 90, an nvcc build not counted: ours may start cases during
 # a third of it, torch during what is left minus 15 s; each step is also killed by timeout past its
 # share, keeping what it measured); ATTN_BENCH_VERSION (default 0: the launchers train_dpo calls);
 # ATTN_BENCH_TOKENS (real shared tokens per case, default 32768); ATTN_BENCH_PLAN_ONLY=1 (the plan
@@ -52,6 +53,10 @@ suite=("$VERSION" --suite "${hh_args[@]}" --tokens "$TOKENS" --masks "$OUT_DIR/m
 ours_ok=0
 if [ $gpu = 1 ]; then
   bin=${ATTN_BENCH_BIN:-}
+  if [ -n "$bin" ] && [ ! -x "$bin" ]; then
+    notes+=("no nvcc build of dev/cuda/attention at '$bin' (ATTN_BENCH_BIN): nothing timed")
+    bin=none
+  fi
   [ -z "$bin" ] && [ -x build/gpu/attention ] && bin=build/gpu/attention
   if [ -z "$bin" ]; then
     arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d ' .')
@@ -65,7 +70,7 @@ if [ $gpu = 1 ]; then
     fi
     started=$(( started + $(date +%s) - build_start ))
   fi
-  if [ -n "$bin" ]; then
+  if [ -n "$bin" ] && [ "$bin" != none ]; then
     ours_budget=$(( BUDGET / 3 ))
     say "$bin ${suite[*]} --budget $ours_budget"
     timeout $(( ours_budget + 30 )) "$bin" "${suite[@]}" --tsv "$OUT_DIR/ours.tsv" --budget "$ours_budget" \
@@ -96,7 +101,7 @@ if [ $gpu = 1 ]; then
       [ $rc = 124 ] && notes+=("torch: killed after $left s (timeout); the measurements before are kept")
       [ $rc != 0 ] && [ $rc != 124 ] && notes+=("torch: exited with status $rc: $(grep -v '^PASS' "$OUT_DIR/torch.log" | tail -3 | tr '\n' ' ')")
       checks="$(grep -c '^PASS' "$OUT_DIR/torch.log") passed, $(grep -c '^FAIL' "$OUT_DIR/torch.log") failed"
-      notes+=("torch $torch_version; attention_torch.py --check (FlexAttention's mask_mod and varlen_attn against float64): $checks $(grep -E '^(FAIL|SKIP)' "$OUT_DIR/torch.log" | tr '\n' ' ')")
+      notes+=("torch $torch_version; attention_torch.py --check (FlexAttention's mask_mod and varlen_attn against float64): $checks$(grep -E '^(FAIL|SKIP)' "$OUT_DIR/torch.log" | sed 's/^/; /' | tr '\n' ' ')")
     else
       notes+=("torch: not run, only $left s of the budget left")
     fi
@@ -108,7 +113,7 @@ fi
 # ---- 4. the report
 note_args=()
 for n in "${notes[@]}"; do note_args+=(--note "$n"); done
-note_args+=(--note "steps 2-3 took $(elapsed) s of a budget of $BUDGET s")
+note_args+=(--note "the benchmark took $(elapsed) s of its budget of $BUDGET s (ATTN_BENCH_BUDGET)")
 if "$PYTHON" dev/cuda/attention_torch.py --report --masks "$OUT_DIR/masks" --ours "$OUT_DIR/ours.tsv" \
      --torch "$OUT_DIR/torch.tsv" "${note_args[@]}" > "$OUT_DIR/attention_bench.md"; then
   say "report: $OUT_DIR/attention_bench.md"

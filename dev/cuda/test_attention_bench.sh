@@ -107,6 +107,30 @@ PYTHONPATH=$tmp/faketorch python3 dev/cuda/attention_torch.py --masks "$tmp/benc
 report $(grep -q "^# torch: budget of 0 s reached: 69 of 69" "$tmp/cut.tsv" && echo 0 || echo 1) \
     attention_torch_budget_cuts "$(tail -2 "$tmp/cut.tsv")"
 
+# dev/cuda/attention_bench.sh's GPU path, with stand-ins for nvidia-smi, the nvcc build (the CPU
+# build's plan and mask files, and one made-up time of ours: 0.5 ms) and torch (1 ms everywhere):
+# the report must join them (ours 2x faster than flex and than SDPA on that row) and say so
+mkdir -p "$tmp/bin"
+printf '#!/bin/sh\necho "GPU 0: stand-in (UUID: none)"\n' > "$tmp/bin/nvidia-smi"
+cat > "$tmp/ours.sh" <<'SH'
+#!/usr/bin/env bash
+tsv=""; args=()
+while [ $# -gt 0 ]; do case $1 in --tsv) tsv=$2; shift 2 ;; --budget) shift 2 ;; *) args+=("$1"); shift ;; esac; done
+dev/cuda/attention "${args[@]}" --plan-only || exit 1
+printf 'impl\tdetail\tgroup\tlayout\ths\tNH\tpass\tms\ttflops\tvisible_pairs\tnote\n' > "$tsv"
+printf 'ours\tstand-in\thh-T1024\tshared\t64\t12\tfwd\t0.5\t7.5\t1\tok\n' >> "$tsv"
+SH
+chmod +x "$tmp/bin/nvidia-smi" "$tmp/ours.sh"
+PATH=$tmp/bin:$PATH PYTHONPATH=$tmp/faketorch ATTN_BENCH_BIN=$tmp/ours.sh ATTN_BENCH_TOKENS=8192 \
+    dev/cuda/attention_bench.sh "$tmp/gpu" > "$tmp/gpu.txt" 2>&1
+rc=$?
+md=$tmp/gpu/attention_bench.md
+grep -qE '^\| hh-T1024 \| 64 \| 0\.500 \| 7\.5 \| — \| — \([0-9.]+x\) \| 1\.000 \| 2\.00x \| 1\.000 sdpa-varlen \| 2\.00x \(' "$md" &&
+  grep -q "^- hh-T1024 hs=64 fwd: faster than FlexAttention (0.500 vs 1.000 ms)" "$md" &&
+  grep -q "torch 0.0-standin; attention_torch.py --check .*: 2 passed, 0 failed" "$md"
+report $([ $? = 0 ] && [ $rc = 0 ] && echo 0 || echo 1) attention_bench_gpu_path_with_standins \
+    "exit $rc: $(tail -3 "$tmp/gpu.txt") / $(grep -m1 '^| hh-T1024 | 64' "$md" 2>/dev/null)"
+
 # a mask file one int short is refused, naming the file and the sizes
 f=$(ls "$tmp"/bench/masks/*.end.i32 | head -1)
 head -c -4 "$f" > "$tmp/short" && mv "$tmp/short" "$f"
