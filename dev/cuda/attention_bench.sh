@@ -9,9 +9,10 @@
 #      mask against float64) and its benchmark (FlexAttention, SDPA) on the same mask files;
 #   4. the markdown report OUT_DIR/attention_bench.md (dev/cuda/attention_torch.py --report).
 # Usage: dev/cuda/attention_bench.sh [OUT_DIR]   (default build/attn_bench)
-# Environment: ATTN_BENCH_BUDGET seconds for steps 1-3 (default 90, an nvcc build not counted: ours may start cases during
-# a third of it, torch during what is left minus 15 s; each step is also killed by timeout past its
-# share, keeping what it measured); ATTN_BENCH_VERSION (default 0: the launchers train_dpo calls);
+# Environment: ATTN_BENCH_BUDGET seconds for steps 1-3 (default 90; an nvcc build here is not
+# counted): ours may start cases during a third of it, torch during what is left minus 15 s, and
+# each is killed by a timeout past its share, keeping what it measured; ATTN_BENCH_VERSION
+# (default 0: the launchers train_dpo calls);
 # ATTN_BENCH_TOKENS (real shared tokens per case, default 32768); ATTN_BENCH_PLAN_ONLY=1 (the plan
 # only, as without a GPU: the test); NVCC; PYTHON (default python3).
 # Cases are run in order (HH-RLHF, then the synthetic grid from prefix 1024 up, then 256 and 512);
