@@ -117,6 +117,20 @@ def tile_counts(case, end, tile):
     return counts
 
 
+def shared_row(units, T):
+    """end[] of one row of shared units (P, C, R) as data/batch.h writes them, padding after."""
+    end = [k + 1 for k in range(T)]
+    s = 0
+    for P, C, R in units:
+        u = s + P + C + 1 + R
+        for t in range(s, u):
+            end[t] = u
+        for t in range(s + P - 1, s + P + C):
+            end[t] = s + P + C
+        s = u
+    return end
+
+
 def causal_segments(case, end):
     """The unshared layout's units as (start, length) over the flattened [B*T] tokens: in a causal
     unit every key ends where the unit ends, so a unit is [k, end[k]); padding gives units of one."""
@@ -314,6 +328,11 @@ def self_test(mask_dir):
             units = sum(1 for _, n in seg if n > 1)
             report(sum(n for _, n in seg) == c["B"] * c["T"] and units == 2 * c["pairs"],
                    f"attention_torch causal units {name}", f"{units} units of 2 or more tokens, {c['pairs']} pairs")
+
+    # the --check masks' writer against dev/cuda/README.md's drawing of its worked example
+    drawn = [12] * 4 + [8] * 4 + [12] * 4 + [20, 20, 17, 17, 17, 20, 20, 20, 21, 22, 23, 24]
+    got = shared_row([(5, 3, 3), (3, 2, 2)], 24)
+    report(got == drawn, "attention_torch shared_row as dev/cuda/README.md draws it", f"{got}")
 
     # the report on made-up timings: ours 1 ms shared, 2 ms unshared; flex 3 ms; SDPA 4 ms
     g = cases[0]["group"]
@@ -524,19 +543,6 @@ def check(args):
         print(f"PASS {name}" if ok else f"FAIL {name}: {why}", flush=True)
         failures += 0 if ok else 1
 
-    def shared_row(units, T):
-        """end[] of one row of shared units (P, C, R) as data/batch.h writes them, padding after."""
-        end = [k + 1 for k in range(T)]
-        s = 0
-        for P, C, R in units:
-            u = s + P + C + 1 + R
-            for t in range(s, u):
-                end[t] = u
-            for t in range(s + P - 1, s + P + C):
-                end[t] = s + P + C
-            s = u
-        return end
-
     def explicit(q, k, v, end_t):
         """float64 softmax(q k^T / sqrt(hs)) v with the mask built element by element."""
         T = q.shape[2]
@@ -556,6 +562,7 @@ def check(args):
     # sizes, one long unit, 50 units of P = C = R = 1; T = 200 is not a multiple of flex's blocks
     rows = [shared_row([(5, 3, 3), (3, 2, 2)], 200), shared_row([(40, 30, 20), (10, 5, 7), (3, 1, 1)], 200),
             shared_row([(150, 20, 28)], 200), shared_row([(1, 1, 1)] * 50, 200)]
+
     def check_flex():
         B, T, NH, hs = len(rows), len(rows[0]), 2, 64  # one head size: each shape compiles again
         end_t = torch.tensor(rows, dtype=torch.int32, device="cuda")
