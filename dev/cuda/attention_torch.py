@@ -26,8 +26,8 @@ Modes:
   --report --masks DIR --ours TSV [--torch TSV] [--note TEXT]...
                                        the markdown comparison (no torch needed)
   --self-test --masks DIR              no torch: reads the mask files, recomputes visible pairs and
-                                       tile classes, checks them against cases.tsv, and checks the
-                                       report on made-up timings; PASS/FAIL lines
+                                       tile classes, checks them against cases.tsv, checks --check's
+                                       mask writer and the report on made-up timings; PASS/FAIL lines
 """
 import argparse
 import array
