@@ -5,11 +5,11 @@
 //                             build) version 2 and the launchers the trainer calls,
 //                             bitwise repeatability, on masks from the real packer and adversarial
 //                             ones (every thread order under dev/simt)
-//   ./dev/cuda/attention N    (GPU) time and TFLOP/s of version N (0: the launchers, 1, 2) on packed
-//                             rows at T = 1024, and the fraction of 64x64 tiles skipped / full / partial;
-//                             with --suite the benchmark suite of the issue (see "Benchmark" below;
-//                             --plan-only, which times nothing, runs without a GPU)
+//   ./dev/cuda/attention N    (GPU) time and TFLOP/s of version N (1 or 2) on packed rows at T = 1024,
+//                             and the fraction of 64x64 tiles skipped / full / partial
 // Builds in the precision of floatX: bf16 by default, fp32 with -DENABLE_FP32 (dev/cuda/attention_fp32).
+// Benchmark modes in full (N = 0: the launchers the trainer calls; --suite: issue 12's suite, whose
+// --plan-only times nothing and runs without a GPU): see "Benchmark" below.
 #include <algorithm>
 #include <array>
 #include <cstring>
