@@ -14,6 +14,7 @@
 #   4b. builds the GPU trainer (train_dpo, and test_dpo in bf16 and fp32) with nvcc (also without a
 #      GPU), runs test_dpo, the default ./train_dpo (the synthetic task) and a repeat of its first 20
 #      steps (bit-identical losses);
+#   4c. runs issue 12's attention benchmark, ours against FlexAttention and SDPA (dev/cuda/attention_bench.sh, ~90 s);
 #   5. writes a markdown report dev/reports/gpu_check-<UTC date and time>.md and prints its path.
 # Without a GPU it says so, compiles everything for sm_80 and sm_90, and exits 0 (1 if a build fails).
 # Exit status with a GPU: 0 if every build, test, sanitizer run and exact probe passed, else 1.
@@ -238,6 +239,9 @@ else
   trainer_table+="| ./train_dpo | not built | |"$'\n'
 fi
 
+# ---- 4c. the attention benchmark (its own budget of 90 s; report: $OUT/attn_bench/attention_bench.md)
+ATTN_BENCH_BIN=$([ "$(cat "$OUT/attention.build")" = ok ] && echo "$OUT/attention" || echo none) timeout 200 dev/cuda/attention_bench.sh "$OUT/attn_bench" > "$OUT/attn_bench.log" 2>&1 || echo "gpu_check: attention benchmark: see $OUT/attn_bench.log"
+
 # ---- 5. report
 stamp=$(date -u +%Y%m%d-%H%M%S)
 mkdir -p dev/reports
@@ -264,6 +268,10 @@ dirty=$(git status --porcelain 2>/dev/null | grep -v '^??' | head -1)
   echo "## Benchmarks (dev/cuda/<layer> <version>)"
   echo
   echo '```'; printf '%s' "$bench_text"; echo '```'
+  echo
+  echo "## Attention: ours against FlexAttention and SDPA (dev/cuda/attention_bench.sh)"
+  echo
+  cat "$OUT/attn_bench/attention_bench.md" 2>/dev/null || echo "no report: see $OUT/attn_bench.log"
   echo
   echo "## The GPU trainer"
   echo
