@@ -273,27 +273,31 @@ def parse_dump(text):
 
 def check_mask(pf, b, shared):
     """Returns '' if end[] gives exactly the visibility of docs/DESIGN.md §1.2 for every (q, k)
-    of the batch, else the first difference. Units are delimited by position id 0; within a
-    shared unit of a pair with prompt length P and chosen length C, the rejected side is columns
-    >= P + C and the hidden keys are P - 1 .. P + C - 1."""
-    lengths = {}
-    for i in b.pair_ids:
-        lengths[i] = (pf.P[i], pf.C[i], pf.R[i])
+    of the batch, else the first difference. The units of a row are found from the pair lengths
+    alone: a unit's first scored token (its last prompt token) names its pair and side, hence its
+    length; in a shared unit of prompt length P and chosen length C the rejected side is columns
+    >= P + C and the hidden keys are columns P - 1 .. P + C - 1."""
     for row in range(b.B):
-        starts = [t for t in range(b.row_len[row]) if b.pos[row * b.T + t] == 0]
-        bounds = starts + [b.row_len[row]]
         unit_of, rej, hidden = [], [], []
-        for u in range(len(starts)):
-            s, e = bounds[u], bounds[u + 1]
-            # the unit's pair: the slot of any scored token in it
-            slots = [b.slot[row * b.T + t] for t in range(s, e) if b.slot[row * b.T + t] >= 0]
-            P, C, R = lengths[b.pair_ids[slots[0]]]
-            for t in range(s, e):
+        t, u = 0, 0
+        while t < b.row_len[row]:
+            first = next(x for x in range(t, b.row_len[row]) if b.slot[row * b.T + x] >= 0)
+            i = b.pair_ids[b.slot[row * b.T + first]]
+            P, C, R = pf.P[i], pf.C[i], pf.R[i]
+            if shared:
+                length = P + C + 1 + R
+            else:
+                length = P + C if b.side[row * b.T + first] == SIDE_CHOSEN else P + R
+            for x in range(length):
                 unit_of.append(u)
-                rej.append(shared and t - s >= P + C)
-                hidden.append(shared and P - 1 <= t - s < P + C)
-        for t in range(b.row_len[row], b.T):  # padding: a unit of its own
-            unit_of.append(-1 - t); rej.append(False); hidden.append(False)
+                rej.append(shared and x >= P + C)
+                hidden.append(shared and P - 1 <= x < P + C)
+            t += length
+            u += 1
+        if t != b.row_len[row]:
+            return "row %d: units of %d tokens, row_len %d" % (row, t, b.row_len[row])
+        for x in range(t, b.T):  # padding: each token a unit of its own
+            unit_of.append(-1 - x); rej.append(False); hidden.append(False)
         for q in range(b.T):
             for k in range(b.T):
                 want = k <= q and unit_of[k] == unit_of[q] and not (rej[q] and hidden[k])
@@ -380,6 +384,14 @@ def self_test(args):
                     break
             report(not why, "packer_matches_cpp_" + name, why)
             report(not mask_why, "mask_is_the_rule_" + name, mask_why)
+
+    # the mask check itself can fail: one chosen token made visible to the rejected side
+    pf = PairFile(args.data[0])
+    B, T, N = args.shapes[0]
+    b = pack_pairs(pf, step_pair_ids(len(pf), N, 0), B, T, True, True)[0]
+    k = next(t for t in range(B * T) if b.side[t] == SIDE_CHOSEN)
+    b.end[k] = b.row_len[k // T]  # visible up to the end of its row: to the rejected side too
+    report(check_mask(pf, b, True) != "", "mask_check_catches_a_wrong_end", "a wrong end[] passed")
     return fails
 
 

@@ -87,13 +87,25 @@ run_capped() {
 manifest=$WORK/runs.tsv   # one line per job: model kind sharing packing B N S status seconds dir
 record() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$manifest"; }
 
-rm -rf "$WORK"
+rm -rf "${WORK:?}"
 mkdir -p "$WORK" "$(dirname "$REPORT")"
 printf 'model\tkind\tsharing\tpacking\tB\tN\tS\tstatus\tseconds\tdir\n' > "$manifest"
 started=$(now)
 {
   echo "budget_s=$BUDGET"; echo "seq_len=$SEQ"; echo "trainer=$TRAINER"; echo "models=$MODELS"
 } > "$WORK/settings.txt"
+
+# data/prepare_dpo: the one built by make, else built here (gpu_check builds only CUDA programs)
+PREPARE=./data/prepare_dpo
+if [ ! -x "$PREPARE" ]; then
+  PREPARE=$WORK/prepare_dpo
+  if ! ${CXX:-g++} -O2 -std=c++17 -I. data/prepare_dpo.cpp -o "$PREPARE" -lz > "$WORK/prepare_build.txt" 2>&1; then
+    echo "bench_train: cannot build data/prepare_dpo: $(tail -3 "$WORK/prepare_build.txt")"
+    { echo "## Training benchmark (dev/bench_train.sh)"; echo
+      echo "Not run: data/prepare_dpo did not build ($(tail -1 "$WORK/prepare_build.txt"))."; } > "$REPORT"
+    exit 1
+  fi
+fi
 
 torch_note=""
 if [ "$TORCH" = 1 ]; then
@@ -126,7 +138,7 @@ for m in $MODELS; do
   n_pairs=$((N * S))
   [ -n "${BENCH_MAX_PAIRS:-}" ] && [ "$n_pairs" -gt "$BENCH_MAX_PAIRS" ] && n_pairs=$BENCH_MAX_PAIRS
   { zcat "$HH" || true; } | head -n "$n_pairs" > "$dir/hh.jsonl"  # zcat stops early: SIGPIPE
-  if ! ./data/prepare_dpo --input "$dir/hh.jsonl" --output "$dir/hh.bin" --max-len "$SEQ" --quiet \
+  if ! "$PREPARE" --input "$dir/hh.jsonl" --output "$dir/hh.bin" --max-len "$SEQ" --quiet \
        > "$dir/prepare.txt" 2>&1; then
     echo "bench_train: data/prepare_dpo failed for $m: $(tail -2 "$dir/prepare.txt")"
     record "$m" data - - "$B" "$N" "$S" "failed: data/prepare_dpo" 0 "$dir"

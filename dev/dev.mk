@@ -23,3 +23,4 @@ compare: train_dpo_cpu data/prepare_dpo
 ALL_BINS += dev/dump_batches
 dev/dump_batches: dev/dump_batches.cpp data/dataloader.h data/batch.h data/pairfile.h data/pairs.h common/flags.h
 	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)
+TEST_BINS += dev/test_bench.sh
