@@ -19,6 +19,9 @@ the same arithmetic and the comparison is of the implementations.
                      [--seq-len 1024] [--variants sdpa,flex] [--compile flex|model|none] \
                      [--time-limit SECONDS] [--out RESULTS.tsv]
   bench_torch_dpo.py --self-test [--dump dev/dump_batches] [--data PAIRS.bin ...]
+  bench_torch_dpo.py --data PAIRS.bin --hf HF_DIR --score LOGPS.tsv --model M --seq-len T --micro-rows B
+      (dev check on the CPU, any torch >= 1.13: this file's model, on both variants' layouts with
+      explicit masked-softmax attention, against `train_dpo_cpu score` of the same model)
 
 --compile flex (default) compiles flex_attention only (FlexAttention needs it to be fast); the
 rest runs eagerly in both variants. --compile model compiles the whole model (slow to start).
@@ -405,8 +408,9 @@ PRESETS = {  # common/train_config.h model_preset: layers, heads, channels, cont
 }
 
 
-def build_model(torch, L, NH, C, maxT, V, seed):
-    """GPT-2 (tied LM head, tanh GELU), fp32 weights on the GPU, GPT-2's initialisation."""
+def build_model(torch, L, NH, C, maxT, V, seed, attention, device="cuda"):
+    """GPT-2 (tied LM head, tanh GELU), fp32 weights on `device`, GPT-2's initialisation.
+    attention(q, k, v, mask) -> y, all [B,NH,T,hs]; `mask` is what the forward is given."""
     nn, F = torch.nn, torch.nn.functional
 
     class Block(nn.Module):
@@ -416,11 +420,11 @@ def build_model(torch, L, NH, C, maxT, V, seed):
             self.c_attn, self.c_proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
             self.c_fc, self.c_fcproj = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
 
-        def forward(self, x, attend):  # x [B,T,C]
+        def forward(self, x, mask):  # x [B,T,C]
             B, T, _ = x.shape
             q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
             q, k, v = (a.view(B, T, NH, C // NH).transpose(1, 2) for a in (q, k, v))  # [B,NH,T,hs]
-            y = attend(q, k, v).transpose(1, 2).reshape(B, T, C)
+            y = attention(q, k, v, mask).transpose(1, 2).reshape(B, T, C)
             x = x + self.c_proj(y)
             return x + self.c_fcproj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
 
@@ -431,17 +435,17 @@ def build_model(torch, L, NH, C, maxT, V, seed):
             self.h = nn.ModuleList([Block() for _ in range(L)])
             self.ln_f = nn.LayerNorm(C)
 
-        def forward(self, tokens, pos, attend, scored, targets):
+        def forward(self, tokens, pos, mask, scored, targets):
             """-log p(target) of the scored positions: tokens, pos [B,T]; scored [M] flat indices."""
             x = self.wte(tokens) + self.wpe(pos)
             for block in self.h:
-                x = block(x, attend)
+                x = block(x, mask)
             h = self.ln_f(x).view(-1, C).index_select(0, scored)  # [M,C]: the LM head sees scored tokens only
             logits = h @ self.wte.weight.t()                        # [M,V]
             return F.cross_entropy(logits.float(), targets, reduction="none")
 
     torch.manual_seed(seed)
-    model = GPT().cuda()
+    model = GPT().to(device)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("bias"):
@@ -454,26 +458,30 @@ def build_model(torch, L, NH, C, maxT, V, seed):
     return model
 
 
-def to_device(torch, b, trim):
-    """A Batch as GPU tensors; trim: keep only the columns up to the longest row (padded rows of
-    the unshared layout, as a plain implementation pads)."""
+def to_device(torch, b, trim, pin=True):
+    """A Batch as host tensors (pinned for the copy to the GPU); trim: keep only the columns up to
+    the longest row (padded rows of the unshared layout, as a plain implementation pads)."""
     T = max(b.row_len) if trim else b.T
     keep = [r * b.T + t for r in range(b.B) for t in range(T)] if trim else None
 
-    def tensor(values):
+    def tensor(values, dtype):
         if keep is not None:
             values = [values[i] for i in keep]
-        return torch.tensor(values, dtype=torch.int32).view(b.B, T).pin_memory()
+        x = torch.tensor(values, dtype=dtype).view(b.B, T)
+        return x.pin_memory() if pin else x
 
-    host = {f: tensor(getattr(b, f)) for f in FIELDS}
+    host = {f: tensor(getattr(b, f), torch.int64 if f in ("tokens", "pos") else torch.int32) for f in FIELDS}
     flat_target = host["target"].view(-1)
     scored = torch.nonzero(flat_target >= 0).view(-1)
     side = host["side"].view(-1)[scored].long()
-    host["scored"] = scored.pin_memory()
-    host["targets"] = flat_target[scored].long().pin_memory()
-    host["bucket"] = (host["slot"].view(-1)[scored].long() * 2 + (side - 1)).pin_memory()  # slot*2 + chosen 0 / rejected 1
+    host["scored"] = scored
+    host["targets"] = flat_target[scored].long()
+    host["bucket"] = host["slot"].view(-1)[scored].long() * 2 + (side - 1)  # slot*2 + chosen 0 / rejected 1
+    host["pair_ids"] = torch.tensor(b.pair_ids, dtype=torch.int64)
+    if pin:
+        for key in ("scored", "targets", "bucket", "pair_ids"):
+            host[key] = host[key].pin_memory()
     host["n_slots"] = len(b.pair_ids)
-    host["pair_ids"] = torch.tensor(b.pair_ids, dtype=torch.int64).pin_memory()
     host["real_tokens"] = b.real_tokens()
     host["padded_tokens"] = b.B * T
     return host
@@ -491,9 +499,6 @@ def run_variant(torch, args, pf, variant, L, NH, C, maxT, deadline):
         batches = pack_pairs(pf, step_pair_ids(len(pf), N, s), B, T, shared, packing=shared)
         steps.append([to_device(torch, b, trim=not shared) for b in batches])
 
-    model = build_model(torch, L, NH, C, maxT, pf.vocab_size, args.seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, betas=(0.9, 0.999), eps=1e-8,
-                                  weight_decay=0.0, fused=True)
     if shared:
         from torch.nn.attention.flex_attention import create_block_mask, flex_attention
         flex = torch.compile(flex_attention, dynamic=False) if args.compile in ("flex", "model") else flex_attention
@@ -501,21 +506,29 @@ def run_variant(torch, args, pf, variant, L, NH, C, maxT, deadline):
 
         def mask_mod(b, h, q, k):  # docs/DESIGN.md §1.3
             return (k <= q) & (q < end_now[b, k])
+
+        def attention(q, k, v, mask):
+            return flex(q, k, v, block_mask=mask)
+    else:
+        def attention(q, k, v, mask):
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    model = build_model(torch, L, NH, C, maxT, pf.vocab_size, args.seed, attention)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, betas=(0.9, 0.999), eps=1e-8,
+                                  weight_decay=0.0, fused=True)
     forward = torch.compile(model) if args.compile == "model" else model
 
-    def attend_for(dev):
+    def mask_for(dev):  # the flex block mask of this micro-batch's end[]; SDPA needs none
         if not shared:
-            return lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            return None
         end_now.copy_(dev["end"])
-        mask = create_block_mask(mask_mod, B, None, T, T, device="cuda")
-        return lambda q, k, v: flex(q, k, v, block_mask=mask)
+        return create_block_mask(mask_mod, B, None, T, T, device="cuda")
 
     def upload(host):
         return {k: (v.cuda(non_blocking=True) if torch.is_tensor(v) else v) for k, v in host.items()}
 
     def neg_logps(dev):
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            nll = forward(dev["tokens"], dev["pos"], attend_for(dev), dev["scored"], dev["targets"])
+            nll = forward(dev["tokens"], dev["pos"], mask_for(dev), dev["scored"], dev["targets"])
         sums = torch.zeros(2 * dev["n_slots"], device="cuda").index_add_(0, dev["bucket"], nll.float())
         return sums[0::2], sums[1::2]  # -logp chosen, -logp rejected per slot
 
@@ -561,10 +574,90 @@ def run_variant(torch, args, pf, variant, L, NH, C, maxT, deadline):
             timed["padded"] += sum(h["padded_tokens"] for h in host_batches)
             timed["seconds"] += dt
         print("%s %s step %d: %.1f ms, %d pairs" % (args.model, variant, s + 1, 1000 * dt, pairs), flush=True)
-    peak_gb = torch.cuda.max_memory_allocated() / 1e9
-    del model, optimizer
-    torch.cuda.empty_cache()
-    return timed, peak_gb, status
+    return timed, torch.cuda.max_memory_allocated() / 1e9, status
+
+
+def load_hf_weights(torch, model, directory, L):
+    """Our --export-hf model.safetensors (F32, Conv1D layout: common/INTEROP.md) into the model."""
+    import json
+    with open(os.path.join(directory, "model.safetensors"), "rb") as f:
+        data = f.read()
+    n = struct.unpack_from("<Q", data, 0)[0]
+    header = json.loads(data[8:8 + n])
+
+    def tensor(name):
+        entry = header[name]
+        if entry["dtype"] != "F32":
+            raise ValueError("%s: tensor %s is %s; this check reads F32" % (directory, name, entry["dtype"]))
+        lo, hi = entry["data_offsets"]
+        return torch.frombuffer(bytearray(data[8 + n + lo:8 + n + hi]), dtype=torch.float32).view(entry["shape"])
+
+    with torch.no_grad():
+        model.wte.weight.copy_(tensor("wte.weight"))
+        model.wpe.weight.copy_(tensor("wpe.weight"))
+        model.ln_f.weight.copy_(tensor("ln_f.weight")); model.ln_f.bias.copy_(tensor("ln_f.bias"))
+        for i, block in enumerate(model.h):
+            ours = {"ln_1": block.ln_1, "ln_2": block.ln_2, "attn.c_attn": block.c_attn,
+                    "attn.c_proj": block.c_proj, "mlp.c_fc": block.c_fc, "mlp.c_proj": block.c_fcproj}
+            for name, module in ours.items():
+                w = tensor("h.%d.%s.weight" % (i, name))
+                module.weight.copy_(w if name.startswith("ln") else w.t())  # Conv1D: [in, out]
+                module.bias.copy_(tensor("h.%d.%s.bias" % (i, name)))
+
+
+def score_check(args):
+    """Dev check (torch on the CPU, any version with nn.functional.gelu(approximate=)): per-pair
+    log-probs of --data under the Hugging Face export --hf, computed by this file's model on both
+    of its layouts with explicit masked-softmax attention (the flex layout's mask built from
+    end[]), against `train_dpo_cpu score` of the same model (--score TSV). fp32 throughout."""
+    import json
+    import torch
+    F = torch.nn.functional
+    with open(os.path.join(args.hf, "config.json")) as f:
+        cfg = json.load(f)
+    L, NH, C = cfg["n_layer"], cfg["n_head"], cfg["n_embd"]
+    pf = PairFile(args.data[0])
+
+    def attention(q, k, v, visible):  # explicit masked softmax; visible [B,T,T]
+        scores = (q @ k.transpose(-2, -1)) / (q.shape[-1] ** 0.5)
+        scores = scores.masked_fill(~visible.unsqueeze(1), float("-inf"))
+        return F.softmax(scores, dim=-1) @ v
+    model = build_model(torch, L, NH, C, cfg["n_positions"], cfg["vocab_size"], 0, attention, device="cpu")
+    load_hf_weights(torch, model, args.hf, L)
+    want = {}
+    for row in read_tsv(args.score):
+        want[int(row["index"])] = (float(row["logp_chosen"]), float(row["logp_rejected"]))
+    fails = 0
+    for variant in ("sdpa", "flex"):
+        shared = variant == "flex"
+        worst = 0.0
+        for b in pack_pairs(pf, list(range(len(pf))), args.micro_rows, args.seq_len, shared, packing=shared):
+            host = to_device(torch, b, trim=not shared, pin=False)
+            T = host["tokens"].shape[1]
+            q_idx = torch.arange(T).view(1, T, 1)
+            k_idx = torch.arange(T).view(1, 1, T)
+            if shared:  # docs/DESIGN.md §1.3: k <= q < end[k]
+                visible = (k_idx <= q_idx) & (q_idx < host["end"].long().view(b.B, 1, T))
+            else:
+                visible = (k_idx <= q_idx).expand(b.B, T, T)
+            with torch.no_grad():
+                nll = model(host["tokens"], host["pos"], visible, host["scored"], host["targets"])
+            sums = torch.zeros(2 * host["n_slots"], dtype=torch.float64).index_add_(0, host["bucket"], nll.double())
+            for slot, i in enumerate(host["pair_ids"].tolist()):
+                for side in range(2):
+                    got, ref = -sums[2 * slot + side].item(), want[i][side]
+                    worst = max(worst, abs(got - ref) / max(1.0, abs(ref)))
+        ok = worst <= args.tolerance
+        print("%s score_check_%s: largest relative difference from train_dpo_cpu score %.2e (tolerance %.0e)"
+              % ("PASS" if ok else "FAIL", variant, worst, args.tolerance))
+        fails += not ok
+    return fails
+
+
+def read_tsv(path):
+    with open(path) as f:
+        lines = [line.rstrip("\n").split("\t") for line in f if line.strip()]
+    return [dict(zip(lines[0], row)) for row in lines[1:]]
 
 
 TSV_COLUMNS = ("model", "variant", "layout", "compile", "status", "timed_steps", "pairs", "tokens",
@@ -593,7 +686,7 @@ def benchmark(args):
             timed = {"steps": 0, "pairs": 0, "tokens": 0, "padded": 0, "seconds": 0.0}
             peak_gb = 0.0
             status = "failed: " + ((str(e).splitlines() or [type(e).__name__])[0][:200])
-            torch.cuda.empty_cache()
+        torch.cuda.empty_cache()  # the variant's model and optimizer are gone: give their memory back
         sec = timed["seconds"]
         row = (args.model, variant, layouts[variant],
                compiled if variant == "flex" or args.compile == "model" else "eager", status.replace("\t", " "),
@@ -630,6 +723,9 @@ def main():
     ap.add_argument("--seed", type=int, default=1337)
     ap.add_argument("--out", help="TSV file (default stdout)")
     ap.add_argument("--self-test", action="store_true", help="compare the Python layouts with dev/dump_batches")
+    ap.add_argument("--score", help="dev check: per-pair log-probs from `train_dpo_cpu score` to compare with")
+    ap.add_argument("--hf", help="dev check: the model (--export-hf directory) --score used")
+    ap.add_argument("--tolerance", type=float, default=1e-4, help="dev check: relative tolerance")
     ap.add_argument("--dump", default="dev/dump_batches")
     ap.add_argument("--shapes", type=shape_list, default=shape_list("4x64x6,3x128x9,2x512x5"),
                     help="self-test micro-batch shapes BxTxPAIRS, comma-separated")
@@ -639,6 +735,10 @@ def main():
     if args.self_test:
         args.steps = 2
         sys.exit(1 if self_test(args) else 0)
+    if args.score:
+        if not args.hf:
+            ap.error("--score needs --hf")
+        sys.exit(1 if score_check(args) else 0)
     args.variants = [v for v in args.variants.split(",") if v]
     for v in args.variants:
         if v not in ("sdpa", "flex"):
