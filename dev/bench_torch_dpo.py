@@ -19,6 +19,8 @@ the same arithmetic and the comparison is of the implementations.
                      [--seq-len 1024] [--variants sdpa,flex] [--compile flex|model|none] \
                      [--time-limit SECONDS] [--out RESULTS.tsv]
   bench_torch_dpo.py --self-test [--dump dev/dump_batches] [--data PAIRS.bin ...]
+  bench_torch_dpo.py --write-hf DIR --model d48 --data PAIRS.bin [--seed S]
+      (the initial weights of the trainer runs, drawn by torch: see write_hf)
   bench_torch_dpo.py --data PAIRS.bin --hf HF_DIR --score LOGPS.tsv --model M --seq-len T --micro-rows B
       (dev check on the CPU, any torch >= 1.13: this file's model, on both variants' layouts with
       explicit masked-softmax attention, against `train_dpo_cpu score` of the same model)
@@ -334,9 +336,11 @@ def self_test(args):
                 f.write(data)
             try:
                 PairFile(path)
-                report(False, "reader_rejects_" + name, "a damaged file was read without an error")
+                report(False, "reader_rejects_%s_%s" % (name, os.path.basename(args.data[0])),
+                       "a damaged file was read without an error")
             except PairFileError as e:
-                report(path in str(e) and at in str(e), "reader_rejects_" + name, "message: %s" % e)
+                report(path in str(e) and at in str(e), "reader_rejects_%s_%s" % (name, os.path.basename(args.data[0])),
+                       "message: %s" % e)
 
     cases = [(B, T, N, shared, packing)
              for (B, T, N) in args.shapes
@@ -605,6 +609,53 @@ def load_hf_weights(torch, model, directory, L):
                 module.bias.copy_(tensor("h.%d.%s.bias" % (i, name)))
 
 
+def hf_tensors(model):
+    """(name, tensor) in the Hugging Face GPT-2 layout of common/INTEROP.md (Conv1D: [in, out])."""
+    out = [("wte.weight", model.wte.weight), ("wpe.weight", model.wpe.weight)]
+    for i, block in enumerate(model.h):
+        for name, module in (("ln_1", block.ln_1), ("attn.c_attn", block.c_attn), ("attn.c_proj", block.c_proj),
+                             ("ln_2", block.ln_2), ("mlp.c_fc", block.c_fc), ("mlp.c_proj", block.c_fcproj)):
+            weight = module.weight if name.startswith("ln") else module.weight.t()
+            out += [("h.%d.%s.weight" % (i, name), weight), ("h.%d.%s.bias" % (i, name), module.bias)]
+    return out + [("ln_f.weight", model.ln_f.weight), ("ln_f.bias", model.ln_f.bias)]
+
+
+def write_hf(args):
+    """The initial weights for the trainer runs of dev/bench_train.sh: GPT-2's initialisation drawn
+    by torch (on the GPU if there is one: seconds, where the trainer's own random init of d48 takes
+    tens of seconds of one CPU core), written as a Hugging Face GPT-2 directory (config.json,
+    model.safetensors in F32) that --model reads."""
+    import json
+    import torch
+    L, NH, C, maxT = PRESETS[args.model]
+    V = PairFile(args.data[0]).vocab_size
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    with torch.no_grad():
+        model = build_model(torch, L, NH, C, maxT, V, args.seed, None, device=device)
+        tensors = hf_tensors(model)
+        header, offset = {}, 0
+        for name, t in tensors:
+            header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + 4 * t.numel()]}
+            offset += 4 * t.numel()
+        text = json.dumps(header).encode()
+        text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned
+        os.makedirs(args.write_hf, exist_ok=True)
+        path = os.path.join(args.write_hf, "model.safetensors")
+        with open(path + ".tmp", "wb") as f:
+            f.write(struct.pack("<Q", len(text)))
+            f.write(text)
+            for _, t in tensors:
+                f.write(memoryview(t.float().contiguous().cpu().numpy()))
+        os.replace(path + ".tmp", path)
+    config = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "n_layer": L, "n_head": NH, "n_embd": C,
+              "n_positions": maxT, "n_ctx": maxT, "vocab_size": V, "layer_norm_epsilon": 1e-5,
+              "activation_function": "gelu_new", "tie_word_embeddings": True}
+    with open(os.path.join(args.write_hf, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    print("bench_torch_dpo: %s (%d parameters, seed %d, drawn on the %s) -> %s"
+          % (args.model, sum(t.numel() for _, t in tensors), args.seed, device, args.write_hf))
+
+
 def score_check(args):
     """Dev check (torch on the CPU, any version with nn.functional.gelu(approximate=)): per-pair
     log-probs of --data under the Hugging Face export --hf, computed by this file's model on both
@@ -726,6 +777,8 @@ def main():
     ap.add_argument("--score", help="dev check: per-pair log-probs from `train_dpo_cpu score` to compare with")
     ap.add_argument("--hf", help="dev check: the model (--export-hf directory) --score used")
     ap.add_argument("--tolerance", type=float, default=1e-4, help="dev check: relative tolerance")
+    ap.add_argument("--write-hf", metavar="DIR", help="write --model's initial weights (seed --seed, the "
+                    "vocabulary of --data) as a Hugging Face GPT-2 directory, and exit")
     ap.add_argument("--dump", default="dev/dump_batches")
     ap.add_argument("--shapes", type=shape_list, default=shape_list("4x64x6,3x128x9,2x512x5"),
                     help="self-test micro-batch shapes BxTxPAIRS, comma-separated")
@@ -735,6 +788,9 @@ def main():
     if args.self_test:
         args.steps = 2
         sys.exit(1 if self_test(args) else 0)
+    if args.write_hf:
+        write_hf(args)
+        return
     if args.score:
         if not args.hf:
             ap.error("--score needs --hf")

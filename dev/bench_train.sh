@@ -13,13 +13,14 @@
 #   3. dev/bench_table.py writes REPORT.md: the measurements, the speedups beside their ideal,
 #      ours / theirs, and the issue's targets beside the measured values.
 # Time: BENCH_BUDGET_S (default 150 s) for everything, shared by the models in proportion
-# (d12 30%, d24 30%, d48 40%); a model's unused time passes to the next. Per model: the weights are
-# made once (TRAINER --steps 0 --export-hf: d48's random init takes many seconds of CPU, so the
-# runs load it instead), the reference log-probs once (one cache for the four runs), then in this
-# order: shared+packed, baseline+packed, PyTorch, shared+unpacked, baseline+unpacked. A run still
-# going at its model's deadline is stopped, and the table says "cut" (with the steps it did) or
-# "not run". A trainer run is also stopped as soon as its last step is logged: the final
-# checkpoint (18.7 GB with the moments at d48) is not part of a step.
+# (d12 30%, d24 30%, d48 40%); a model's unused time passes to the next. Per model: the initial
+# weights are made once and the four runs load them (so one reference-log-prob cache serves all
+# four): GPT-2's init drawn by dev/bench_torch_dpo.py --write-hf on the GPU where torch works,
+# else TRAINER --steps 0 --export-hf (its random init of d48 takes tens of seconds of one core).
+# Then, in this order: shared+packed, baseline+packed, PyTorch, shared+unpacked, baseline+unpacked.
+# A trainer run is stopped as soon as its last step is logged: its final checkpoint (18.7 GB with
+# the moments at d48) is not part of a step. A run still going at its model's deadline is stopped
+# and the table says "cut" (with the steps it did); runs with no time left say "not run".
 # Settings per model (micro-rows B, pairs per step N, steps S; the first step is not timed), sized
 # for one H200 (141 GB; device memory from GPT2GPU::allocate's plan, bf16, T = 1024):
 #   d12: B 16, N 128, S 6   (9.1 GB)    d24: B 16, N 128, S 5   (21.4 GB)
@@ -27,7 +28,7 @@
 # Environment: BENCH_BUDGET_S, BENCH_MODELS ("d12 d24 d48"), BENCH_SEQ_LEN (1024), BENCH_TORCH
 # (1; 0 skips PyTorch), BENCH_WORK (build/gpu/bench), BENCH_PYTHON (python3); for tests on the CPU
 # (dev/test_bench.sh, with train_dpo_cpu and a tiny model): BENCH_ROWS, BENCH_PAIRS, BENCH_STEPS
-# override every model's B, N, S, BENCH_MAX_PAIRS caps the pairs prepared.
+# override every model's B, N, S.
 # Exit status: 0 when the report was written (failed runs are in it), 1 otherwise.
 set -u
 cd "$(dirname "$0")/.."
@@ -134,20 +135,26 @@ for m in $MODELS; do
   deadline=$(awk -v s="$started" -v b="$BUDGET" -v c="$cum_share" -v t="$total_share" 'BEGIN { printf "%.3f", s + b * c / t }')
   dir=$WORK/$m
   mkdir -p "$dir"
-  # the data: the first N*S pairs (BENCH_MAX_PAIRS caps them; steps then wrap around)
-  n_pairs=$((N * S))
-  [ -n "${BENCH_MAX_PAIRS:-}" ] && [ "$n_pairs" -gt "$BENCH_MAX_PAIRS" ] && n_pairs=$BENCH_MAX_PAIRS
-  { zcat "$HH" || true; } | head -n "$n_pairs" > "$dir/hh.jsonl"  # zcat stops early: SIGPIPE
+  # the data: the first N*S pairs, one step's worth each
+  { zcat "$HH" || true; } | head -n $((N * S)) > "$dir/hh.jsonl"  # zcat stops early: SIGPIPE
   if ! "$PREPARE" --input "$dir/hh.jsonl" --output "$dir/hh.bin" --max-len "$SEQ" --quiet \
        > "$dir/prepare.txt" 2>&1; then
     echo "bench_train: data/prepare_dpo failed for $m: $(tail -2 "$dir/prepare.txt")"
     record "$m" data - - "$B" "$N" "$S" "failed: data/prepare_dpo" 0 "$dir"
     continue
   fi
-  # the initial weights, once: the four runs load them (same weights, so one reference cache)
+  # the initial weights, once: the four runs load them (same weights, so one reference cache).
+  # Drawn by torch where it works (seconds), else by the trainer's own init (one CPU core)
   model_src=$m
-  run_capped "$(left "$deadline")" "$dir/export.txt" "" 0 \
-    "$TRAINER" --model "$m" --train "$dir/hh.bin" --steps 0 --export-hf "$dir/init_hf" --seed 1337
+  run_rc=1
+  if [ -z "$torch_note" ]; then
+    run_capped "$(left "$deadline")" "$dir/export.txt" "" 0 \
+      "$PY" dev/bench_torch_dpo.py --write-hf "$dir/init_hf" --model "$m" --data "$dir/hh.bin" --seed 1337
+  fi
+  if [ $run_rc != 0 ] || [ ! -f "$dir/init_hf/model.safetensors" ]; then
+    run_capped "$(left "$deadline")" "$dir/export.txt" "" 0 \
+      "$TRAINER" --model "$m" --train "$dir/hh.bin" --steps 0 --export-hf "$dir/init_hf" --seed 1337
+  fi
   if [ $run_rc = 0 ] && [ -f "$dir/init_hf/model.safetensors" ]; then
     model_src=$dir/init_hf
     record "$m" export - - "$B" "$N" "$S" ok "$run_secs" "$dir/init_hf"
