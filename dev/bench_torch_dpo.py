@@ -21,9 +21,13 @@ the same arithmetic and the comparison is of the implementations.
   bench_torch_dpo.py --self-test [--dump dev/dump_batches] [--data PAIRS.bin ...]
   bench_torch_dpo.py --write-hf DIR --model d48 --data PAIRS.bin [--seed S]
       (the initial weights of the trainer runs, drawn by torch: see write_hf)
+Dev checks on the CPU with any torch >= 1.13 (Debian's python3-torch; README, GPU benchmark):
   bench_torch_dpo.py --data PAIRS.bin --hf HF_DIR --score LOGPS.tsv --model M --seq-len T --micro-rows B
-      (dev check on the CPU, any torch >= 1.13: this file's model, on both variants' layouts with
-      explicit masked-softmax attention, against `train_dpo_cpu score` of the same model)
+      this file's model, on both variants' layouts with explicit masked-softmax attention, against
+      `train_dpo_cpu score` of the same model (per-pair log-probs);
+  bench_torch_dpo.py --device cpu --data PAIRS.bin --model tiny ...
+      the benchmark itself in fp32 with masked-softmax attention (its losses step by step against
+      train_dpo_cpu's from the same --write-hf weights).
 
 --compile flex (default) compiles flex_attention only (FlexAttention needs it to be fast); the
 rest runs eagerly in both variants. --compile model compiles the whole model (slow to start).
@@ -37,11 +41,13 @@ the explicit visibility rule of docs/DESIGN.md §1.2. Output: PASS/FAIL lines (d
 convention), exit 1 on a failure.
 """
 import argparse
+import contextlib
 import os
 import struct
 import subprocess
 import sys
 import time
+import traceback
 from array import array
 
 # ---------------------------------------------------------------------------------------------
@@ -491,19 +497,42 @@ def to_device(torch, b, trim, pin=True):
     return host
 
 
+def masked_attention(torch, q, k, v, visible):
+    """Attention by explicit masked softmax (the CPU checks): q, k, v [B,NH,T,hs], visible [B,T,T]."""
+    scores = (q @ k.transpose(-2, -1)) / (q.shape[-1] ** 0.5)
+    scores = scores.masked_fill(~visible.unsqueeze(1), float("-inf"))
+    return torch.nn.functional.softmax(scores, dim=-1) @ v
+
+
+def visible_from(torch, end, shared):
+    """[B,T,T] bool: key k visible to query q; shared: k <= q < end[k] (docs/DESIGN.md §1.3),
+    else causal (one unit per row, padding after it)."""
+    B, T = end.shape
+    q = torch.arange(T, device=end.device).view(1, T, 1)
+    k = torch.arange(T, device=end.device).view(1, 1, T)
+    if shared:
+        return (k <= q) & (q < end.long().view(B, 1, T))
+    return (k <= q).expand(B, T, T)
+
+
 def run_variant(torch, args, pf, variant, L, NH, C, maxT, deadline):
     """Returns (timed sums, peak GB, status); stops after the step that passes `deadline`
-    (time.time()), once at least one step is timed."""
+    (time.time()), once at least one step is timed. --device cpu (a check of this code where
+    torch has no CUDA, SDPA or FlexAttention) runs fp32 with masked-softmax attention instead."""
     F = torch.nn.functional
     shared = variant == "flex"
+    cuda = args.device == "cuda"
     B, T, N = args.micro_rows, args.seq_len, args.batch_pairs
     # the layouts of every step, before any timing
     steps = []
     for s in range(args.steps):
         batches = pack_pairs(pf, step_pair_ids(len(pf), N, s), B, T, shared, packing=shared)
-        steps.append([to_device(torch, b, trim=not shared) for b in batches])
+        steps.append([to_device(torch, b, trim=not shared, pin=cuda) for b in batches])
 
-    if shared:
+    if not cuda:
+        def attention(q, k, v, visible):
+            return masked_attention(torch, q, k, v, visible)
+    elif shared:
         from torch.nn.attention.flex_attention import create_block_mask, flex_attention
         flex = torch.compile(flex_attention, dynamic=False) if args.compile in ("flex", "model") else flex_attention
         end_now = torch.zeros(B, T, dtype=torch.int32, device="cuda")  # the current micro-batch's end[]
@@ -516,29 +545,35 @@ def run_variant(torch, args, pf, variant, L, NH, C, maxT, deadline):
     else:
         def attention(q, k, v, mask):
             return F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    model = build_model(torch, L, NH, C, maxT, pf.vocab_size, args.seed, attention)
+    model = build_model(torch, L, NH, C, maxT, pf.vocab_size, args.seed, attention, device=args.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, betas=(0.9, 0.999), eps=1e-8,
-                                  weight_decay=0.0, fused=True)
+                                  weight_decay=0.0, **({"fused": True} if cuda else {}))
     forward = torch.compile(model) if args.compile == "model" else model
 
-    def mask_for(dev):  # the flex block mask of this micro-batch's end[]; SDPA needs none
+    def mask_for(dev):  # flex: the block mask of this micro-batch's end[]; SDPA: none
+        if not cuda:
+            return visible_from(torch, dev["end"], shared)
         if not shared:
             return None
         end_now.copy_(dev["end"])
         return create_block_mask(mask_mod, B, None, T, T, device="cuda")
 
     def upload(host):
-        return {k: (v.cuda(non_blocking=True) if torch.is_tensor(v) else v) for k, v in host.items()}
+        return {k: (v.to(args.device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in host.items()}
 
     def neg_logps(dev):
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with (torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()):
             nll = forward(dev["tokens"], dev["pos"], mask_for(dev), dev["scored"], dev["targets"])
-        sums = torch.zeros(2 * dev["n_slots"], device="cuda").index_add_(0, dev["bucket"], nll.float())
+        sums = torch.zeros(2 * dev["n_slots"], device=args.device).index_add_(0, dev["bucket"], nll.float())
         return sums[0::2], sums[1::2]  # -logp chosen, -logp rejected per slot
 
+    def synchronize():
+        if cuda:
+            torch.cuda.synchronize()
+
     # reference log-probs per dataset pair: the initial weights, forward only (not timed)
-    ref_chosen = torch.zeros(len(pf), device="cuda")
-    ref_rejected = torch.zeros(len(pf), device="cuda")
+    ref_chosen = torch.zeros(len(pf), device=args.device)
+    ref_rejected = torch.zeros(len(pf), device=args.device)
     with torch.no_grad():
         for host_batches in steps:
             for host in host_batches:
@@ -548,28 +583,31 @@ def run_variant(torch, args, pf, variant, L, NH, C, maxT, deadline):
                 ref_rejected[dev["pair_ids"]] = -nr
 
     beta = 0.1
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
+    synchronize()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     timed = {"steps": 0, "pairs": 0, "tokens": 0, "padded": 0, "seconds": 0.0}
     status = "ok"
     for s, host_batches in enumerate(steps):
         if deadline and time.time() > deadline and s >= 2:
             status = "cut: time limit after %d of %d steps" % (s, len(steps))
             break
-        torch.cuda.synchronize()
+        synchronize()
         t0 = time.time()
         pairs = sum(h["n_slots"] for h in host_batches)
+        step_loss = 0.0
         for host in host_batches:
             dev = upload(host)
             nc, nr = neg_logps(dev)
             rc, rr = ref_chosen[dev["pair_ids"]], ref_rejected[dev["pair_ids"]]
-            h = beta * ((-nc - rc) - (-nr - rr))
-            loss = -F.logsigmoid(h).sum() / pairs  # the mean over the step's pairs
+            margin = beta * ((-nc - rc) - (-nr - rr))
+            loss = -F.logsigmoid(margin).sum() / pairs  # the mean over the step's pairs
             loss.backward()
+            step_loss += loss.detach()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        torch.cuda.synchronize()
+        synchronize()
         dt = time.time() - t0
         if s > 0:  # the first step warms up (compilation, allocator)
             timed["steps"] += 1
@@ -577,8 +615,9 @@ def run_variant(torch, args, pf, variant, L, NH, C, maxT, deadline):
             timed["tokens"] += sum(h["real_tokens"] for h in host_batches)
             timed["padded"] += sum(h["padded_tokens"] for h in host_batches)
             timed["seconds"] += dt
-        print("%s %s step %d: %.1f ms, %d pairs" % (args.model, variant, s + 1, 1000 * dt, pairs), flush=True)
-    return timed, torch.cuda.max_memory_allocated() / 1e9, status
+        print("%s %s step %d: loss %.6f, %.1f ms, %d pairs" % (args.model, variant, s + 1, float(step_loss),
+                                                             1000 * dt, pairs), flush=True)
+    return timed, (torch.cuda.max_memory_allocated() / 1e9 if cuda else 0.0), status
 
 
 def load_hf_weights(torch, model, directory, L):
@@ -669,10 +708,8 @@ def score_check(args):
     L, NH, C = cfg["n_layer"], cfg["n_head"], cfg["n_embd"]
     pf = PairFile(args.data[0])
 
-    def attention(q, k, v, visible):  # explicit masked softmax; visible [B,T,T]
-        scores = (q @ k.transpose(-2, -1)) / (q.shape[-1] ** 0.5)
-        scores = scores.masked_fill(~visible.unsqueeze(1), float("-inf"))
-        return F.softmax(scores, dim=-1) @ v
+    def attention(q, k, v, visible):
+        return masked_attention(torch, q, k, v, visible)
     model = build_model(torch, L, NH, C, cfg["n_positions"], cfg["vocab_size"], 0, attention, device="cpu")
     load_hf_weights(torch, model, args.hf, L)
     want = {}
@@ -684,15 +721,9 @@ def score_check(args):
         worst = 0.0
         for b in pack_pairs(pf, list(range(len(pf))), args.micro_rows, args.seq_len, shared, packing=shared):
             host = to_device(torch, b, trim=not shared, pin=False)
-            T = host["tokens"].shape[1]
-            q_idx = torch.arange(T).view(1, T, 1)
-            k_idx = torch.arange(T).view(1, 1, T)
-            if shared:  # docs/DESIGN.md §1.3: k <= q < end[k]
-                visible = (k_idx <= q_idx) & (q_idx < host["end"].long().view(b.B, 1, T))
-            else:
-                visible = (k_idx <= q_idx).expand(b.B, T, T)
             with torch.no_grad():
-                nll = model(host["tokens"], host["pos"], visible, host["scored"], host["targets"])
+                nll = model(host["tokens"], host["pos"], visible_from(torch, host["end"], shared), host["scored"],
+                            host["targets"])
             sums = torch.zeros(2 * host["n_slots"], dtype=torch.float64).index_add_(0, host["bucket"], nll.double())
             for slot, i in enumerate(host["pair_ids"].tolist()):
                 for side in range(2):
@@ -717,8 +748,8 @@ TSV_COLUMNS = ("model", "variant", "layout", "compile", "status", "timed_steps",
 
 def benchmark(args):
     import torch
-    if not torch.cuda.is_available():
-        sys.exit("bench_torch_dpo: no CUDA device visible to torch")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("bench_torch_dpo: no CUDA device visible to torch (--device cpu checks this script on the CPU)")
     L, NH, C, maxT = PRESETS[args.model]
     pf = PairFile(args.data[0])
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -726,6 +757,8 @@ def benchmark(args):
     print("\t".join(TSV_COLUMNS), file=out, flush=True)
     layouts = {"sdpa": "unshared, one causal row per response, padded to the longest row",
                "flex": "prefix-shared, packed (train_dpo's micro-batches), FlexAttention end[] mask"}
+    if args.device == "cpu":
+        layouts = {v: text + "; CPU check: fp32, masked-softmax attention" for v, text in layouts.items()}
     compiled = {"none": "eager", "flex": "flex_attention compiled", "model": "whole model compiled"}[args.compile]
     started = time.time()
     for n, variant in enumerate(args.variants):
@@ -734,10 +767,12 @@ def benchmark(args):
         try:
             timed, peak_gb, status = run_variant(torch, args, pf, variant, L, NH, C, maxT, deadline)
         except Exception as e:  # e.g. out of memory: reported in the table, the other variant still runs
+            traceback.print_exc()
             timed = {"steps": 0, "pairs": 0, "tokens": 0, "padded": 0, "seconds": 0.0}
             peak_gb = 0.0
             status = "failed: " + ((str(e).splitlines() or [type(e).__name__])[0][:200])
-        torch.cuda.empty_cache()  # the variant's model and optimizer are gone: give their memory back
+        if args.device == "cuda":
+            torch.cuda.empty_cache()  # the variant's model and optimizer are gone: give their memory back
         sec = timed["seconds"]
         row = (args.model, variant, layouts[variant],
                compiled if variant == "flex" or args.compile == "model" else "eager", status.replace("\t", " "),
@@ -772,6 +807,8 @@ def main():
                     help="seconds for all variants together (split evenly); a variant stops after the step that "
                          "passes its share, once one step is timed")
     ap.add_argument("--seed", type=int, default=1337)
+    ap.add_argument("--device", default="cuda", choices=("cuda", "cpu"),
+                    help="cpu: a check of this script (fp32, masked-softmax attention, nothing compiled)")
     ap.add_argument("--out", help="TSV file (default stdout)")
     ap.add_argument("--self-test", action="store_true", help="compare the Python layouts with dev/dump_batches")
     ap.add_argument("--score", help="dev check: per-pair log-probs from `train_dpo_cpu score` to compare with")
@@ -795,6 +832,8 @@ def main():
         if not args.hf:
             ap.error("--score needs --hf")
         sys.exit(1 if score_check(args) else 0)
+    if args.device == "cpu":
+        args.compile = "none"
     args.variants = [v for v in args.variants.split(",") if v]
     for v in args.variants:
         if v not in ("sdpa", "flex"):
