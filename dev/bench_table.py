@@ -167,7 +167,8 @@ def main():
         w("")
     w("Same model shape, pairs, pairs per step and micro-batch rows; PyTorch: autocast bf16, fp32 weights, fused "
       "AdamW, LM head on the scored tokens only. SDPA: one causal row per response, padded to the micro-batch's "
-      "longest row. Flex: train_dpo's shared, packed micro-batches with the end[] mask.")
+      "longest row. Flex: train_dpo's shared, packed micro-batches with the end[] mask. Peak memory: "
+      "torch.cuda.max_memory_allocated; ours (above) is what train_dpo allocates, all of it before step 1.")
     w("")
     w("| model | PyTorch variant | compiled | timed steps | tokens/s | pairs/s | peak memory | status "
       "| ours in the same layout / theirs, pairs/s | ours (shared, packed) / theirs |")

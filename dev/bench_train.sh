@@ -150,7 +150,7 @@ for m in $MODELS; do
   model_src=$m
   run_rc=1
   if [ -z "$torch_note" ]; then
-    run_capped "$(left "$deadline")" "$dir/export.txt" "" 0 \
+    run_capped "$(left "$deadline")" "$dir/export_torch.txt" "" 0 \
       "$PY" dev/bench_torch_dpo.py --write-hf "$dir/init_hf" --model "$m" --data "$dir/hh.bin" --seed 1337
   fi
   if [ $run_rc != 0 ] || [ ! -f "$dir/init_hf/model.safetensors" ]; then
@@ -204,7 +204,7 @@ echo "took_s=$(awk -v a="$started" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }
 
 if ! $PY dev/bench_table.py "$WORK" > "$REPORT.tmp" 2> "$WORK/table.err"; then
   echo "bench_train: dev/bench_table.py failed: $(tail -3 "$WORK/table.err")"
-  { echo "### Training benchmark (dev/bench_train.sh)"; echo
+  { echo "## Training benchmark (dev/bench_train.sh)"; echo
     echo "dev/bench_table.py failed ($(tail -1 "$WORK/table.err")); the runs are in $WORK (runs.tsv)."; } > "$REPORT"
   rm -f "$REPORT.tmp"
   exit 1
