@@ -96,6 +96,7 @@ printf 'model\tkind\tsharing\tpacking\tB\tN\tS\tstatus\tseconds\tdir\n' > "$mani
 started=$(now)
 {
   echo "budget_s=$BUDGET"; echo "seq_len=$SEQ"; echo "trainer=$TRAINER"; echo "models=$MODELS"
+  echo "gpu=$(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | head -1)"
 } > "$WORK/settings.txt"
 
 # data/prepare_dpo: the one built by make, else built here (gpu_check builds only CUDA programs)
