@@ -99,16 +99,12 @@ started=$(now)
   echo "gpu=$(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | head -1)"
 } > "$WORK/settings.txt"
 
-# data/prepare_dpo: the one built by make, else built here (gpu_check builds only CUDA programs)
+# data/prepare_dpo: the one built by make, else built here (gpu_check builds only CUDA programs),
+# while python looks for torch
 PREPARE=./data/prepare_dpo
 if [ ! -x "$PREPARE" ]; then
   PREPARE=$WORK/prepare_dpo
-  if ! ${CXX:-g++} -O2 -std=c++17 -I. data/prepare_dpo.cpp -o "$PREPARE" -lz > "$WORK/prepare_build.txt" 2>&1; then
-    echo "bench_train: cannot build data/prepare_dpo: $(tail -3 "$WORK/prepare_build.txt")"
-    { echo "## Training benchmark (dev/bench_train.sh)"; echo
-      echo "Not run: data/prepare_dpo did not build ($(tail -1 "$WORK/prepare_build.txt"))."; } > "$REPORT"
-    exit 1
-  fi
+  ${CXX:-g++} -O2 -std=c++17 -I. data/prepare_dpo.cpp -o "$PREPARE" -lz > "$WORK/prepare_build.txt" 2>&1 &
 fi
 
 torch_note=""
@@ -128,6 +124,14 @@ else
   torch_note="BENCH_TORCH=0"
 fi
 echo "torch_note=$torch_note" >> "$WORK/settings.txt"
+
+wait
+if [ ! -x "$PREPARE" ]; then
+  why="data/prepare_dpo did not build with ${CXX:-g++} ($WORK/prepare_build.txt: $(tail -1 "$WORK/prepare_build.txt"))"
+  echo "bench_train: $why"
+  { echo "## Training benchmark (dev/bench_train.sh)"; echo; echo "Not run: $why."; } > "$REPORT"
+  exit 1
+fi
 
 total_share=0
 for m in $MODELS; do settings "$m"; total_share=$((total_share + share)); done
