@@ -36,9 +36,9 @@ forward, backward, clipping and AdamW; the Python packing is done before the tim
 
 The pair file reader and the layout construction below are pure Python (no torch), so
 --self-test runs anywhere: it rebuilds the batches that dev/dump_batches prints from the C++
-packer (data/dataloader.h) and requires them equal field by field, and checks the mask against
-the explicit visibility rule of docs/DESIGN.md §1.2. Output: PASS/FAIL lines (dev/test_util.h's
-convention), exit 1 on a failure.
+packer (data/dataloader.h) and requires them equal field by field, and checks the mask of each
+case's first micro-batch against the explicit visibility rule of docs/DESIGN.md §1.2. Output:
+PASS/FAIL lines (dev/test_util.h's convention), exit 1 on a failure.
 """
 import argparse
 import contextlib
@@ -404,7 +404,8 @@ def self_test(args):
     b = pack_pairs(pf, step_pair_ids(len(pf), N, 0), B, T, True, True)[0]
     k = next(t for t in range(B * T) if b.side[t] == SIDE_CHOSEN)
     b.end[k] = b.row_len[k // T]  # visible up to the end of its row: to the rejected side too
-    report(check_mask(pf, b, True) != "", "mask_check_catches_a_wrong_end", "a wrong end[] passed")
+    report(check_mask(pf, b, True) != "", "mask_check_catches_a_wrong_end_" + os.path.basename(args.data[0]),
+           "a wrong end[] passed")
     return fails
 
 

@@ -180,7 +180,8 @@ for m in $MODELS; do
         --batch-pairs "$N" --steps "$S" --variants flex,sdpa --time-limit $((limit - 10)) --out "$dir/torch.tsv"
       case $run_end in
         limit) status="cut at the budget ($run_secs s)" ;;
-        *) [ $run_rc = 0 ] && status=ok || status="failed (exit $run_rc): $(tail -1 "$dir/torch.txt" | tr '\t' ' ' | cut -c1-200)" ;;
+        *) [ $run_rc = 0 ] && status=ok ||
+             status="failed (exit $run_rc): $(tail -1 "$dir/torch.txt" | tr '\t' ' ' | cut -c1-200)" ;;
       esac
       record "$m" torch - - "$B" "$N" "$S" "$status" "$run_secs" "$dir/torch.tsv"
       echo "bench_train: $m PyTorch: $status"
@@ -198,7 +199,8 @@ for m in $MODELS; do
     case $run_end in
       records) status=ok ;;
       limit) status="cut at the budget after $done_steps of $S steps" ;;
-      *) [ $run_rc = 0 ] && status=ok || status="failed (exit $run_rc): $(grep -v '^\s*$' "$run.txt" | tail -1 | tr '\t' ' ' | cut -c1-200)" ;;
+      *) [ $run_rc = 0 ] && status=ok ||
+           status="failed (exit $run_rc): $(grep -v '^\s*$' "$run.txt" | tail -1 | tr '\t' ' ' | cut -c1-200)" ;;
     esac
     record "$m" ours "$sharing" "$packing" "$B" "$N" "$S" "$status" "$run_secs" "$run"
     echo "bench_train: $m sharing $sharing packing $packing: $status ($run_secs s)"

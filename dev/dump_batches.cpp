@@ -57,7 +57,10 @@ int main(int argc, char** argv) {
     if (!loader.init(&set, lc, &err)) { fprintf(stderr, "error: %s: %s\n", path.c_str(), err.c_str()); return 1; }
     std::vector<Batch> batches;
     for (int s = 0; s < steps; s++) {
-        if (!loader.step_batches(s, &batches, &err)) { fprintf(stderr, "error: %s: %s\n", path.c_str(), err.c_str()); return 1; }
+        if (!loader.step_batches(s, &batches, &err)) {
+            fprintf(stderr, "error: %s: %s\n", path.c_str(), err.c_str());
+            return 1;
+        }
         printf("step %d batches %zu real_tokens %ld padded_tokens %ld\n", s, batches.size(),
                loader.last_real_tokens, loader.last_padded_tokens);
         for (size_t b = 0; b < batches.size(); b++) {
