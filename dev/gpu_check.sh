@@ -15,6 +15,7 @@
 #      GPU), runs test_dpo, the default ./train_dpo (the synthetic task) and a repeat of its first 20
 #      steps (bit-identical losses);
 #   4c. runs issue 12's attention benchmark, ours against FlexAttention and SDPA (dev/cuda/attention_bench.sh, ~90 s);
+#   4d. dev/bench_train.sh: the training benchmark (d12/d24/d48, ours against PyTorch; 150 s budget);
 #   5. writes a markdown report dev/reports/gpu_check-<UTC date and time>.md and prints its path.
 # Without a GPU it says so, compiles everything for sm_80 and sm_90, and exits 0 (1 if a build fails).
 # Exit status with a GPU: 0 if every build, test, sanitizer run and exact probe passed, else 1.
@@ -242,6 +243,9 @@ fi
 # ---- 4c. the attention benchmark (its own budget of 90 s; report: $OUT/attn_bench/attention_bench.md)
 ATTN_BENCH_BIN=$([ "$(cat "$OUT/attention.build")" = ok ] && echo "$OUT/attention" || echo none) timeout 200 dev/cuda/attention_bench.sh "$OUT/attn_bench" > "$OUT/attn_bench.log" 2>&1 || echo "gpu_check: attention benchmark: see $OUT/attn_bench.log"
 
+# ---- 4d. the training benchmark: d12/d24/d48, sharing x packing, and PyTorch (not a test; <= 150 s)
+rm -f "$OUT/bench_train.md"; [ "$(cat "$OUT/train_dpo.build")" = ok ] && dev/bench_train.sh "$OUT/train_dpo" "$OUT/bench_train.md"
+
 # ---- 5. report
 stamp=$(date -u +%Y%m%d-%H%M%S)
 mkdir -p dev/reports
@@ -289,6 +293,7 @@ dirty=$(git status --porcelain 2>/dev/null | grep -v '^??' | head -1)
   echo "round to nearest); see dev/simt/TENSOR.md for the cases."
   echo
   printf '%s' "$probe_text"
+  [ -f "$OUT/bench_train.md" ] && { cat "$OUT/bench_train.md"; echo; }
   if [ -n "$failures" ]; then echo "## Failures"; echo; printf '%s' "$failures"; fi
 } > "$report"
 echo "gpu_check: $([ $all_ok = 1 ] && echo 'all passed' || echo 'FAILURES'); report: $report"
