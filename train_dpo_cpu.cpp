@@ -208,25 +208,30 @@ static int run_train(int argc, char** argv) {
     long start_step = 0;
     uint64_t ref_hash = 0;
     const std::string ckpt_path = tc.out_dir + "/checkpoint.bin";
+    const bool sharded = tc.zero && g_comm.world > 1;  // ZeRO-1: each rank keeps a shard of the moments
     if (!tc.resume.empty()) {
         std::string path = tc.resume == "auto" ? ckpt_path : tc.resume;
+        // the moments this rank keeps: its ZeRO-1 shard with several ranks, else all, whatever
+        // world size wrote the checkpoint (a sharded one is re-cut when the world size changed)
         CheckpointState s;
-        if (!load_checkpoint(path, &s, &err)) fatal(err + " (cannot resume)");
+        if (!load_checkpoint(path, &s, &err, sharded ? g_comm.rank : 0, sharded ? g_comm.world : 1))
+            fatal(err + " (cannot resume)");
         if (s.train_data_hash != train.content_hash)
             fatal(path + ": this checkpoint was trained on other data than " + tc.train_file +
                   "; resume with the same --train, or start a new run");
-        if (s.m.empty()) fatal(path + ": has no optimizer state; it can be a --model, not resumed");
+        if (!s.has_moments) fatal(path + ": has no optimizer state; it can be a --model, not resumed");
         model.setup(s.cfg);
         std::copy(s.params.begin(), s.params.end(), model.params.begin());
-        adam_m = s.m; adam_v = s.v;
+        adam_m = std::move(s.m); adam_v = std::move(s.v);
         start_step = s.step; ref_hash = s.ref_model_hash;
         tc.seed = s.seed;
-        printf("resuming from %s at step %ld\n", path.c_str(), start_step);
+        printf("resuming from %s at step %ld%s\n", path.c_str(), start_step,
+               s.shard_world == 0 || s.shard_world == g_comm.world || !sharded ? ""
+               : (" (saved by " + std::to_string(s.shard_world) + " ranks, resharded for " +
+                  std::to_string(g_comm.world) + ")").c_str());
     } else {
         load_model(tc.model, convert_only ? 50257 : train.vocab_size, tc.seed, &model);
         ref_hash = model_hash(model.cfg, model.params.data(), model.params.size());
-        adam_m.assign(model.params.size(), 0.0f);
-        adam_v.assign(model.params.size(), 0.0f);
     }
     const ModelConfig& cfg = model.cfg;
     print_model(cfg);
@@ -301,10 +306,18 @@ static int run_train(int argc, char** argv) {
         CheckpointState s;
         s.cfg = cfg; s.step = step; s.seed = tc.seed; s.ref_model_hash = ref_hash;
         s.train_data_hash = train.content_hash;
-        dp.gather_moments(&s.m, &s.v);  // every rank's shard, on rank 0: one file whatever the world size
-        if (g_comm.rank > 0) return;
-        s.params = model.params;
-        if (!save_checkpoint(ckpt_path, s, &err)) fatal(err);
+        if (g_comm.rank == 0) s.params = model.params;  // only rank 0 writes the weights
+        std::swap(s.m, dp.m);  // lent to the save, not copied
+        std::swap(s.v, dp.v);
+        s.moments_begin = dp.moments_begin();
+        bool ok = true;
+        if (dp.sharded())  // every rank its shard, rank 0 the weights, then the manifest (common/checkpoint.h)
+            ok = save_checkpoint_sharded(g_comm, ckpt_path, s, &err);
+        else if (g_comm.rank == 0)  // every rank holds all the moments: rank 0 writes one file
+            ok = save_checkpoint(ckpt_path, s, &err);
+        std::swap(s.m, dp.m);
+        std::swap(s.v, dp.v);
+        if (!ok) fatal(err);
         saved_checkpoint = true;
     };
     // a few validation prompts, continued greedily every --sample-every steps
