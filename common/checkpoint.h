@@ -644,15 +644,19 @@ inline bool load_checkpoint_sharded(const std::string& path, CheckpointState* s,
         if (a >= b) continue;
         const std::string file = checkpoint_sibling(path, sh.file);
         FILE* f = nullptr;
-        if (!open_checkpoint_shard(file, manifest_shard_info(mf, r), &f, err)) return false;
+        if (!open_checkpoint_shard(file, manifest_shard_info(mf, r), &f, err)) {
+            *err += " (a shard named by " + path + ")";
+            return false;
+        }
         const size_t count = sh.end - sh.begin;
         m.resize(count);
         v.resize(count);
         bool ok = fread(m.data(), 4, count, f) == count && fread(v.data(), 4, count, f) == count;
         fclose(f);
-        if (!ok) { *err = file + ": read error"; return false; }
+        if (!ok) { *err = file + ": read error (a shard named by " + path + ")"; return false; }
         if (checkpoint_payload_hash(nullptr, 0, m.data(), v.data(), count) != sh.payload_hash) {
-            *err = file + ": contents do not match the checksum in its header; the shard is damaged";
+            *err = file + ": contents do not match the checksum in its header; the shard is damaged (a shard named by " +
+                   path + ")";
             return false;
         }
         std::copy(m.begin() + (a - sh.begin), m.begin() + (b - sh.begin), s->m.begin() + (a - lo));
