@@ -20,9 +20,10 @@
 // allocation or an out-of-range step.
 //
 // 2. Sharded (ZeRO-1 runs with world > 1): the checkpoint path holds a text manifest, and the
-// data lies in files next to it, named after it and the step (PATH = .../checkpoint.bin):
-//   PATH.step<S>.weights          rank 0's: form 1 with has_optimizer = 2 (loads as a --model)
-//   PATH.step<S>.shard<r>of<W>    rank r's AdamW moments [begin, end) of the flat parameters:
+// data lies in files next to it, named after it, the step S and H, the first 8 hex digits of the
+// weights' payload hash (PATH = .../checkpoint.bin):
+//   PATH.step<S>-<H>.weights          rank 0's: form 1 with has_optimizer = 2 (loads as a --model)
+//   PATH.step<S>-<H>.shard<r>of<W>    rank r's AdamW moments [begin, end) of the flat parameters:
 //     header, 128 bytes: char magic[8] = "DPOSHRD1"; uint32 version = 1; uint32 header_bytes = 128;
 //       int64 step; int32 rank, world; uint64 begin, end, num_params;
 //       uint64 weights_hash (payload_hash of the weights file of the same save, so shards of
@@ -157,12 +158,19 @@ inline std::string checkpoint_base(const std::string& path) {
 inline std::string checkpoint_sibling(const std::string& path, const std::string& name) {
     return checkpoint_dir(path) + "/" + name;
 }
-inline std::string checkpoint_weights_name(const std::string& path, long step) {
-    return checkpoint_base(path) + ".step" + std::to_string(step) + ".weights";
+// PATH.step<S>-<H>: H = the first 8 hex digits of the weights' payload hash, so that a save of
+// other weights at the same step (a new run in the same directory) never overwrites the files of
+// the committed checkpoint before its own manifest is committed.
+inline std::string checkpoint_step_prefix(const std::string& path, long step, uint64_t weights_hash) {
+    char h[9];
+    snprintf(h, sizeof h, "%08llx", (unsigned long long)(weights_hash >> 32));
+    return checkpoint_base(path) + ".step" + std::to_string(step) + "-" + h;
 }
-inline std::string checkpoint_shard_name(const std::string& path, long step, int rank, int world) {
-    return checkpoint_base(path) + ".step" + std::to_string(step) + ".shard" + std::to_string(rank) + "of" +
-           std::to_string(world);
+inline std::string checkpoint_weights_name(const std::string& path, long step, uint64_t weights_hash) {
+    return checkpoint_step_prefix(path, step, weights_hash) + ".weights";
+}
+inline std::string checkpoint_shard_name(const std::string& path, long step, uint64_t weights_hash, int rank, int world) {
+    return checkpoint_step_prefix(path, step, weights_hash) + ".shard" + std::to_string(rank) + "of" + std::to_string(world);
 }
 
 // Removes PATH.step* files (of older saves, or left by a crash) except those named in `keep`.
@@ -507,7 +515,8 @@ inline bool parse_manifest(const std::string& path, CheckpointManifest* mf, std:
 // shard of this save carries.
 inline bool save_checkpoint_weights(const std::string& path, const CheckpointState& s, uint64_t* weights_hash,
                                     std::string* err) {
-    return write_checkpoint_file(checkpoint_sibling(path, checkpoint_weights_name(path, s.step)), s,
+    const uint64_t hash = checkpoint_payload_hash(s.params.data(), s.params.size(), nullptr, nullptr, 0);
+    return write_checkpoint_file(checkpoint_sibling(path, checkpoint_weights_name(path, s.step, hash)), s,
                                  CHECKPOINT_MOMENTS_IN_SHARDS, weights_hash, err);
 }
 
@@ -533,7 +542,7 @@ inline bool save_checkpoint_shard(const std::string& path, CheckpointShardInfo* 
     h.weights_hash = info->weights_hash;
     h.payload_hash = info->payload_hash = checkpoint_payload_hash(nullptr, 0, m, v, count);
     h.header_hash = checkpoint_shard_header_hash(h);
-    const std::string file = checkpoint_sibling(path, checkpoint_shard_name(path, info->step, info->rank, info->world));
+    const std::string file = checkpoint_sibling(path, checkpoint_shard_name(path, info->step, info->weights_hash, info->rank, info->world));
     return write_file_atomic(file, {{&h, sizeof h}, {m, count * sizeof(float)}, {v, count * sizeof(float)}}, err);
 }
 
@@ -717,7 +726,7 @@ bool save_checkpoint_sharded(Comm& comm, const std::string& path, const Checkpoi
     comm.all_gather(sent, 5, &all);
     CheckpointManifest mf;
     mf.step = s.step; mf.world = comm.world; mf.num_params = n;
-    mf.weights_file = checkpoint_weights_name(path, s.step);
+    mf.weights_file = checkpoint_weights_name(path, s.step, weights[1]);
     mf.weights_hash = weights[1];
     for (int r = 0; r < comm.world; r++) {
         const double* x = &all[(size_t)r * 5];
@@ -728,7 +737,7 @@ bool save_checkpoint_sharded(Comm& comm, const std::string& path, const Checkpoi
         CheckpointManifest::Shard sh;
         sh.begin = (uint64_t)x[1]; sh.end = (uint64_t)x[2];
         sh.payload_hash = (uint64_t)x[3] << 32 | (uint64_t)x[4];
-        sh.file = checkpoint_shard_name(path, s.step, r, comm.world);
+        sh.file = checkpoint_shard_name(path, s.step, weights[1], r, comm.world);
         mf.shards.push_back(sh);
     }
     // 3. rank 0: the manifest, the commit point

@@ -136,6 +136,15 @@ static void flip_byte(const std::string& path, long offset_from_end) {
     write_file(path, b);
 }
 
+// The files of the save of `s` at `path` (named after the step and its weights' hash).
+static std::string weights_file(const std::string& path, const CheckpointState& s) {
+    return checkpoint_sibling(path, checkpoint_weights_name(path, s.step, hash_bytes(s.params.data(), s.params.size() * 4)));
+}
+static std::string shard_file(const std::string& path, const CheckpointState& s, int rank, int world) {
+    return checkpoint_sibling(path, checkpoint_shard_name(path, s.step, hash_bytes(s.params.data(), s.params.size() * 4),
+                                                          rank, world));
+}
+
 int main() {
     char tmpl[] = "/tmp/test_checkpoint.XXXXXX";
     const std::string dir = mkdtemp(tmpl), path = dir + "/checkpoint.bin";
@@ -163,7 +172,7 @@ int main() {
     // ---- sharded, world 3, at step 5: each rank gets exactly its shard; worlds 2 and 1 re-cut
     int saved = save_with_world(path, s5, 3, &errs);
     test_report(saved == 3 && is_checkpoint_file(path) && read_file(path).compare(0, 8, "DPOCKPTM") == 0 &&
-                    exists(path + ".step5.weights") && exists(path + ".step5.shard2of3"),
+                    exists(weights_file(path, s5)) && exists(shard_file(path, s5, 2, 3)),
                 "sharded_save_world3_writes_manifest_weights_shards", "%d ranks saved; %s", saved, errs[0].c_str());
     {
         const ZeroShards z(n, 3);
@@ -174,16 +183,16 @@ int main() {
         test_report(ok, "sharded_world3_resume_world3_each_rank_exact", "%s", err.c_str());
 
         // a rank of the same world reads its own shard alone: hide the others and it still loads
-        rename((path + ".step5.shard0of3").c_str(), (dir + "/hidden0").c_str());
-        rename((path + ".step5.shard2of3").c_str(), (dir + "/hidden2").c_str());
+        rename((shard_file(path, s5, 0, 3)).c_str(), (dir + "/hidden0").c_str());
+        rename((shard_file(path, s5, 2, 3)).c_str(), (dir + "/hidden2").c_str());
         ok = load_checkpoint(path, &s, &err, 1, 3) && holds(s, s5, z.begin(1), z.end(1));
         test_report(ok, "sharded_same_world_reads_only_its_own_shard", "%s", err.c_str());
         CheckpointState t;
         bool loaded = load_checkpoint(path, &t, &err, 0, 2);
-        test_report(!loaded && contains(err, path + ".step5.shard0of3: cannot open shard 0 of 3"),
+        test_report(!loaded && contains(err, shard_file(path, s5, 0, 3) + ": cannot open shard 0 of 3"),
                     "sharded_missing_shard_is_an_error_naming_it", "loaded %d, error '%s'", loaded, err.c_str());
-        rename((dir + "/hidden0").c_str(), (path + ".step5.shard0of3").c_str());
-        rename((dir + "/hidden2").c_str(), (path + ".step5.shard2of3").c_str());
+        rename((dir + "/hidden0").c_str(), (shard_file(path, s5, 0, 3)).c_str());
+        rename((dir + "/hidden2").c_str(), (shard_file(path, s5, 2, 3)).c_str());
 
         const ZeroShards z2(n, 2);
         ok = true;
@@ -196,9 +205,9 @@ int main() {
         test_report(ok, "sharded_weights_only_for_model", "%s", err.c_str());
 
         // the weights file alone is a --model, and refuses to be resumed from
-        ok = load_checkpoint(path + ".step5.weights", &s, &err, 0, 0) && same(s.params, s5.params.data(), n);
-        loaded = load_checkpoint(path + ".step5.weights", &t, &err);
-        test_report(ok && !loaded && contains(err, path + ".step5.weights: holds only the weights of a sharded checkpoint") &&
+        ok = load_checkpoint(weights_file(path, s5), &s, &err, 0, 0) && same(s.params, s5.params.data(), n);
+        loaded = load_checkpoint(weights_file(path, s5), &t, &err);
+        test_report(ok && !loaded && contains(err, weights_file(path, s5) + ": holds only the weights of a sharded checkpoint") &&
                         contains(err, "resume from the manifest"),
                     "sharded_weights_file_loads_as_model_not_resume", "loaded %d, error '%s'", loaded, err.c_str());
     }
@@ -208,8 +217,8 @@ int main() {
     {
         CheckpointState s;
         bool ok = saved == 3 && load_checkpoint(path, &s, &err) && holds(s, s10, 0, n);
-        test_report(ok && !exists(path + ".step5.weights") && !exists(path + ".step5.shard0of3") &&
-                        !exists(path + ".step5.shard2of3"),
+        test_report(ok && !exists(weights_file(path, s5)) && !exists(shard_file(path, s5, 0, 3)) &&
+                        !exists(shard_file(path, s5, 2, 3)),
                     "sharded_next_save_removes_old_files_after_commit", "%d saved; %s", saved, err.c_str());
     }
 
@@ -225,13 +234,13 @@ int main() {
             ok = save_checkpoint_shard(path, &info, s15.m.data() + z.begin(r), s15.v.data() + z.begin(r), &err);
         }
         CheckpointState s;
-        ok = ok && exists(path + ".step15.shard1of3") && load_checkpoint(path, &s, &err) && holds(s, s10, 0, n);
+        ok = ok && exists(shard_file(path, s15, 1, 3)) && load_checkpoint(path, &s, &err) && holds(s, s10, 0, n);
         for (int r = 0; r < 3 && ok; r++) ok = load_checkpoint(path, &s, &err, r, 3) && holds(s, s10, z.begin(r), z.end(r));
         test_report(ok, "crash_before_manifest_previous_checkpoint_loads", "%s", err.c_str());
     }
 
     // ---- damaged or foreign files named by the committed manifest (step 10, world 3)
-    const std::string shard1 = path + ".step10.shard1of3", saved1 = dir + "/saved1";
+    const std::string shard1 = shard_file(path, s10, 1, 3), saved1 = dir + "/saved1";
     auto restore = [&] { write_file(shard1, read_file(saved1)); };
     write_file(saved1, read_file(shard1));
     auto expect_error = [&](const char* name, int part, int parts, const std::string& want1, const std::string& want2) {
@@ -246,7 +255,7 @@ int main() {
     flip_byte(shard1, (long)read_file(shard1).size() - 30);  // in the header (begin)
     expect_error("damaged_shard_header_is_an_error_naming_it", 0, 1, shard1 + ": header checksum mismatch", "damaged");
     restore();
-    rename((path + ".step15.shard1of3").c_str(), shard1.c_str());  // the crashed save's shard 1
+    rename((shard_file(path, s15, 1, 3)).c_str(), shard1.c_str());  // the crashed save's shard 1
     expect_error("shard_of_another_step_is_an_error_naming_it", 1, 2, shard1 + ": its header says step 15, expected 10",
                  "belongs to another save");
     {  // a shard 1 written for world 4 (same step, same weights) in place of world 3's
@@ -258,7 +267,8 @@ int main() {
         info.begin = z4.begin(1); info.end = z4.end(1);
         info.weights_hash = hash_bytes(s10.params.data(), n * sizeof(float));
         save_checkpoint_shard(dir + "/w4.bin", &info, s10.m.data() + info.begin, s10.v.data() + info.begin, &err);
-        rename((dir + "/w4.bin.step10.shard1of4").c_str(), shard1.c_str());
+        const std::string w4 = dir + "/w4.bin";
+        rename(checkpoint_sibling(w4, checkpoint_shard_name(w4, 10, info.weights_hash, 1, 4)).c_str(), shard1.c_str());
         expect_error("shard_of_another_world_size_is_an_error_naming_it", 0, 1,
                      shard1 + ": its header says world size 4, expected 3", "another save");
     }
@@ -282,14 +292,22 @@ int main() {
         write_file(path, manifest.substr(0, manifest.size() - 10));
         expect_error("truncated_manifest_is_an_error_naming_it", 0, 1, path + ": the last line has no newline", "truncated");
         write_file(path, manifest);
-        const std::string w = path + ".step10.weights", w_saved = read_file(w);
+        const std::string w = weights_file(path, s10), w_saved = read_file(w);
         CheckpointState other = s15;
         other.step = 10;
         uint64_t h;
-        save_checkpoint_weights(path, other, &h, &err);
+        // other weights saved at the same step (a new run in this directory) go to another file
+        bool ok = save_checkpoint_weights(path, other, &h, &err);
+        const std::string w_other = weights_file(path, other);
+        CheckpointState s;
+        ok = ok && w_other != w && exists(w_other) && read_file(w) == w_saved && load_checkpoint(path, &s, &err) &&
+             holds(s, s10, 0, n);
+        test_report(ok, "same_step_other_weights_leave_committed_files_alone", "%s", err.c_str());
+        write_file(w, read_file(w_other));  // ... and put in place of the named one: an error
         expect_error("weights_file_of_another_save_is_an_error_naming_it", 0, 1,
                      w + ": is not the weights file that " + path + " names", "another save");
         write_file(w, w_saved);
+        remove(w_other.c_str());
     }
 
     // ---- a rank that cannot write its shard: no rank commits, the previous checkpoint stays
@@ -309,11 +327,11 @@ int main() {
         saved = save_with_world(path, s20, 2, &errs);
         const ZeroShards z3(n, 3);
         CheckpointState s;
-        bool ok = saved == 2 && exists(path + ".step20.shard1of2") && !exists(path + ".step10.shard0of3") &&
-                  !exists(path + ".step15.weights");
+        bool ok = saved == 2 && exists(shard_file(path, s20, 1, 2)) && !exists(shard_file(path, s10, 0, 3)) &&
+                  !exists(weights_file(path, s15));
         for (int r = 0; r < 3 && ok; r++) ok = load_checkpoint(path, &s, &err, r, 3) && holds(s, s20, z3.begin(r), z3.end(r));
         test_report(ok, "sharded_world2_resume_world3_reshards_exactly", "%d saved; %s %s", saved, errs[0].c_str(), err.c_str());
-        ok = save_checkpoint(path, s20, &err) && !exists(path + ".step20.weights") && !exists(path + ".step20.shard0of2") &&
+        ok = save_checkpoint(path, s20, &err) && !exists(weights_file(path, s20)) && !exists(shard_file(path, s20, 0, 2)) &&
              load_checkpoint(path, &s, &err) && s.shard_world == 0 && holds(s, s20, 0, n);
         test_report(ok, "one_file_save_replaces_sharded_checkpoint", "%s", err.c_str());
     }

@@ -108,7 +108,7 @@ report $? np3_only_rank0_prints "$(grep -c '^step ' "$tmp/w3.txt") step lines in
 # one process: one file; ZeRO-1 with 3 ranks: the manifest, rank 0's weights and 3 shards
 ok=1
 [ "$(head -c 8 "$tmp/w1/checkpoint.bin")" = DPOCKPT1 ] && [ "$(head -c 8 "$tmp/w3/checkpoint.bin")" = DPOCKPTM ] &&
-    [ "$(cd "$tmp/w3" && echo checkpoint.bin.*)" = "checkpoint.bin.step10.shard0of3 checkpoint.bin.step10.shard1of3 checkpoint.bin.step10.shard2of3 checkpoint.bin.step10.weights" ] && ok=0
+    [ "$(cd "$tmp/w3" && echo checkpoint.bin.* | sed 's/-[0-9a-f]\{8\}\./-H./g')" = "checkpoint.bin.step10-H.shard0of3 checkpoint.bin.step10-H.shard1of3 checkpoint.bin.step10-H.shard2of3 checkpoint.bin.step10-H.weights" ] && ok=0
 report $ok np3_zero1_checkpoint_is_sharded "$(ls "$tmp/w1" "$tmp/w3" | tr '\n' ' ')"
 
 # ZeRO-1 vs all-reduce: the same sums in the same order, so the same bits (the all-reduce run
@@ -131,7 +131,7 @@ $MPIRUN -np 2 $BIN $common --resume --out "$tmp/o2" --ref-cache "$tmp/w1/ref_log
 why=$(compare_checkpoints "$tmp/w2/checkpoint.bin" "$tmp/r2/checkpoint.bin" exact 2>&1) &&
     why=$(cmp <(step_losses "$tmp/w2/log.jsonl") <(step_losses "$tmp/r2/log.jsonl") 2>&1) &&
     why="$(step_losses "$tmp/r2/log.jsonl" | wc -l) steps" && [ "$why" = "10 steps" ] && why=$(grep "resuming from .* at step 5$" "$tmp/r2.txt") &&
-    why="old step files: $(cd "$tmp/r2" && echo checkpoint.bin.step5*)" && [ ! -e "$tmp/r2/checkpoint.bin.step5.weights" ]
+    why="old step files: $(cd "$tmp/r2" && echo checkpoint.bin.step5-*)" && [ "$why" = "old step files: checkpoint.bin.step5-*" ]
 report $? resume_sharded_same_world_size_is_bitwise "$why $(tail -3 "$tmp/r2.txt")"
 for np in 3 1; do
     why=$(compare_checkpoints "$tmp/w1/checkpoint.bin" "$tmp/r$np/checkpoint.bin" 2>&1) &&

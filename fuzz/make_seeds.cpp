@@ -49,11 +49,11 @@ int main(int argc, char** argv) {
     // the sharded form's manifest (its files are not there: the parser is what this seed reaches)
     CheckpointManifest mf;
     mf.step = 3; mf.world = 2; mf.num_params = params.size();
-    mf.weights_file = checkpoint_weights_name("c.bin", 3); mf.weights_hash = 1;
+    mf.weights_file = checkpoint_weights_name("c.bin", 3, 1); mf.weights_hash = 1;
     for (int r = 0; r < 2; r++) {
         CheckpointManifest::Shard sh;
         sh.begin = r == 0 ? 0 : params.size() / 2; sh.end = r == 0 ? params.size() / 2 : params.size();
-        sh.payload_hash = 2 + r; sh.file = checkpoint_shard_name("c.bin", 3, r, 2);
+        sh.payload_hash = 2 + r; sh.file = checkpoint_shard_name("c.bin", 3, 1, r, 2);
         mf.shards.push_back(sh);
     }
     write_seed("checkpoint", "sharded_manifest", manifest_text(mf));
