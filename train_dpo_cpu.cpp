@@ -187,6 +187,8 @@ static int run_train(int argc, char** argv) {
     bool demo;
     std::vector<char*> args = with_demo_flags(argc, argv, &demo);  // no --train: the demo's flags first
     if (!parse_train_args((int)args.size(), args.data(), 1, &tc, &err)) fatal(err);
+    if (!check_mpi_only_launch(tc.launch, g_comm.active, g_comm.rank, g_comm.world, process_environment, &err))
+        fatal(err);  // the rank flags and environment, never silently ignored
     // data parallel: rank 0 alone prints; by default the ranks of a machine share its cores
     if (g_comm.rank > 0 && !freopen("/dev/null", "w", stdout)) fatal("cannot silence stdout");
     if (tc.threads == 0 && g_comm.local_world > 1) tc.threads = std::max(1, omp_get_num_procs() / g_comm.local_world);
