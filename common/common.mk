@@ -8,7 +8,7 @@ TEST_BINS += common/test_model
 common/test_model: common/test_model.cpp $(MODEL_HEADERS) data/pairs.h dev/test_util.h
 	$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS_LIBS) $(LDLIBS)
 
-TRAIN_HEADERS = $(MODEL_HEADERS) common/train_config.h common/launch.h common/train_log.h common/trainer.h common/checkpoint.h \
+TRAIN_HEADERS = $(MODEL_HEADERS) common/train_config.h common/launch.h common/train_log.h common/trainer.h common/train_loop.h common/checkpoint.h \
                 common/demo_task.h common/progress.h cpu/exact_match.h \
                 common/ref_cache.h common/hash.h common/atomic_file.h common/flags.h common/model_io.h common/safetensors.h cpu/sample.h cpu/sample_command.h cpu/adamw.h \
                 data/dataloader.h data/pairfile.h data/pairs.h kernels/adamw_math.h tokenizer/gpt2_tokenizer.h \

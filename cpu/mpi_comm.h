@@ -53,6 +53,11 @@ struct MpiComm {
         exit(code);
     }
 
+    // Waits until every rank has reached it.
+    void barrier() const {
+        if (active) MPI_Barrier(MPI_COMM_WORLD);
+    }
+
     // out[r*count + i] = rank r's mine[i], on every rank.
     void all_gather(const double* mine, int count, std::vector<double>* out) const {
         out->resize((size_t)count * world);
@@ -116,18 +121,6 @@ struct MpiComm {
         }
         MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts.data(), displs.data(), MPI_FLOAT,
                        MPI_COMM_WORLD);
-    }
-
-    // Every rank's shard[0, count(r)) into full[begin(r), end(r)) on rank 0 only.
-    void gather_shards(const float* shard, const ZeroShards& s, float* full_on_rank0) const {
-        if (!active) { std::copy(shard, shard + s.count(0), full_on_rank0); return; }
-        std::vector<int> counts(world), displs(world);
-        for (int r = 0; r < world; r++) {
-            counts[r] = (int)s.count(r);
-            displs[r] = (int)s.begin(r);
-        }
-        MPI_Gatherv(shard, counts[rank], MPI_FLOAT, full_on_rank0, counts.data(), displs.data(), MPI_FLOAT,
-                    0, MPI_COMM_WORLD);
     }
 
   private:
