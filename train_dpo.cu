@@ -533,9 +533,10 @@ struct GpuBackend {
         host = gpu.download(gpu.master);
         return host.data();
     }
-    void moments(std::vector<float>* m, std::vector<float>* v) {
+    void moments(std::vector<float>* m, std::vector<float>* v, size_t* begin) {  // one GPU: all n
         *m = gpu.download(gpu.adam_m);
         *v = gpu.download(gpu.adam_v);
+        *begin = 0;
     }
     // the step record's mfu (null when the GPU's peak is unknown) and peak_mem_gb; mfu on the line
     void step_extras(const std::vector<Batch>& batches, double seconds, std::string* record, std::string* line) {

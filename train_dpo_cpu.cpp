@@ -62,7 +62,6 @@ struct CpuBackend {
         std::vector<float>().swap(*weights);
     }
     void init_optimizer(const TrainConfig& tc, std::vector<float>* m, std::vector<float>* v) {
-        if (m->empty()) { m->assign(model.params.size(), 0.0f); v->assign(model.params.size(), 0.0f); }
         std::string err;
         if (!dp.init(comm, model.cfg, tc.zero, m, v, &err)) fatal(err);
     }
@@ -88,7 +87,11 @@ struct CpuBackend {
         dp.update(model.params.data(), model.grads, clip, adamw, t);  // and the ZeRO-1 all-gather
     }
     const float* host_weights() { return model.params.data(); }  // every rank has all of them
-    void moments(std::vector<float>* m, std::vector<float>* v) { dp.gather_moments(m, v); }
+    void moments(std::vector<float>* m, std::vector<float>* v, size_t* begin) {
+        *m = dp.m;
+        *v = dp.v;
+        *begin = dp.moments_begin();
+    }
 };
 
 int main(int argc, char** argv) {

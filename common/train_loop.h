@@ -34,9 +34,10 @@
 //       the model of cfg with these n fp32 weights (taken over: *weights may be emptied) for
 //       micro-batches of at most B x T; a clear error when it does not fit (GPU memory).
 //   void init_optimizer(const TrainConfig& tc, std::vector<float>* m, std::vector<float>* v)
-//       training only, after setup: the AdamW moments, n each (empty: zeros), from a checkpoint
-//       written by any world size; taken over (a rank may keep only its shard); tc.zero picks
-//       ZeRO-1 or the plain all-reduce.
+//       training only, after setup: this rank's AdamW moments (empty: zeros), as load_checkpoint
+//       returns them from a checkpoint of any world size: with tc.zero and world > 1 the rank's
+//       ZeRO-1 shard [ZeroShards(n, world).begin(rank), .end(rank)), else all n; taken over.
+//       tc.zero picks ZeRO-1 or the plain all-reduce.
 //   std::vector<PairLogps> batch_logps(const Batch& b)
 //       forward only: the per-slot log-prob sums of micro-batch b (b.n_slots() entries, summed in
 //       double in token order). Local to the rank.
@@ -60,8 +61,10 @@
 //   const float* host_weights()
 //       collective: the n fp32 weights on the host, valid on rank 0 at least, until the next
 //       update or host_weights call.
-//   void moments(std::vector<float>* m, std::vector<float>* v)
-//       collective: all n AdamW moments on rank 0 (other ranks: anything, unused).
+//   void moments(std::vector<float>* m, std::vector<float>* v, size_t* begin)
+//       local (no collective): a copy of this rank's AdamW moments, the same part init_optimizer
+//       took (ZeRO-1 with world > 1: its shard, from *begin; else all n, *begin = 0). The driver
+//       saves the shards of all ranks as one sharded checkpoint (common/checkpoint.h).
 //   optional: void step_extras(const std::vector<Batch>& batches, double seconds,
 //                              std::string* record, std::string* line)
 //       more for the step's log.jsonl record (", \"mfu\": ...") and its step line (" | mfu ...");
@@ -275,19 +278,26 @@ int train_loop(TrainConfig tc, bool demo, Comm& comm, Backend& model) {
     long start_step = 0;
     uint64_t ref_hash = 0;
     const std::string ckpt_path = tc.out_dir + "/checkpoint.bin";
+    const bool sharded = tc.zero && comm.world > 1;  // ZeRO-1: each rank keeps a shard of the moments
     if (!tc.resume.empty()) {
         std::string path = tc.resume == "auto" ? ckpt_path : tc.resume;
+        // the moments this rank keeps: its ZeRO-1 shard with several ranks, else all, whatever
+        // world size wrote the checkpoint (a sharded one is re-cut when the world size changed)
         CheckpointState s;
-        if (!load_checkpoint(path, &s, &err)) fatal(err + " (cannot resume)");
+        if (!load_checkpoint(path, &s, &err, sharded ? comm.rank : 0, sharded ? comm.world : 1))
+            fatal(err + " (cannot resume)");
         if (s.train_data_hash != train.content_hash)
             fatal(path + ": this checkpoint was trained on other data than " + tc.train_file +
                   "; resume with the same --train, or start a new run");
-        if (s.m.empty()) fatal(path + ": has no optimizer state; it can be a --model, not resumed");
+        if (!s.has_moments) fatal(path + ": has no optimizer state; it can be a --model, not resumed");
         cfg = s.cfg;
         weights = std::move(s.params); adam_m = std::move(s.m); adam_v = std::move(s.v);
         start_step = s.step; ref_hash = s.ref_model_hash;
         tc.seed = s.seed;
-        printf("resuming from %s at step %ld\n", path.c_str(), start_step);
+        const bool resharded = s.shard_world > 0 && sharded && s.shard_world != comm.world;
+        printf("resuming from %s at step %ld%s\n", path.c_str(), start_step,
+               resharded ? (" (saved by " + std::to_string(s.shard_world) + " ranks, resharded for " +
+                            std::to_string(comm.world) + ")").c_str() : "");
     } else {
         load_model_params(tc.model, convert_only ? 50257 : train.vocab_size, tc.seed, &cfg, &weights);
         ref_hash = model_hash(cfg, weights.data(), weights.size());
@@ -354,11 +364,17 @@ int train_loop(TrainConfig tc, bool demo, Comm& comm, Backend& model) {
         CheckpointState s;
         s.cfg = cfg; s.step = step; s.seed = tc.seed; s.ref_model_hash = ref_hash;
         s.train_data_hash = train.content_hash;
-        model.moments(&s.m, &s.v);  // every rank's shard, on rank 0: one file whatever the world size
         const float* w = model.host_weights();
-        if (comm.rank > 0) return;
-        s.params.assign(w, w + num_parameters(cfg));
-        if (!save_checkpoint(ckpt_path, s, &err)) fatal(err);
+        if (comm.rank == 0) s.params.assign(w, w + num_parameters(cfg));  // only rank 0 writes the weights
+        bool ok = true;
+        if (sharded) {  // every rank its shard, rank 0 the weights, then the manifest (common/checkpoint.h)
+            model.moments(&s.m, &s.v, &s.moments_begin);
+            ok = save_checkpoint_sharded(comm, ckpt_path, s, &err);
+        } else if (comm.rank == 0) {  // every rank holds all the moments: rank 0 writes one file
+            model.moments(&s.m, &s.v, &s.moments_begin);
+            ok = save_checkpoint(ckpt_path, s, &err);
+        }
+        if (!ok) fatal(err);
         saved_checkpoint = true;
     };
     // a few validation prompts, continued greedily every --sample-every steps (on the CPU, from
