@@ -73,18 +73,23 @@ inline cudaError_t cudaMalloc(void** ptr, size_t bytes) {
     if (!p) return cudaErrorMemoryAllocation;
     memset(p, 0xFF, rounded);
     simt::asan_poison((char*)p + bytes, rounded - bytes);
+    simt::g_device_allocations[(uintptr_t)p] = bytes;
     *ptr = p;
     return cudaSuccess;
 }
 template <class T> inline cudaError_t cudaMalloc(T** ptr, size_t bytes) {
     return cudaMalloc((void**)ptr, bytes);
 }
-inline cudaError_t cudaFree(void* ptr) { free(ptr); return cudaSuccess; }
+inline cudaError_t cudaFree(void* ptr) {
+    simt::g_device_allocations.erase((uintptr_t)ptr);
+    free(ptr);
+    return cudaSuccess;
+}
 inline cudaError_t cudaMallocHost(void** ptr, size_t bytes) { return cudaMalloc(ptr, bytes); }
 template <class T> inline cudaError_t cudaMallocHost(T** ptr, size_t bytes) {
     return cudaMalloc((void**)ptr, bytes);
 }
-inline cudaError_t cudaFreeHost(void* ptr) { free(ptr); return cudaSuccess; }
+inline cudaError_t cudaFreeHost(void* ptr) { return cudaFree(ptr); }
 
 inline cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind) {
     if (bytes && (!dst || !src)) return cudaErrorInvalidValue;
