@@ -5,7 +5,10 @@
 //              or 128, tiles of 64 queries x 64 keys classified skip / full / partial from the
 //              per-key-tile min and max of end[] (a small kernel, attention_end_bounds); forward
 //              and a two-pass deterministic backward. Same lse as version 1.
-// attention_forward / attention_backward pick version 2 in the bf16 build for hs 64 or 128,
+//   version 3  version 2 with the tile loads double-buffered by cp.async (sm_80+): the next
+//              non-skipped tile is copied while the current one is computed; its dk/dv pass reads
+//              K and V from shared memory (no register spills at hs 128). Same results as version 2.
+// attention_forward / attention_backward pick version 3 in the bf16 build for hs 64 or 128,
 // version 1 otherwise.
 //
 // Shapes: B rows of T tokens, C channels, NH heads of hs = C / NH (hs <= 128).
@@ -36,6 +39,7 @@
 // in fp32 per row, then P (rounded to bf16) times V accumulates O in fp32. Its backward has the
 // same two passes as version 1 on the same tiles: dq over query blocks, dk and dv over key tiles
 // (each walking only the queries [k0, end_max) of its keys); dS and P enter the mma in bf16.
+// Version 3's pipeline is described above its kernels.
 // Kernels first, then the launchers.
 #pragma once
 #include <climits>

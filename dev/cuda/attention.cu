@@ -248,6 +248,42 @@ static void check_case(int version, const char* order, const char* label, const 
                 ("forward bitwise repeatable " + name).c_str(), "two runs of the forward differ");
 }
 
+// Versions 2 and 3 on the same inputs: version 3 moves the same bytes into shared memory (by
+// cp.async) and runs the same per-tile code in the same order, so under the emulator out, lse and
+// dqkv must be bit-identical. (On a GPU nvcc may schedule the two kernels' arithmetic differently,
+// e.g. contract other multiply-adds; there each version is checked against the reference only.)
+static void check_versions_2_3_same_bits(const char* order, const char* label, const Batch& batch, int NH, int C,
+                                         std::mt19937_64& rng) {
+    const int B = batch.B, T = batch.T;
+    const size_t BT = (size_t)B * T;
+    std::vector<float> qkv_f(BT * 3 * C), dout_f(BT * C);
+    fill_uniform(qkv_f, -2.0f, 2.0f, rng);
+    fill_uniform(dout_f, -1.0f, 1.0f, rng);
+    DeviceBuffer<floatX> d_qkv(qkv_f.size()), d_out(BT * C), d_dout(dout_f.size()), d_dqkv(qkv_f.size());
+    DeviceBuffer<float> d_lse((size_t)B * NH * T);
+    DeviceBuffer<int> d_end(BT);
+    d_qkv.upload(to_floatX(qkv_f));
+    d_dout.upload(to_floatX(dout_f));
+    d_end.upload(std::vector<int>(batch.end.begin(), batch.end.end()));
+    std::vector<floatX> out[2], dqkv[2];
+    std::vector<float> lse[2];
+    for (int i = 0; i < 2; i++) {
+        forward_version(2 + i, d_out.ptr, d_lse.ptr, d_qkv.ptr, d_end.ptr, B, T, NH, C);
+        backward_version(2 + i, d_dqkv.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, d_end.ptr, B, T, NH, C);
+        CUDA_CHECK(cudaDeviceSynchronize());
+        out[i] = d_out.download();
+        lse[i] = d_lse.download();
+        dqkv[i] = d_dqkv.download();
+    }
+    char name[256];
+    snprintf(name, sizeof name, "attention v3 bit-identical to v2 %s B=%d T=%d NH=%d hs=%d order=%s", label, B, T, NH,
+             C / NH, order);
+    test_report(memcmp(out[0].data(), out[1].data(), out[0].size() * sizeof(floatX)) == 0 &&
+                    memcmp(lse[0].data(), lse[1].data(), lse[0].size() * sizeof(float)) == 0 &&
+                    memcmp(dqkv[0].data(), dqkv[1].data(), dqkv[0].size() * sizeof(floatX)) == 0,
+                name, "out, lse or dqkv differ");
+}
+
 // A batch written unit by unit: row r gets shared units of the given lengths (each split as
 // P = len/3, C = len/3 - 1, R = the rest, so P + C + 1 + R = len); rows not listed stay padding.
 static Batch units_batch(int B, int T, const std::vector<std::vector<int>>& unit_lens) {
@@ -397,6 +433,11 @@ static void run_checks() {
         check_case(version, order, "skips after the first tile", skip_after_first_batch(2, 327), 2, 128, rng);
         check_case(version, order, "hs=128 skips after the first tile", skip_after_first_batch(1, 200), 1, 128, rng);
         }
+#if SIMT_CPU
+        check_versions_2_3_same_bits(order, "packer shared packed",
+                                     pack_first(random_pairs(12, 200, LAYOUT_SHARED, rng), 2, 200, LAYOUT_SHARED, true), 2, 128, rng);
+        check_versions_2_3_same_bits(order, "hs=128 tile edges", units_batch(2, 130, {{64, 66}, {65, 65}}), 2, 256, rng);
+#endif
         // the launchers the trainer calls (version 3 here, end_min / end_max in their scratch memory)
         check_case(0, order, "launchers", pack_first(random_pairs(6, 96, LAYOUT_SHARED, rng), 2, 96, LAYOUT_SHARED, true),
                    2, 128, rng);

@@ -16,7 +16,7 @@
 #include "dev/simt/kernel_test.h"
 #include "kernels/ptx.cuh"
 
-static const char* const kThisFile = "dev/simt/test_cp_async.cu";
+[[maybe_unused]] static const char* const kThisFile = "dev/simt/test_cp_async.cu";
 constexpr int kThreads = 64;  // each thread copies one 16-byte chunk (4 floats)
 
 enum CopyMode { COPY_CORRECT, COPY_NO_WAIT, COPY_NO_BARRIER };
@@ -56,7 +56,7 @@ __global__ void group_count_kernel(float* out, const float* src) {
     for (int j = 0; j < 4; j++) out[16 + j] = c[j];
 }
 
-constexpr int kMisalignedLine = __LINE__ + 3;
+[[maybe_unused]] constexpr int kMisalignedLine = __LINE__ + 3;
 __global__ void misaligned_kernel(const float* src, int offset) {
     __shared__ __align__(16) float tile[16];
     cp_async_16(&tile[offset], &src[4]);  // offset 2: 8 bytes past a 16-byte boundary
@@ -64,7 +64,7 @@ __global__ void misaligned_kernel(const float* src, int offset) {
     cp_async_wait_group<0>();
 }
 
-constexpr int kSharedSourceLine = __LINE__ + 5;
+[[maybe_unused]] constexpr int kSharedSourceLine = __LINE__ + 5;
 __global__ void shared_source_kernel() {
     __shared__ __align__(16) float from[4], to[4];
     from[threadIdx.x % 4] = 1.0f;
@@ -74,7 +74,7 @@ __global__ void shared_source_kernel() {
     cp_async_wait_group<0>();
 }
 
-constexpr int kGlobalDestinationLine = __LINE__ + 2;
+[[maybe_unused]] constexpr int kGlobalDestinationLine = __LINE__ + 2;
 __global__ void global_destination_kernel(float* dst, const float* src) {
     cp_async_16(dst, src);  // the destination must be shared memory
     cp_async_commit_group();
