@@ -2,9 +2,10 @@
 // double (cpu/attention.h over cpu::PackedRows), and on a GPU benchmarks it.
 //   ./dev/cuda/attention      the checks: the tile classifier against a brute-force classification;
 //                             forward out and lse, backward dq, dk, dv, of version 1 and (bf16
-//                             build) version 2 and the launchers the trainer calls,
-//                             bitwise repeatability, on masks from the real packer and adversarial
-//                             ones (every thread order under dev/simt)
+//                             build) versions 2 and 3 and the launchers the trainer calls,
+//                             bitwise repeatability (and, under dev/simt, version 3 bit-identical
+//                             to version 2), on masks from the real packer and adversarial ones
+//                             (every thread order under dev/simt)
 //   ./dev/cuda/attention N    (GPU) time and TFLOP/s of version N (1 or 2) on packed rows at T = 1024,
 //                             and the fraction of 64x64 tiles skipped / full / partial
 // Builds in the precision of floatX: bf16 by default, fp32 with -DENABLE_FP32 (dev/cuda/attention_fp32).
