@@ -20,7 +20,7 @@ TEST_BINS :=
 # Precision of the CUDA builds (kernels, their tests, the GPU trainer): PRECISION=BF16 (default)
 # makes floatX __nv_bfloat16; PRECISION=FP32 adds -DENABLE_FP32 (floatX float, for tight tests).
 # build/precision remembers the last value; CUDA builds depend on it, so switching rebuilds them.
-# nvcc builds that call cuBLASLt link CUDA_LIBS.
+# nvcc builds that call cuBLASLt link CUDA_LIBS; those that call NCCL (kernels/nccl_common.h) NCCL_LIBS.
 PRECISION ?= BF16
 ifeq ($(PRECISION),FP32)
 PRECISION_FLAGS := -DENABLE_FP32
@@ -32,6 +32,7 @@ endif
 PRECISION_STAMP := build/precision
 $(shell mkdir -p build && { [ "$$(cat $(PRECISION_STAMP) 2>/dev/null)" = "$(PRECISION)" ] || echo "$(PRECISION)" > $(PRECISION_STAMP); })
 CUDA_LIBS := -lcublasLt -lcublas
+NCCL_LIBS := -L/usr/local/cuda/lib64 -lnccl
 
 .PHONY: all test run deps clean
 all:

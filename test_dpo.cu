@@ -179,10 +179,14 @@ static void run_case(const char* name, Layout layout, bool packing, std::mt19937
     snprintf(check, sizeof check, "%s_loss", name);
     test_report(err_loss <= TOL_LOSS, check, "max error %.3g (tolerance %.1g)", err_loss, TOL_LOSS);
 
-    // the forward-only path of the reference cache, eval and score: every pair of the set, in as
-    // many micro-batches as the packer makes
+    // the forward-only path of the reference cache, eval and score (common/train_loop.h's
+    // set_logps over GPT2GPU::batch_logps): every pair of the set, in as many micro-batches as
+    // the packer makes
     {
-        SetLogps gs = gpu_set_logps(gpu, set, layout, packing, TEST_B, TEST_T, false);
+        LocalComm one;
+        SetPass pass;
+        pass.layout = layout; pass.packing = packing; pass.B = TEST_B; pass.T = TEST_T; pass.quiet = true;
+        SetLogps gs = set_logps(one, gpu, set, pass, "test set log-probs");
         std::vector<Batch> batches;
         std::string err;
         eval_batches(set, TEST_B, TEST_T, layout, packing, &batches, &err);

@@ -1,6 +1,7 @@
 // train_dpo: DPO training of GPT-2 on a CUDA GPU. The same command line, data, checkpoints,
-// reference cache and log.jsonl as train_dpo_cpu (common/trainer.h holds what they share), with
-// the forward and backward of every layer in kernels/*.cuh.
+// reference cache and log.jsonl as train_dpo_cpu: both run the training driver of
+// common/train_loop.h (flags, data, reference pass, eval, checkpoints, the step loop); this file
+// is its GPU backend (GPT2GPU below), with the forward and backward of every layer in kernels/*.cuh.
 //
 //   ./train_dpo                       the bundled synthetic task with a tiny model
 //   ./train_dpo --train T.bin --val V.bin --model gpt2/ --out run1 ...
@@ -26,7 +27,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -41,6 +41,7 @@
 #include "kernels/matmul.cuh"
 
 #include "common/demo_task.h"
+#include "common/train_loop.h"
 #include "common/trainer.h"
 #include "cpu/sample_command.h"
 #include "data/dataloader.h"
@@ -273,6 +274,13 @@ struct GPT2GPU {
         logprob_forward(logp, head_lse, mean_logit, logits, targets, M, V, Vp, stream);
     }
 
+    // Forward only over micro-batch b: the per-slot sums of its log-probs (common/train_loop.h's
+    // batch_logps, used by its set_logps for the reference pass, eval and score).
+    std::vector<PairLogps> batch_logps(const Batch& b) {
+        forward(b);
+        return pair_logps(b.n_slots());
+    }
+
     // Per-slot sums of the last forward's log-probs, in double and in token order (as the CPU).
     std::vector<PairLogps> pair_logps(int n_slots) {
         h_logp.resize(M); h_mean_logit.resize(M);
@@ -360,14 +368,15 @@ struct GPT2GPU {
 
     void zero_grad() { CUDA_CHECK(cudaMemsetAsync(grads, 0, num_params * sizeof(float), stream)); }
 
-    // sqrt(sum of grads^2), summed in fp32 in a fixed order
-    double grad_norm() {
+    // sum of grads^2, summed in fp32 in a fixed order
+    double grad_sumsq() {
         global_norm_squared(norm_out, norm_partials, grads, num_params, stream);
         float sumsq = 0;
         CUDA_CHECK(cudaMemcpyAsync(&sumsq, norm_out, sizeof(float), cudaMemcpyDeviceToHost, stream));
         CUDA_CHECK(cudaStreamSynchronize(stream));
-        return std::sqrt((double)sumsq);
+        return (double)sumsq;
     }
+    double grad_norm() { return std::sqrt(grad_sumsq()); }
 
     // AdamW step t (1, 2, ...) on every tensor with the gradient grads * clip (as the CPU trainer)
     void adamw_step(const TrainConfig& tc, float lr, float clip, long t) {
@@ -387,28 +396,6 @@ struct GPT2GPU {
         return h;
     }
 };
-
-// Log-probs of every pair of a set under the model, forward only, in dataset order.
-// With skip_overlong, pairs longer than a row are left out (their n_chosen stays 0).
-static SetLogps gpu_set_logps(GPT2GPU& model, const PairSet& set, Layout layout, bool packing, int B, int T,
-                              bool skip_overlong) {
-    std::vector<Batch> batches;
-    std::string err;
-    if (!eval_batches(set, B, T, layout, packing, &batches, &err, skip_overlong)) fatal(err);
-    SetLogps out;
-    out.chosen.assign(set.size(), 0); out.rejected.assign(set.size(), 0);
-    out.n_chosen.assign(set.size(), 0); out.n_rejected.assign(set.size(), 0);
-    for (const Batch& b : batches) {
-        model.forward(b);
-        std::vector<PairLogps> lp = model.pair_logps(b.n_slots());
-        for (int s = 0; s < b.n_slots(); s++) {
-            int64_t i = b.pair_ids[s];
-            out.chosen[i] = lp[s].chosen; out.rejected[i] = lp[s].rejected;
-            out.n_chosen[i] = lp[s].n_chosen; out.n_rejected[i] = lp[s].n_rejected;
-        }
-    }
-    return out;
-}
 
 #ifndef TESTING
 // ----------------------------------------------------------------------------------------------
@@ -462,231 +449,93 @@ static cudaDeviceProp require_gpu() {
     return prop;
 }
 
-// ----------------------------------------------------------------------------------------------
-// score: log-probs of every pair under a model, as TSV, on the GPU
-
-static int run_score(int argc, char** argv) {
-    ScoreArgs a;
-    if (!parse_score_args(argc, argv, &a)) return 0;  // --help
-    PairSet set = load_pairs(a.data_path, "score");
-    ModelConfig cfg;
-    std::vector<float> weights;
-    load_model_params(a.model_path, set.vocab_size, 0, &cfg, &weights);
-    check_vocabulary(set, a.data_path, cfg);
-    const int T = a.T == 0 ? cfg.max_seq_len : a.T;
-    std::string too_long = check_seq_len(T, cfg, "score: --seq-len " + std::to_string(T));
-    if (!too_long.empty()) fatal(too_long);
-    require_gpu();
-    matmul_setup();
-    GPT2GPU model;
-    model.setup(cfg, a.B, T, weights, {}, {});
-    SetLogps lp = gpu_set_logps(model, set, a.sharing ? LAYOUT_SHARED : LAYOUT_BASELINE, a.packing, a.B, T, false);
-    write_score_tsv(a.out_path, lp);
-    model.free_all();
-    matmul_teardown();
-    return 0;
-}
 
 // ----------------------------------------------------------------------------------------------
-// training
+// The GPU backend of common/train_loop.h (its top comment lists these members): GPT2GPU on one
+// GPU, with its world-1 optimizer step (AdamW on every parameter).
+
+struct GpuBackend {
+    GPT2GPU gpu;
+    bool started = false;
+    double peak = 0;              // the GPU's peak FLOP/s for this precision, 0 = unknown
+    std::vector<float> host;      // host_weights()'s copy of the fp32 master weights
+
+    void start(const TrainConfig& tc) {  // tc.threads: the CPU trainer's; the GPU has no use for it
+        peak = peak_flops(require_gpu());
+        matmul_setup();
+        started = true;
+    }
+    void setup(const ModelConfig& cfg, int B, int T, std::vector<float>* weights) {
+        gpu.setup(cfg, B, T, *weights, {}, {});
+        std::vector<float>().swap(*weights);
+        printf("device memory: %.2f GB allocated (weights, optimizer state, activations of %d x %d tokens)\n",
+               gpu.allocated_bytes / 1e9, B, T);
+    }
+    void init_optimizer(const TrainConfig& tc, std::vector<float>* m, std::vector<float>* v) {
+        if (m->empty()) return;  // setup zeroed the moments
+        CUDA_CHECK(cudaMemcpy(gpu.adam_m, m->data(), gpu.num_params * sizeof(float), cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemcpy(gpu.adam_v, v->data(), gpu.num_params * sizeof(float), cudaMemcpyHostToDevice));
+    }
+    std::vector<PairLogps> batch_logps(const Batch& b) { return gpu.batch_logps(b); }
+    void zero_grad() { gpu.zero_grad(); }
+    std::vector<PairResult> dpo_step(const Batch& b, const std::vector<double>& rc, const std::vector<double>& rr,
+                                     const LossSpec& spec, double scale) {
+        return gpu.dpo_step(b, rc, rr, spec, scale);
+    }
+    // one GPU: nothing to sum, only the squared gradient norm
+    StepPartial reduce(StepPartial mine, int* bad_rank) {
+        mine.grad_sumsq = mine.shard_sumsq = gpu.grad_sumsq();
+        *bad_rank = std::isfinite(mine.grad_sumsq) && std::isfinite(mine.metrics.loss) ? -1 : 0;
+        return mine;
+    }
+    void update(const TrainConfig& tc, float lr, float clip, long t) {
+        gpu.adamw_step(tc, lr, clip, t);
+        CUDA_CHECK(cudaStreamSynchronize(gpu.stream));
+    }
+    const float* host_weights() {
+        host = gpu.download(gpu.master);
+        return host.data();
+    }
+    void moments(std::vector<float>* m, std::vector<float>* v) {
+        *m = gpu.download(gpu.adam_m);
+        *v = gpu.download(gpu.adam_v);
+    }
+    // the step record's mfu (null when the GPU's peak is unknown) and peak_mem_gb; mfu on the line
+    void step_extras(const std::vector<Batch>& batches, double seconds, std::string* record, std::string* line) {
+        double flops = 0;
+        for (const Batch& b : batches) flops += batch_flops(b, gpu.cfg);
+        const double mfu = peak > 0 ? flops / seconds / peak : -1;
+        const double mem_gb = gpu.allocated_bytes / 1e9;
+        char text[128];
+        if (mfu >= 0) snprintf(text, sizeof text, ", \"mfu\": %.4f, \"peak_mem_gb\": %.3f", mfu, mem_gb);
+        else snprintf(text, sizeof text, ", \"mfu\": null, \"peak_mem_gb\": %.3f", mem_gb);
+        *record = text;
+        if (mfu >= 0) {
+            snprintf(text, sizeof text, " | mfu %.1f%%", 100 * mfu);
+            *line = text;
+        }
+    }
+    void finish() {
+        if (!started) return;
+        gpu.free_all();
+        matmul_teardown();
+    }
+};
 
 int main(int argc, char** argv) {
-    if (argc > 1 && std::string(argv[1]) == "score") return run_score(argc, argv);
     if (argc > 1 && std::string(argv[1]) == "sample") return run_sample(argc, argv);
-    for (int i = 1; i < argc; i++) {
-        std::string a = argv[i];
-        if (a == "--help" || a == "-h") { print_usage(argv[0]); return 0; }
-    }
-    TrainConfig tc;
-    std::string err;
-    bool demo;
-    std::vector<char*> args = with_demo_flags(argc, argv, &demo);  // no --train: the demo's flags first
-    if (!parse_train_args((int)args.size(), args.data(), 1, &tc, &err)) fatal(err);
-    if (demo) printf("demo: the bundled sort task; its flags, before yours: %s\n", join_flags(demo_task_flags()).c_str());
-    std::error_code ec;
-    std::filesystem::create_directories(tc.out_dir, ec);
-    if (ec) fatal("cannot create output directory " + tc.out_dir + ": " + ec.message());
-    const Layout layout = tc.prefix_sharing ? LAYOUT_SHARED : LAYOUT_BASELINE;
-
-    // data, model, optimizer state (on the host first)
-    const bool convert_only = tc.steps == 0 && !tc.export_hf.empty();
-    cudaDeviceProp prop{};
-    if (!convert_only) prop = require_gpu();  // before the data: a machine without a GPU learns at once
-    PairSet train;
-    if (!convert_only) train = load_pairs(tc.train_file, "training");
-    ModelConfig cfg;
-    std::vector<float> weights, adam_m, adam_v;
-    long start_step = 0;
-    uint64_t ref_hash = 0;
-    const std::string ckpt_path = tc.out_dir + "/checkpoint.bin";
-    if (!tc.resume.empty()) {
-        std::string path = tc.resume == "auto" ? ckpt_path : tc.resume;
-        CheckpointState s;
-        if (!load_checkpoint(path, &s, &err)) fatal(err + " (cannot resume)");
-        if (s.train_data_hash != train.content_hash)
-            fatal(path + ": this checkpoint was trained on other data than " + tc.train_file +
-                  "; resume with the same --train, or start a new run");
-        if (s.m.empty()) fatal(path + ": has no optimizer state; it can be a --model, not resumed");
-        cfg = s.cfg;
-        weights = std::move(s.params); adam_m = std::move(s.m); adam_v = std::move(s.v);
-        start_step = s.step; ref_hash = s.ref_model_hash;
-        tc.seed = s.seed;
-        printf("resuming from %s at step %ld\n", path.c_str(), start_step);
+    GpuBackend backend;
+    int status = 0;
+    if (argc > 1 && std::string(argv[1]) == "score") {
+        status = score_loop(argc, argv, backend);
     } else {
-        load_model_params(tc.model, convert_only ? 50257 : train.vocab_size, tc.seed, &cfg, &weights);
-        ref_hash = model_hash(cfg, weights.data(), weights.size());
+        TrainConfig tc;
+        bool demo;
+        if (!parse_train_flags(argc, argv, &tc, &demo)) return 0;  // --help
+        LocalComm comm;  // one GPU
+        status = train_loop(tc, demo, comm, backend);
     }
-    print_model(cfg);
-    if (convert_only) {
-        export_hf_or_die(tc.export_hf, cfg, weights.data(), tc.model);
-        return 0;
-    }
-    check_vocabulary(train, tc.train_file, cfg);
-    const int T = tc.seq_len > 0 ? tc.seq_len : cfg.max_seq_len;
-    std::string too_long = check_seq_len(T, cfg, "--seq-len " + std::to_string(T));
-    if (!too_long.empty()) fatal(too_long);
-    const int B = tc.micro_rows;
-    const bool has_val = tc.val_file != "none" && !tc.val_file.empty();
-    PairSet val = load_validation(tc, cfg, B, T, layout);
-
-    LoaderConfig lc;
-    lc.B = B; lc.T = T; lc.pairs_per_step = tc.pairs_per_step; lc.layout = layout;
-    lc.packing = tc.packing; lc.shuffle = tc.shuffle; lc.seed = tc.seed;
-    lc.skip_overlong = tc.skip_overlong;
-    DataLoader loader;
-    if (!loader.init(&train, lc, &err)) fatal(tc.train_file + ": " + err);
-    if (loader.n_overlong > 0)
-        printf("note: %lld training pairs do not fit T=%d; they are skipped and counted (--overlong skip)\n",
-               (long long)loader.n_overlong, T);
-    printf("data: %zu training pairs (%s), %zu validation pairs; layout %s, packing %s, B=%d T=%d, %d pairs/step\n",
-           train.size(), tc.train_file.c_str(), val.size(), tc.prefix_sharing ? "prefix-shared" : "baseline",
-           tc.packing ? "on" : "off", B, T, tc.pairs_per_step);
-
-    // the model on the GPU
-    const double peak = peak_flops(prop);
-    matmul_setup();
-    GPT2GPU model;
-    model.setup(cfg, B, T, weights, adam_m, adam_v);
-    const double mem_gb = model.allocated_bytes / 1e9;
-    printf("device memory: %.2f GB allocated (weights, optimizer state, activations of %d x %d tokens)\n",
-           mem_gb, B, T);
-
-    // reference log-probs, from the initial weights (on resume: checked against the cache's key)
-    std::string prefix = tc.ref_cache.empty() ? tc.out_dir + "/ref_logps" : tc.ref_cache;
-    RefCache ref_train, ref_val;
-    {
-        SetForward forward = [&](const PairSet& set) {
-            return gpu_set_logps(model, set, layout, tc.packing, B, T, tc.skip_overlong);
-        };
-        ref_train = reference_logps(forward, ref_hash, train, prefix + "_train.bin", start_step > 0);
-        if (has_val) ref_val = reference_logps(forward, ref_hash, val, prefix + "_val.bin", start_step > 0);
-    }
-
-    JsonlLog log;
-    if (!log.open(tc.out_dir + "/log.jsonl", start_step > 0, start_step, &err)) fatal(err);
-    auto run_eval = [&](long step) {
-        if (!has_val) return;
-        double t0 = now_seconds();
-        PairMetrics m = evaluate_logps(gpu_set_logps(model, val, layout, tc.packing, B, T, tc.skip_overlong),
-                                       ref_val, tc.loss);
-        printf("eval  step %5ld | loss %.4f | rewards/accuracies %.3f | rewards/margins %.4f | %.1fs\n",
-               step, m.mean(m.loss), m.accuracy(), m.margin(), now_seconds() - t0);
-        log.write("\"step\": " + std::to_string(step) + ", " + m.json("eval_"));
-    };
-    auto save = [&](long step) {
-        CheckpointState s;
-        s.cfg = cfg; s.step = step; s.seed = tc.seed; s.ref_model_hash = ref_hash;
-        s.train_data_hash = train.content_hash;
-        s.params = model.download(model.master); s.m = model.download(model.adam_m); s.v = model.download(model.adam_v);
-        if (!save_checkpoint(ckpt_path, s, &err)) fatal(err);
-    };
-    // a few validation prompts, continued greedily every --sample-every steps (on the CPU, from
-    // the fp32 master weights)
-    TokenPrinter printer;
-    printer.init(cfg.vocab_size);
-    auto run_samples = [&](long step) {
-        const PairSet& src = has_val ? val : train;
-        cpu::SampleSettings ss;
-        ss.greedy = true;
-        ss.max_new_tokens = tc.sample_tokens;
-        ss.eos_token = src.pairs[0].C > 0 ? src.chosen(0)[src.pairs[0].C - 1] : -1;  // the responses' end token
-        std::vector<float> master = model.download(model.master);
-        cpu::Sampler sampler(cfg, master.data(), ss);
-        for (int i = 0; i < tc.sample_prompts && i < (int)src.size(); i++) {
-            std::vector<int> prompt(src.prompt(i), src.prompt(i) + src.pairs[i].P);
-            cpu::SampleResult r = sampler.generate(prompt);
-            printf("sample step %ld | %s -> %s\n", step, printer.show(prompt).c_str(), printer.show(r.tokens).c_str());
-        }
-    };
-    if (start_step == 0) run_eval(0);
-    if (start_step == 0 && tc.sample_every > 0) run_samples(0);
-
-    // the training loop
-    std::vector<Batch> batches;
-    double time_total = 0;
-    long timed_steps = 0;
-    for (long step = start_step; step < tc.steps; step++) {
-        double t0 = now_seconds();
-        if (!loader.step_batches(step, &batches, &err)) fatal(tc.train_file + ": " + err);
-        const int pairs = loader.step_pairs_used(step);  // the loss is the mean over these (all ranks)
-        if (pairs == 0) fatal("step " + std::to_string(step + 1) + " has no pairs (all skipped as over-long)");
-        model.zero_grad();
-        PairMetrics m;
-        double flops = 0;
-        for (const Batch& b : batches) {
-            std::vector<double> rc(b.n_slots()), rr(b.n_slots());
-            for (int s = 0; s < b.n_slots(); s++) {
-                rc[s] = ref_train.chosen[b.pair_ids[s]];
-                rr[s] = ref_train.rejected[b.pair_ids[s]];
-            }
-            for (const PairResult& r : model.dpo_step(b, rc, rr, tc.loss, 1.0 / pairs)) m.add(r, tc.loss.beta);
-            flops += batch_flops(b, cfg);
-        }
-        // global gradient norm, clipping, AdamW
-        const double grad_norm = model.grad_norm();
-        const double loss = m.mean(m.loss);
-        if (!std::isfinite(loss) || !std::isfinite(grad_norm))
-            fatal("step " + std::to_string(step + 1) + ": the loss or the gradient is not finite (loss " +
-                  std::to_string(loss) + ", grad norm " + std::to_string(grad_norm) +
-                  "); lower --lr or check the data; the last good checkpoint is " + ckpt_path);
-        const float clip = (tc.grad_clip > 0 && grad_norm > tc.grad_clip) ? (float)(tc.grad_clip / grad_norm) : 1.0f;
-        const float lr = learning_rate_at(tc, step);
-        model.adamw_step(tc, lr, clip, step + 1);
-        CUDA_CHECK(cudaStreamSynchronize(model.stream));
-        const double dt = now_seconds() - t0;
-        if (step > start_step) { time_total += dt; timed_steps++; }  // the first step warms up
-        const long done = step + 1;
-        StepStats st;
-        st.done = done; st.steps = tc.steps; st.grad_norm = grad_norm; st.lr = lr; st.seconds = dt;
-        st.avg_seconds = timed_steps ? time_total / timed_steps : dt;
-        st.pairs = pairs; st.tokens = loader.last_real_tokens;
-        st.padding = loader.padding_fraction(); st.epoch = loader.epoch_progress(done);
-        const double mfu = peak > 0 ? flops / dt / peak : -1;
-        char extra[128];
-        if (mfu >= 0) snprintf(extra, sizeof extra, ", \"mfu\": %.4f, \"peak_mem_gb\": %.3f", mfu, mem_gb);
-        else snprintf(extra, sizeof extra, ", \"mfu\": null, \"peak_mem_gb\": %.3f", mem_gb);
-        log.write(step_record(st, m) + extra);
-        if (done % tc.log_every == 0 || done == tc.steps || done == start_step + 1) {
-            char shown[64] = "";
-            if (mfu >= 0) snprintf(shown, sizeof shown, " | mfu %.1f%%", 100 * mfu);
-            print_step_line(st, m, shown);
-        }
-        if (tc.eval_every > 0 && done % tc.eval_every == 0 && done != tc.steps) run_eval(done);
-        if (tc.sample_every > 0 && (done % tc.sample_every == 0 || done == tc.steps)) run_samples(done);
-        if (tc.checkpoint_every > 0 && done % tc.checkpoint_every == 0 && done != tc.steps) save(done);
-        if (done == tc.stop_after && done != tc.steps) {
-            save(done);
-            printf("stopped after step %ld (--stop-after); continue with --resume\n", done);
-            return 0;
-        }
-    }
-    if (start_step < tc.steps || tc.steps == 0) run_eval(tc.steps);
-    save(std::max(tc.steps, start_step));
-    printf("checkpoint: %s\n", ckpt_path.c_str());
-    if (!tc.export_hf.empty())
-        export_hf_or_die(tc.export_hf, cfg, model.download(model.master).data(), "the trained model");
-    model.free_all();
-    matmul_teardown();
-    return 0;
+    backend.finish();
+    return status;
 }
 #endif

@@ -20,8 +20,9 @@ train_dpo: train_dpo.cu $(TRAIN_DPO_DEPS)
 
 # g++ through dev/simt: the launch-rewritten copy in build/cpu, kernels rewritten likewise
 TRAIN_DPO_SIMT_DEPS := build/cpu/train_dpo.cu $(SIMT_REWRITTEN) $(SIMT_HEADERS) $(TRAIN_DPO_DEPS)
-TRAIN_DPO_SIMT_CXX = $(CXX) $(CXXFLAGS) $(SIMT_CXXFLAGS) -iquote build/cpu -x c++ $< -x none -o $@ \
-                     $(LDLIBS) -lboost_context
+# MPI: the NCCL stand-in (kernels/nccl_common.h under g++ is dev/simt/nccl_cpu.h, over MPI)
+TRAIN_DPO_SIMT_CXX = $(CXX) $(CXXFLAGS) $(SIMT_CXXFLAGS) $(MPI_CFLAGS) -iquote build/cpu -x c++ $< -x none -o $@ \
+                     $(MPI_LIBS) $(LDLIBS) -lboost_context
 train_dpo_simt: $(TRAIN_DPO_SIMT_DEPS)
 	$(TRAIN_DPO_SIMT_CXX) $(PRECISION_FLAGS)
 train_dpo_simt_fp32: $(TRAIN_DPO_SIMT_DEPS)

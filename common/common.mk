@@ -8,7 +8,7 @@ TEST_BINS += common/test_model
 common/test_model: common/test_model.cpp $(MODEL_HEADERS) data/pairs.h dev/test_util.h
 	$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS_LIBS) $(LDLIBS)
 
-TRAIN_HEADERS = $(MODEL_HEADERS) common/train_config.h common/train_log.h common/trainer.h common/checkpoint.h \
+TRAIN_HEADERS = $(MODEL_HEADERS) common/train_config.h common/launch.h common/train_log.h common/trainer.h common/train_loop.h common/checkpoint.h \
                 common/demo_task.h common/progress.h cpu/exact_match.h \
                 common/ref_cache.h common/hash.h common/atomic_file.h common/flags.h common/model_io.h common/safetensors.h cpu/sample.h cpu/sample_command.h cpu/adamw.h \
                 data/dataloader.h data/pairfile.h data/pairs.h kernels/adamw_math.h tokenizer/gpt2_tokenizer.h \
@@ -42,6 +42,13 @@ TEST_BINS += common/test_distributed common/test_data_parallel.sh
 common/test_distributed: common/test_distributed.cpp common/distributed.h common/metrics.h common/model_config.h dev/test_util.h
 	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)
 
+# who am I (flags, launcher environments) and the rendezvous: file: and tcp: with 2 and 3 forked
+# processes, timeouts, stale files; mpi under mpirun; train_dpo_cpu refusing rank flags without it
+TEST_BINS += common/test_launch
+common/test_launch: common/test_launch.cpp common/launch.h common/atomic_file.h common/flags.h common/train_config.h \
+                    common/model_config.h kernels/dpo_loss_math.h dev/test_util.h | train_dpo_cpu
+	$(CXX) $(CXXFLAGS) $(MPI_CFLAGS) -DDIST_WITH_MPI -o $@ $< $(MPI_LIBS) $(LDLIBS)
+
 TEST_BINS += cpu/test_cpu_layers
 cpu/test_cpu_layers: cpu/test_cpu_layers.cpp $(MODEL_HEADERS) cpu/adamw.h kernels/adamw_math.h dev/test_util.h
 	$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS_LIBS) $(LDLIBS)
@@ -52,7 +59,7 @@ common/test_atomic_file: common/test_atomic_file.cpp common/atomic_file.h dev/te
 
 # the flag parser, then every tool given bad flags (so it runs the tools)
 TEST_BINS += common/test_flags
-common/test_flags: common/test_flags.cpp common/flags.h common/train_config.h common/model_config.h \
+common/test_flags: common/test_flags.cpp common/flags.h common/train_config.h common/launch.h common/model_config.h \
                    kernels/dpo_loss_math.h dev/test_util.h | train_dpo_cpu data/prepare_dpo
 	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/flags.h"
+#include "common/launch.h"
 #include "common/model_config.h"
 #include "kernels/dpo_loss_math.h"
 
@@ -40,6 +41,7 @@ struct TrainConfig {
     bool zero = true;               // several ranks: ZeRO-1 (sharded AdamW state), else all-reduce
     bool quiet = false;             // no progress lines for long phases (common/progress.h)
     long exact_match = -1;          // greedy exact match on this many val prompts; -1 = all for the sort task, else off
+    LaunchFlags launch;             // --world-size, --rank, --local-rank, --dist-init, --dist-timeout (common/launch.h)
 };
 
 // lr at step (0-based): linear warmup to lr, then cosine decay to lr * min_lr_frac at the end
@@ -123,9 +125,17 @@ inline void print_usage(const char* prog) {
         "  --exact-match N         at each eval, the fraction of the first N validation prompts whose greedy\n"
         "                          continuation equals the chosen response (default: all for the sort task, else 0)\n"
         "  --quiet                 no progress lines for the reference pass and evaluations\n"
-        "several processes (mpirun -np N %s ...)\n"
+        "several processes (mpirun -np N %s ...; the GPU trainer also srun, torchrun or by hand)\n"
         "  --zero 1|0              1: ZeRO-1, each rank keeps and updates 1/N of the AdamW state\n"
         "                          (default); 0: all-reduce of the gradients, full state per rank\n"
+        "  --world-size N --rank R this process's place, both or neither (default: from the launcher's\n"
+        "                          environment: mpirun, srun, torchrun-style RANK/WORLD_SIZE, PMI)\n"
+        "  --local-rank L          its index on its machine (the GPU it takes; default: the launcher's, else R)\n"
+        "  --dist-init M           how the ranks first meet: file:PATH (a shared filesystem), tcp:HOST:PORT\n"
+        "                          (rank 0 listens on PORT of HOST), mpi, or auto (default: mpi under\n"
+        "                          mpirun in builds with MPI, else file:OUT/rendezvous); train_dpo_cpu:\n"
+        "                          mpirun only\n"
+        "  --dist-timeout S        seconds before a rendezvous that does not complete is an error (default 300)\n"
         "\n"
         "score writes index, logp_chosen, logp_rejected, n_chosen, n_rejected per pair (TSV); flags\n"
         "  --prefix-sharing, --packing, --seq-len, --micro-rows, --threads, --quiet as above.\n"
@@ -208,6 +218,15 @@ inline bool parse_train_args(int argc, char** argv, int first, TrainConfig* c, s
             if (f.choice(&zero, {"0", "1"})) c->zero = zero == 1;
         }
         else if (f.is("--exact-match")) f.integer(&c->exact_match, 0, MAX_FLAG_PAIRS);
+        else if (f.is("--world-size")) f.integer(&c->launch.world, 1, MAX_WORLD_SIZE);
+        else if (f.is("--rank")) f.integer(&c->launch.rank, 0, MAX_WORLD_SIZE - 1);
+        else if (f.is("--local-rank")) f.integer(&c->launch.local_rank, 0, MAX_WORLD_SIZE - 1);
+        else if (f.is("--dist-init")) {
+            DistInit init;
+            std::string why;
+            if (f.text(&c->launch.init) && !parse_dist_init(c->launch.init, &init, &why)) f.fail(why);
+        }
+        else if (f.is("--dist-timeout")) f.number(&c->launch.timeout_s, {0, MAX_DIST_TIMEOUT_S, true, false});
         else if (f.is("--quiet")) c->quiet = true;
         else if (f.is("--overlong")) {
             int policy = 0;
@@ -215,6 +234,7 @@ inline bool parse_train_args(int argc, char** argv, int first, TrainConfig* c, s
         } else f.unknown();
     }
     if (!f.ok()) { *err = f.error(); return false; }
+    if (!check_launch_flags(c->launch, err)) return false;
     // losses and their weights
     std::vector<std::string> names = split_commas(losses);
     if (!weights.empty() && weights.size() != names.size()) {

@@ -1,14 +1,13 @@
 // Host code that the CPU trainer (train_dpo_cpu.cpp) and the GPU trainer (train_dpo.cu) share:
 // errors, loading the pairs and the model (presets, checkpoints, Hugging Face, llm.c), the
-// vocabulary check, the reference log-prob cache around a trainer's own forward, the metrics of
-// an evaluation, the step record of log.jsonl and the step line, and the token printer.
-// Host only: no BLAS, OpenMP or CUDA here (each trainer brings its own forward).
+// vocabulary check, the score flags and output, the metrics of an evaluation, the step record of
+// log.jsonl and the step line, and the token printer. The training driver that uses them is
+// common/train_loop.h. Host only: no BLAS, OpenMP or CUDA here (each trainer brings its own forward).
 #pragma once
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -92,38 +91,12 @@ static inline PairSet load_pairs(const std::string& path, const char* what) {
     return set;
 }
 
-// Log-probs of every pair of a set under the model, forward only, in dataset order.
+// Log-probs of every pair of a set under the model, forward only, in dataset order
+// (common/train_loop.h's set_logps).
 struct SetLogps {
     std::vector<double> chosen, rejected;
     std::vector<int> n_chosen, n_rejected;
 };
-// A trainer's forward over a whole set (its own model, layout, B, T), e.g. compute_set_logps.
-typedef std::function<SetLogps(const PairSet&)> SetForward;
-
-// The reference log-probs of a set: from the cache file if it belongs to this model and data,
-// else computed (forward only) and written. A resumed run (resumed = true) no longer has the
-// initial weights, so its first run's cache must exist.
-static inline RefCache reference_logps(const SetForward& forward, uint64_t ref_hash, const PairSet& set,
-                                       const std::string& path, bool resumed) {
-    RefCache cache;
-    bool found;
-    std::string err;
-    if (!load_ref_cache(path, ref_hash, set.content_hash, set.size(), &cache, &found, &err)) fatal(err);
-    if (resumed && !found) fatal(path + " is missing: a resumed run needs the reference cache of its first run");
-    if (found) {
-        if (!resumed) printf("reference log-probs: %s (cached, %zu pairs)\n", path.c_str(), set.size());
-        return cache;
-    }
-    double t0 = now_seconds();
-    SetLogps lp = forward(set);
-    cache.model_hash = ref_hash; cache.data_hash = set.content_hash;
-    cache.chosen = lp.chosen; cache.rejected = lp.rejected;
-    if (!save_ref_cache(path, cache, &err)) fatal(err);
-    printf("reference log-probs: computed for %zu pairs in %.1fs -> %s\n", set.size(),
-           now_seconds() - t0, path.c_str());
-    return cache;
-}
-
 // The flags of the score subcommand (the forward is the trainer's own).
 struct ScoreArgs {
     std::string model_path, data_path, out_path;
@@ -213,6 +186,7 @@ static inline PairMetrics evaluate_logps(const SetLogps& lp, const RefCache& ref
 struct StepStats {
     long done = 0, steps = 0;  // steps done (this one included), steps of the run
     double grad_norm = 0, lr = 0, seconds = 0, avg_seconds = 0;
+    double cpu_seconds = 0;    // process CPU time of the step, all threads
     int pairs = 0;
     long tokens = 0;           // real (non-padding) tokens of the step
     double padding = 0, epoch = 0;
@@ -223,8 +197,8 @@ static inline std::string step_record(const StepStats& s, const PairMetrics& m) 
     char rec[512];
     snprintf(rec, sizeof rec,
              "\"step\": %ld, %s, \"grad_norm\": %.9g, \"learning_rate\": %.9g, \"step_ms\": %.3f, "
-             "\"pairs\": %d, \"tokens\": %ld, \"tokens_per_sec\": %.1f, \"padding\": %.4f, \"epoch\": %.4f",
-             s.done, m.json("").c_str(), s.grad_norm, s.lr, s.seconds * 1000, s.pairs, s.tokens,
+             "\"cpu_ms\": %.3f, \"pairs\": %d, \"tokens\": %ld, \"tokens_per_sec\": %.1f, \"padding\": %.4f, \"epoch\": %.4f",
+             s.done, m.json("").c_str(), s.grad_norm, s.lr, s.seconds * 1000, s.cpu_seconds * 1000, s.pairs, s.tokens,
              s.tokens / s.seconds, s.padding, s.epoch);
     return rec;
 }

@@ -18,7 +18,6 @@
 
 #include "common/distributed.h"
 #include "common/model_config.h"
-#include "common/ref_cache.h"
 #include "cpu/adamw.h"
 #include "cpu/mpi_comm.h"
 
@@ -124,17 +123,5 @@ struct DataParallel {
         comm->gather_shards(v.data(), shards, v_full->data());
     }
 };
-
-// Rank 0's reference cache (found or not) to every rank.
-inline void broadcast_ref_cache(const MpiComm& comm, bool* found, RefCache* cache) {
-    if (comm.world == 1) return;
-    uint64_t head[4] = {*found ? 1u : 0u, cache->model_hash, cache->data_hash, cache->chosen.size()};
-    comm.broadcast(head, sizeof head);
-    *found = head[0] != 0;
-    cache->model_hash = head[1]; cache->data_hash = head[2];
-    cache->chosen.resize(head[3]); cache->rejected.resize(head[3]);
-    comm.broadcast(cache->chosen.data(), head[3] * sizeof(double));
-    comm.broadcast(cache->rejected.data(), head[3] * sizeof(double));
-}
 
 }  // namespace cpu

@@ -53,6 +53,11 @@ struct MpiComm {
         exit(code);
     }
 
+    // Waits until every rank has reached it.
+    void barrier() const {
+        if (active) MPI_Barrier(MPI_COMM_WORLD);
+    }
+
     // out[r*count + i] = rank r's mine[i], on every rank.
     void all_gather(const double* mine, int count, std::vector<double>* out) const {
         out->resize((size_t)count * world);

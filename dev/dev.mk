@@ -2,7 +2,7 @@
 
 # CPU step benchmark (GPT-2 124M, B=4 T=64): not a test; run dev/bench_cpu.sh
 ALL_BINS += dev/bench_cpu_step
-dev/bench_cpu_step: dev/bench_cpu_step.cpp $(MODEL_HEADERS) common/train_config.h cpu/adamw.h kernels/adamw_math.h
+dev/bench_cpu_step: dev/bench_cpu_step.cpp $(MODEL_HEADERS) common/train_config.h common/launch.h cpu/adamw.h kernels/adamw_math.h
 	$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS_LIBS) $(LDLIBS)
 
 # Benchmarks (not tests): prefix sharing vs baseline on HH-RLHF, and the 124M step vs llm.c.

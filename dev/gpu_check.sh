@@ -28,7 +28,7 @@
 set -u
 cd "$(dirname "$0")/.."
 NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
-NVCC_LIBS=${NVCC_LIBS:--lcublasLt -lcublas}   # kernels/matmul.cuh calls cuBLASLt
+NVCC_LIBS=${NVCC_LIBS:--lcublasLt -lcublas -lnccl}   # kernels/matmul.cuh calls cuBLASLt, dev/simt/test_nccl_cpu NCCL
 JOBS=${GPU_CHECK_JOBS:-$(nproc)}
 TIMEOUT=${GPU_CHECK_TIMEOUT:-120}
 SANITIZE=${GPU_CHECK_SANITIZE:-1}

@@ -6,8 +6,10 @@
 #pragma once
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 
 #include "dev/simt/simt.h"
 
@@ -62,18 +64,45 @@ enum cudaMemcpyKind {
     cudaMemcpyDefault = 4,
 };
 
+namespace simt {
+// The live cudaMalloc allocations, so that stand-ins for libraries (dev/simt/nccl_cpu.h) can check
+// that a pointer is device memory and that count elements fit behind it: ~start address -> size in
+// bytes (as asked, without the padding). The addresses are stored complemented so that
+// LeakSanitizer does not take this table for a reference to a leaked buffer. Like the rest of the
+// runtime: one host thread at a time.
+inline std::map<uintptr_t, size_t>& device_allocations() {
+    static std::map<uintptr_t, size_t> allocations;
+    return allocations;
+}
+inline uintptr_t disguised(const void* p) { return ~(uintptr_t)p; }
+// The number of bytes from p to the end of the cudaMalloc allocation that holds p, or -1 if p is
+// not inside a live cudaMalloc allocation (host memory, freed memory, cudaMallocHost memory).
+inline long long device_bytes_from(const void* p) {
+    const auto& allocations = device_allocations();
+    auto it = allocations.lower_bound(disguised(p));  // the highest start at or below p
+    if (it == allocations.end()) return -1;
+    const uintptr_t start = ~it->first, end = start + it->second, at = (uintptr_t)p;
+    return at < end ? (long long)(end - at) : -1;
+}
+// a GPU allocation is 256-byte aligned; the padding up to the next multiple of 256 is filled
+// too (a read one past the end gives NaN) and, under ASan, poisoned (the read is reported)
+inline void* allocate_poisoned(size_t bytes) {
+    const size_t rounded = (bytes + 255) / 256 * 256;
+    void* p = aligned_alloc(256, rounded);
+    if (!p) return nullptr;
+    memset(p, 0xFF, rounded);
+    asan_poison((char*)p + bytes, rounded - bytes);
+    return p;
+}
+}  // namespace simt
+
 inline cudaError_t cudaMalloc(void** ptr, size_t bytes) {
     if (!ptr) return cudaErrorInvalidValue;
     *ptr = nullptr;
     if (bytes == 0) return cudaSuccess;
-    // a GPU allocation is 256-byte aligned; the padding up to the next multiple of 256 is filled
-    // too (a read one past the end gives NaN) and, under ASan, poisoned (the read is reported)
-    const size_t rounded = (bytes + 255) / 256 * 256;
-    void* p = aligned_alloc(256, rounded);
+    void* p = simt::allocate_poisoned(bytes);
     if (!p) return cudaErrorMemoryAllocation;
-    memset(p, 0xFF, rounded);
-    simt::asan_poison((char*)p + bytes, rounded - bytes);
-    simt::g_device_allocations[(uintptr_t)p] = bytes;
+    simt::device_allocations()[simt::disguised(p)] = bytes;
     *ptr = p;
     return cudaSuccess;
 }
@@ -81,15 +110,22 @@ template <class T> inline cudaError_t cudaMalloc(T** ptr, size_t bytes) {
     return cudaMalloc((void**)ptr, bytes);
 }
 inline cudaError_t cudaFree(void* ptr) {
-    simt::g_device_allocations.erase((uintptr_t)ptr);
+    simt::device_allocations().erase(simt::disguised(ptr));
     free(ptr);
     return cudaSuccess;
 }
-inline cudaError_t cudaMallocHost(void** ptr, size_t bytes) { return cudaMalloc(ptr, bytes); }
-template <class T> inline cudaError_t cudaMallocHost(T** ptr, size_t bytes) {
-    return cudaMalloc((void**)ptr, bytes);
+// Pinned host memory: poisoned like device memory, but not a device allocation.
+inline cudaError_t cudaMallocHost(void** ptr, size_t bytes) {
+    if (!ptr) return cudaErrorInvalidValue;
+    *ptr = nullptr;
+    if (bytes == 0) return cudaSuccess;
+    *ptr = simt::allocate_poisoned(bytes);
+    return *ptr ? cudaSuccess : cudaErrorMemoryAllocation;
 }
-inline cudaError_t cudaFreeHost(void* ptr) { return cudaFree(ptr); }
+template <class T> inline cudaError_t cudaMallocHost(T** ptr, size_t bytes) {
+    return cudaMallocHost((void**)ptr, bytes);
+}
+inline cudaError_t cudaFreeHost(void* ptr) { free(ptr); return cudaSuccess; }
 
 inline cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind) {
     if (bytes && (!dst || !src)) return cudaErrorInvalidValue;

@@ -26,7 +26,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <map>
 #include <math.h>
 #include <tuple>
 #include <type_traits>
@@ -286,17 +285,6 @@ inline bool is_shared_range(const void* p, size_t bytes) {
     for (const Engine::SharedRange& r : E.static_shared_filled)
         if (inside(r.p, r.bytes)) return true;
     return false;
-}
-
-// Live cudaMalloc allocations (start address -> bytes asked for), kept by cuda_runtime_cpu.h, so
-// that instructions which must read global memory (cp.async) can check their source.
-inline std::map<uintptr_t, size_t> g_device_allocations;
-// Whether [p, p + bytes) lies inside one cudaMalloc allocation.
-inline bool is_device_range(const void* p, size_t bytes) {
-    auto it = g_device_allocations.upper_bound((uintptr_t)p);
-    if (it == g_device_allocations.begin()) return false;
-    --it;
-    return (uintptr_t)p + bytes <= it->first + it->second;
 }
 
 // ----------------------------------------------------------------------------------------------

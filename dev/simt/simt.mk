@@ -14,7 +14,7 @@
 
 SIMT_HEADERS := dev/simt/simt.h dev/simt/cuda_runtime_cpu.h kernels/cuda_common.h \
                 dev/simt/kernel_test.h dev/test_util.h $(wildcard dev/simt/bf16.h) \
-                dev/simt/cublaslt_cpu.h dev/cuda/expect_exit.h $(PRECISION_STAMP)
+                dev/simt/cublaslt_cpu.h dev/simt/nccl_cpu.h dev/cuda/expect_exit.h $(PRECISION_STAMP)
 # what the kernel tests' references include: the CPU layers, the batch layout and packer
 SIMT_HEADERS += $(wildcard cpu/*.h data/*.h common/*.h)
 SIMT_KERNEL_HEADERS := $(wildcard kernels/*.cuh kernels/*.h)
@@ -33,6 +33,17 @@ SIMT_KERNEL_TESTS += dev/simt/test_warp_intrinsics dev/simt/test_simt_diagnostic
 
 # the cuBLASLt stand-in (dev/simt/cublaslt_cpu.h) against double loops, and its error reports
 SIMT_KERNEL_TESTS += dev/simt/test_cublaslt_cpu
+
+# The NCCL stand-in (dev/simt/nccl_cpu.h, over MPI: builds that include kernels/nccl_common.h
+# need MPI_CFLAGS and MPI_LIBS from common/common.mk) against results the test computes itself:
+# the program alone (one rank, no MPI) and dev/simt/test_nccl_cpu.sh (mpirun -np 1, 2, 3); plus
+# the nvcc compile check against real NCCL. No ASan build: Open MPI's own allocations at exit
+# would read as leaks; the stand-in checks buffer bounds itself.
+dev/simt/test_nccl_cpu: dev/simt/test_nccl_cpu.cu $(SIMT_HEADERS) kernels/nccl_common.h
+	$(CXX) $(CXXFLAGS) $(SIMT_CXXFLAGS) $(MPI_CFLAGS) -x c++ $< -x none -o $@ $(MPI_LIBS) $(LDLIBS) -lboost_context
+TEST_BINS += dev/simt/test_nccl_cpu dev/simt/test_nccl_cpu.sh
+dev/simt/test_nccl_cpu.sh: dev/simt/test_nccl_cpu
+SIMT_NVCC_STATUS += build/nvcc/dev/simt/test_nccl_cpu.status
 
 # Launch rewrite for the CPU build (output never committed; build/ is git-ignored).
 build/cpu/%.cu: %.cu $(SIMT_REWRITE)

@@ -1,6 +1,7 @@
 // dev/simt/test_cuda_runtime_cpu.cpp: the CPU stand-ins for the CUDA runtime
 // (dev/simt/cuda_runtime_cpu.h): allocation poison, copies and sets (plain and async), events
-// timing host work, device properties, errors for a bad device and a bad launch configuration.
+// timing host work, device properties, errors for a bad device and a bad launch configuration,
+// the table of live allocations (simt::device_bytes_from).
 #include <cmath>
 #include <cstring>
 #include <ctime>
@@ -65,6 +66,24 @@ int main() {
                 "empty block: cudaErrorInvalidConfiguration", "got %s", cudaGetErrorName(err));
     simt::launch(dim3(1), dim3(64), 0, write_index_kernel, d_int);
     test_report(cudaGetLastError() == cudaSuccess && d_int[63] == 63, "good launch after a bad one");
+
+    // the allocation table library stand-ins check buffers with: bytes from a pointer to the end
+    // of its cudaMalloc allocation (as asked: the padding to 256 bytes is outside), -1 elsewhere
+    char* bytes = nullptr;
+    void* pinned = nullptr;
+    cudaMalloc(&bytes, 100);
+    cudaMallocHost(&pinned, 100);
+    const long long at_start = simt::device_bytes_from(bytes), at_last = simt::device_bytes_from(bytes + 99),
+                    past_end = simt::device_bytes_from(bytes + 100), in_host = simt::device_bytes_from(host.data()),
+                    in_pinned = simt::device_bytes_from(pinned), in_other = simt::device_bytes_from(d + 999);
+    cudaFree(bytes);
+    cudaFreeHost(pinned);
+    const long long freed = simt::device_bytes_from(bytes);
+    test_report(at_start == 100 && at_last == 1 && past_end == -1 && in_host == -1 && in_pinned == -1 &&
+                in_other == 4 && freed == -1, "simt::device_bytes_from",
+                "start %lld, last byte %lld, one past %lld, host %lld, cudaMallocHost %lld, another buffer's "
+                "last float %lld, freed %lld (expected 100, 1, -1, -1, -1, 4, -1)", at_start, at_last, past_end,
+                in_host, in_pinned, in_other, freed);
 
     cudaFree(d_int);
     cudaFree(d);
