@@ -2,9 +2,10 @@
 // double (cpu/attention.h over cpu::PackedRows), and on a GPU benchmarks it.
 //   ./dev/cuda/attention      the checks: the tile classifier against a brute-force classification;
 //                             forward out and lse, backward dq, dk, dv, of version 1 and (bf16
-//                             build) version 2 and the launchers the trainer calls,
-//                             bitwise repeatability, on masks from the real packer and adversarial
-//                             ones (every thread order under dev/simt)
+//                             build) versions 2 and 3 and the launchers the trainer calls,
+//                             bitwise repeatability (and, under dev/simt, version 3 bit-identical
+//                             to version 2), on masks from the real packer and adversarial ones
+//                             (every thread order under dev/simt)
 //   ./dev/cuda/attention N    (GPU) time and TFLOP/s of version N (1 or 2) on packed rows at T = 1024,
 //                             and the fraction of 64x64 tiles skipped / full / partial
 // Builds in the precision of floatX: bf16 by default, fp32 with -DENABLE_FP32 (dev/cuda/attention_fp32).
@@ -42,8 +43,8 @@ static const double kTolLse = 2e-5;
 // softmax sums kept in fp32) on top of the outputs' rounding: measured up to 3.0e-3 on out and
 // 6.1e-3 on dq, dk, dv (version 1: 2.0e-3 and 7.1e-3); the same 1.5e-2 bounds it.
 
-// The forward and backward of the given version: 1, 2 (the classifier's kernel first), or 0: the
-// launchers the trainer calls (version 2 where it applies, else 1).
+// The forward and backward of the given version: 1, 2 or 3 (the classifier's kernel first), or 0:
+// the launchers the trainer calls (version 3 where it applies, else 1).
 static void forward_version(int version, floatX* out, float* lse, const floatX* qkv, const int* end, int B, int T,
                             int NH, int C) {
     if (version == 0) {
@@ -54,7 +55,8 @@ static void forward_version(int version, floatX* out, float* lse, const floatX* 
         const size_t n = (size_t)B * attention_key_tiles(T);
         DeviceBuffer<int> end_min(n), end_max(n);
         attention_end_bounds(end_min.ptr, end_max.ptr, end, B, T, nullptr);
-        attention_forward2(out, lse, qkv, end, end_min.ptr, end_max.ptr, B, T, NH, C, nullptr);
+        if (version == 2) attention_forward2(out, lse, qkv, end, end_min.ptr, end_max.ptr, B, T, NH, C, nullptr);
+        else attention_forward3(out, lse, qkv, end, end_min.ptr, end_max.ptr, B, T, NH, C, nullptr);
         CUDA_CHECK(cudaDeviceSynchronize());
     }
 }
@@ -68,7 +70,10 @@ static void backward_version(int version, floatX* dqkv, const floatX* dout, cons
         const size_t n = (size_t)B * attention_key_tiles(T);
         DeviceBuffer<int> end_min(n), end_max(n);
         attention_end_bounds(end_min.ptr, end_max.ptr, end, B, T, nullptr);
-        attention_backward2(dqkv, dout, qkv, out, lse, end, end_min.ptr, end_max.ptr, B, T, NH, C, nullptr);
+        if (version == 2)
+            attention_backward2(dqkv, dout, qkv, out, lse, end, end_min.ptr, end_max.ptr, B, T, NH, C, nullptr);
+        else
+            attention_backward3(dqkv, dout, qkv, out, lse, end, end_min.ptr, end_max.ptr, B, T, NH, C, nullptr);
         CUDA_CHECK(cudaDeviceSynchronize());
     }
 }
@@ -246,6 +251,42 @@ static void check_case(int version, const char* order, const char* label, const 
                 ("forward bitwise repeatable " + name).c_str(), "two runs of the forward differ");
 }
 
+// Versions 2 and 3 on the same inputs: version 3 moves the same bytes into shared memory (by
+// cp.async) and runs the same per-tile code in the same order, so under the emulator out, lse and
+// dqkv must be bit-identical. (On a GPU nvcc may schedule the two kernels' arithmetic differently,
+// e.g. contract other multiply-adds; there each version is checked against the reference only.)
+static void check_versions_2_3_same_bits(const char* order, const char* label, const Batch& batch, int NH, int C,
+                                         std::mt19937_64& rng) {
+    const int B = batch.B, T = batch.T;
+    const size_t BT = (size_t)B * T;
+    std::vector<float> qkv_f(BT * 3 * C), dout_f(BT * C);
+    fill_uniform(qkv_f, -2.0f, 2.0f, rng);
+    fill_uniform(dout_f, -1.0f, 1.0f, rng);
+    DeviceBuffer<floatX> d_qkv(qkv_f.size()), d_out(BT * C), d_dout(dout_f.size()), d_dqkv(qkv_f.size());
+    DeviceBuffer<float> d_lse((size_t)B * NH * T);
+    DeviceBuffer<int> d_end(BT);
+    d_qkv.upload(to_floatX(qkv_f));
+    d_dout.upload(to_floatX(dout_f));
+    d_end.upload(std::vector<int>(batch.end.begin(), batch.end.end()));
+    std::vector<floatX> out[2], dqkv[2];
+    std::vector<float> lse[2];
+    for (int i = 0; i < 2; i++) {
+        forward_version(2 + i, d_out.ptr, d_lse.ptr, d_qkv.ptr, d_end.ptr, B, T, NH, C);
+        backward_version(2 + i, d_dqkv.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, d_end.ptr, B, T, NH, C);
+        CUDA_CHECK(cudaDeviceSynchronize());
+        out[i] = d_out.download();
+        lse[i] = d_lse.download();
+        dqkv[i] = d_dqkv.download();
+    }
+    char name[256];
+    snprintf(name, sizeof name, "attention v3 bit-identical to v2 %s B=%d T=%d NH=%d hs=%d order=%s", label, B, T, NH,
+             C / NH, order);
+    test_report(memcmp(out[0].data(), out[1].data(), out[0].size() * sizeof(floatX)) == 0 &&
+                    memcmp(lse[0].data(), lse[1].data(), lse[0].size() * sizeof(float)) == 0 &&
+                    memcmp(dqkv[0].data(), dqkv[1].data(), dqkv[0].size() * sizeof(floatX)) == 0,
+                name, "out, lse or dqkv differ");
+}
+
 // A batch written unit by unit: row r gets shared units of the given lengths (each split as
 // P = len/3, C = len/3 - 1, R = the rest, so P + C + 1 + R = len); rows not listed stay padding.
 static Batch units_batch(int B, int T, const std::vector<std::vector<int>>& unit_lens) {
@@ -321,6 +362,20 @@ static Batch random_ends_batch(int B, int T, std::mt19937_64& rng) {
     return b;
 }
 
+// Rows in which key tile 0 (keys 0..63) is visible to every later query (end = T), and every other
+// key only to the queries up to the end of its own 64-key tile: a query block sees tile 0, skips
+// every tile between, and sees its diagonal tile. Not a packer layout; every end[k] > k.
+static Batch skip_after_first_batch(int B, int T) {
+    Batch b;
+    b.reset(B, T);
+    for (int r = 0; r < B; r++) {
+        b.row_len[r] = T;  // every token real (the reference checks them all)
+        for (int k = 0; k < T; k++)
+            b.end[(size_t)r * T + k] = k < ATTN2_TILE ? T : std::min(T, (k / ATTN2_TILE + 1) * ATTN2_TILE);
+    }
+    return b;
+}
+
 static void run_checks() {
     std::mt19937_64 rng(test_seed());
     for_each_thread_order([&](const char* order) {
@@ -351,29 +406,42 @@ static void run_checks() {
         check_case(1, order, "hs=64 T=45", units_batch(2, 45, {{13, 20, 12}, {40}}), 1, 64, rng);
         check_case(1, order, "hs=128 T=19", units_batch(1, 19, {{5, 14}}), 1, 128, rng);
 
-        // version 2 (bf16, head size 64 or 128, tiles of 64)
+        // versions 2 and 3 (bf16, head size 64 or 128, tiles of 64; 3 pipelines the loads)
 #if defined(ENABLE_FP32)
-        test_skip(("attention v2 order=" + std::string(order)).c_str(), "version 2 computes in bf16: tested in the bf16 build");
+        test_skip(("attention v2 v3 order=" + std::string(order)).c_str(), "versions 2 and 3 compute in bf16: tested in the bf16 build");
 #else
-        check_case(2, order, "packer shared packed", pack_first(random_pairs(10, 128, LAYOUT_SHARED, rng), 2, 128, LAYOUT_SHARED, true),
+        for (int version : {2, 3}) {
+        check_case(version, order, "packer shared packed", pack_first(random_pairs(10, 128, LAYOUT_SHARED, rng), 2, 128, LAYOUT_SHARED, true),
                    2, 128, rng);
-        check_case(2, order, "packer shared unpacked", pack_first(random_pairs(3, 100, LAYOUT_SHARED, rng), 3, 100, LAYOUT_SHARED, false),
+        check_case(version, order, "packer shared unpacked", pack_first(random_pairs(3, 100, LAYOUT_SHARED, rng), 3, 100, LAYOUT_SHARED, false),
                    1, 128, rng);
-        check_case(2, order, "packer baseline packed", pack_first(random_pairs(8, 128, LAYOUT_BASELINE, rng), 2, 128, LAYOUT_BASELINE, true),
+        check_case(version, order, "packer baseline packed", pack_first(random_pairs(8, 128, LAYOUT_BASELINE, rng), 2, 128, LAYOUT_BASELINE, true),
                    2, 128, rng);
-        check_case(2, order, "packer baseline unpacked", pack_first(random_pairs(2, 80, LAYOUT_BASELINE, rng), 2, 80, LAYOUT_BASELINE, false),
+        check_case(version, order, "packer baseline unpacked", pack_first(random_pairs(2, 80, LAYOUT_BASELINE, rng), 2, 80, LAYOUT_BASELINE, false),
                    1, 64, rng);
-        check_case(2, order, "P=C=R=1", pack_first(make_pairs(std::vector<std::array<int, 3>>(34, {1, 1, 1})), 2, 70, LAYOUT_SHARED, true),
+        check_case(version, order, "P=C=R=1", pack_first(make_pairs(std::vector<std::array<int, 3>>(34, {1, 1, 1})), 2, 70, LAYOUT_SHARED, true),
                    2, 128, rng);
         // units ending on the 64-key tile's edge and one past it; row 0's second unit (queries
         // 64..127) sees nothing in key tile 0 (skipped); a last tile cut by T = 130; a padding row
-        check_case(2, order, "tile edges", units_batch(4, 130, {{64, 64}, {65, 63}, {64, 66}, {}}), 1, 64, rng);
-        check_case(2, order, "hs=128 tile edges", units_batch(2, 130, {{64, 66}, {65, 65}}), 1, 128, rng);
+        check_case(version, order, "tile edges", units_batch(4, 130, {{64, 64}, {65, 63}, {64, 66}, {}}), 1, 64, rng);
+        check_case(version, order, "hs=128 tile edges", units_batch(2, 130, {{64, 66}, {65, 65}}), 1, 128, rng);
         // one long unit: its prompt fills key tiles that later query tiles see whole (full tiles);
         // T = 3*64 + 1 leaves a last tile of one key, classified full, whose 63 zero rows must be masked
-        check_case(2, order, "long unit", units_batch(1, 193, {{193}}), 1, 64, rng);
-        check_case(2, order, "hs=128 T=19", units_batch(1, 19, {{5, 14}}), 2, 256, rng);
-        // the launchers the trainer calls (version 2 here, end_min / end_max in their scratch memory)
+        check_case(version, order, "long unit", units_batch(1, 193, {{193}}), 1, 64, rng);
+        check_case(version, order, "hs=128 T=19", units_batch(1, 19, {{5, 14}}), 2, 256, rng);
+        // the pipeline's edges: each query block sees key tile 0 whole, then skips every tile up to
+        // its diagonal (the prefetch finds its next tile several tiles on, or none); key tile 0's
+        // queries are every tile of the row, the others' only their own; T = 5*64 + 7 leaves a last
+        // prefetch of 7 rows
+        check_case(version, order, "skips after the first tile", skip_after_first_batch(2, 327), 2, 128, rng);
+        check_case(version, order, "hs=128 skips after the first tile", skip_after_first_batch(1, 200), 1, 128, rng);
+        }
+#if SIMT_CPU
+        check_versions_2_3_same_bits(order, "packer shared packed",
+                                     pack_first(random_pairs(12, 200, LAYOUT_SHARED, rng), 2, 200, LAYOUT_SHARED, true), 2, 128, rng);
+        check_versions_2_3_same_bits(order, "hs=128 tile edges", units_batch(2, 130, {{64, 66}, {65, 65}}), 2, 256, rng);
+#endif
+        // the launchers the trainer calls (version 3 here, end_min / end_max in their scratch memory)
         check_case(0, order, "launchers", pack_first(random_pairs(6, 96, LAYOUT_SHARED, rng), 2, 96, LAYOUT_SHARED, true),
                    2, 128, rng);
 #endif
