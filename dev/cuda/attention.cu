@@ -6,7 +6,7 @@
 //                             bitwise repeatability (and, under dev/simt, version 3 bit-identical
 //                             to version 2), on masks from the real packer and adversarial ones
 //                             (every thread order under dev/simt)
-//   ./dev/cuda/attention N    (GPU) time and TFLOP/s of version N (1 or 2) on packed rows at T = 1024,
+//   ./dev/cuda/attention N    (GPU) time and TFLOP/s of version N (1, 2 or 3) on packed rows at T = 1024,
 //                             and the fraction of 64x64 tiles skipped / full / partial
 // Builds in the precision of floatX: bf16 by default, fp32 with -DENABLE_FP32 (dev/cuda/attention_fp32).
 // Benchmark modes in full (N = 0: the launchers the trainer calls; --suite: issue 12's suite, whose
@@ -452,7 +452,7 @@ static void run_checks() {
 // ----------------------------------------------------------------------------------------------
 // Benchmark. Timing needs a GPU; the plan (masks, visible pairs, tile classes: host code in
 // dev/cuda/attention_plan.h) is computed anywhere, so --plan-only runs under the CPU emulation too.
-//   ./dev/cuda/attention N     version N (0: the launchers train_dpo calls, 1, 2) on one case:
+//   ./dev/cuda/attention N     version N (0: the launchers train_dpo calls, 1, 2, 3) on one case:
 //                              HH-like random pairs packed into 8 shared rows of T = 1024
 //   ./dev/cuda/attention N --suite [--hh PAIRS.bin] [--only all|hh|syn] [--tokens N]
 //                              [--masks DIR] [--tsv FILE] [--budget SECONDS] [--plan-only]
@@ -482,7 +482,7 @@ struct BenchOptions {
 static void bench_usage(const char* prog) {
     fprintf(stderr,
             "usage: %s                 run the checks\n"
-            "       %s N               benchmark version N (0 launchers, 1, 2) on one case (GPU)\n"
+            "       %s N               benchmark version N (0 launchers, 1, 2, 3) on one case (GPU)\n"
             "       %s N --suite [--hh PAIRS.bin] [--only all|hh|syn] [--tokens N] [--masks DIR]\n"
             "                [--tsv FILE] [--budget SECONDS] [--plan-only]\n",
             prog, prog, prog);
@@ -562,7 +562,8 @@ static void bench_forward(int version, floatX* out, float* lse, const floatX* qk
         attention_forward1(out, lse, qkv, end, B, T, NH, C, nullptr);
     } else {  // the classifier's kernel counts: the trainer's launcher runs it at each call
         attention_end_bounds(end_min, end_max, end, B, T, nullptr);
-        attention_forward2(out, lse, qkv, end, end_min, end_max, B, T, NH, C, nullptr);
+        if (version == 2) attention_forward2(out, lse, qkv, end, end_min, end_max, B, T, NH, C, nullptr);
+        else attention_forward3(out, lse, qkv, end, end_min, end_max, B, T, NH, C, nullptr);
     }
 }
 static void bench_backward(int version, floatX* dqkv, const floatX* dout, const floatX* qkv, const floatX* out,
@@ -573,7 +574,8 @@ static void bench_backward(int version, floatX* dqkv, const floatX* dout, const 
         attention_backward1(dqkv, dout, qkv, out, lse, end, B, T, NH, C, nullptr);
     } else {
         attention_end_bounds(end_min, end_max, end, B, T, nullptr);
-        attention_backward2(dqkv, dout, qkv, out, lse, end, end_min, end_max, B, T, NH, C, nullptr);
+        if (version == 2) attention_backward2(dqkv, dout, qkv, out, lse, end, end_min, end_max, B, T, NH, C, nullptr);
+        else attention_backward3(dqkv, dout, qkv, out, lse, end, end_min, end_max, B, T, NH, C, nullptr);
     }
 }
 
@@ -608,13 +610,14 @@ template <class Run> static double median_ms(Run run) {
 static void bench_time_cases(const BenchOptions& o, const std::vector<BenchCase>& cases, FILE* tsv,
                              std::chrono::steady_clock::time_point started) {
 #if defined(ENABLE_FP32)
-    if (o.version == 2) {
-        fprintf(stderr, "version 2 computes in bf16: run the bf16 build (dev/cuda/attention)\n");
+    if (o.version >= 2) {
+        fprintf(stderr, "versions 2 and 3 compute in bf16: run the bf16 build (dev/cuda/attention)\n");
         exit(1);
     }
 #endif
-    if (o.version > 2) {
-        fprintf(stderr, "versions: 0 (the launchers), 1 (simple), 2 (tensor cores, bf16, head size 64 or 128)\n");
+    if (o.version > 3) {
+        fprintf(stderr, "versions: 0 (the launchers), 1 (simple), 2 (tensor cores, bf16, head size 64 or 128), "
+                        "3 (2 with cp.async pipelining)\n");
         exit(1);
     }
     const int head_sizes[2] = {64, 128}, heads[2] = {12, 8};  // C = 768 (GPT-2 small) and 1024
