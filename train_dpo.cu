@@ -50,6 +50,8 @@
 #include "common/demo_task.h"
 #include "common/train_loop.h"
 #include "common/trainer.h"
+#include "cpu/exact_match.h"
+#include "cpu/sample.h"
 #include "cpu/sample_command.h"
 #include "data/dataloader.h"
 
@@ -537,6 +539,13 @@ struct GpuBackend {
         *m = gpu.download(gpu.adam_m);
         *v = gpu.download(gpu.adam_v);
         *begin = 0;
+    }
+    // greedy generation on the host, on the CPU (cpu/sample.h, cpu/exact_match.h)
+    double exact_match_rate(const float* w, const PairSet& set, long n) {
+        return cpu::exact_match_rate(gpu.cfg, w, set, n);
+    }
+    std::vector<int> greedy_continuation(const float* w, const std::vector<int>& prompt, int max_new_tokens, int eos) {
+        return cpu::greedy_continuation(gpu.cfg, w, prompt, max_new_tokens, eos);
     }
     // the step record's mfu (null when the GPU's peak is unknown) and peak_mem_gb; mfu on the line
     void step_extras(const std::vector<Batch>& batches, double seconds, std::string* record, std::string* line) {

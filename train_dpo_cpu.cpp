@@ -25,8 +25,10 @@
 #include "cpu/adamw.h"
 #include "cpu/data_parallel.h"
 #include "cpu/dpo.h"
+#include "cpu/exact_match.h"
 #include "cpu/gpt2.h"
 #include "cpu/mpi_comm.h"
+#include "cpu/sample.h"
 #include "cpu/sample_command.h"
 
 // This process's place in a data-parallel job (rank 0 of 1 unless started by mpirun).
@@ -91,6 +93,13 @@ struct CpuBackend {
         *m = dp.m;
         *v = dp.v;
         *begin = dp.moments_begin();
+    }
+    // greedy generation on the host (cpu/sample.h, cpu/exact_match.h)
+    double exact_match_rate(const float* w, const PairSet& set, long n) {
+        return cpu::exact_match_rate(model.cfg, w, set, n);
+    }
+    std::vector<int> greedy_continuation(const float* w, const std::vector<int>& prompt, int max_new_tokens, int eos) {
+        return cpu::greedy_continuation(model.cfg, w, prompt, max_new_tokens, eos);
     }
 };
 

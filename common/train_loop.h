@@ -65,6 +65,12 @@
 //       local (no collective): a copy of this rank's AdamW moments, the same part init_optimizer
 //       took (ZeRO-1 with world > 1: its shard, from *begin; else all n, *begin = 0). The driver
 //       saves the shards of all ranks as one sharded checkpoint (common/checkpoint.h).
+//   double exact_match_rate(const float* weights, const PairSet& set, long n)
+//   std::vector<int> greedy_continuation(const float* weights, const std::vector<int>& prompt,
+//                                        int max_new_tokens, int eos_token)
+//       greedy generation from host fp32 weights (both trainers: the CPU sampler, cpu/sample.h
+//       and cpu/exact_match.h, which need BLAS and OpenMP and so stay out of this header): the
+//       exact match of the first n pairs of set, the continuation of a prompt. Local (rank 0).
 //   optional: void step_extras(const std::vector<Batch>& batches, double seconds,
 //                              std::string* record, std::string* line)
 //       more for the step's log.jsonl record (", \"mfu\": ...") and its step line (" | mfu ...");
@@ -91,8 +97,6 @@
 #include "common/train_config.h"
 #include "common/train_log.h"
 #include "common/trainer.h"
-#include "cpu/exact_match.h"
-#include "cpu/sample.h"
 #include "data/dataloader.h"
 
 // One process: every collective is a copy or nothing (the GPU trainer, and score in both).
@@ -345,14 +349,14 @@ int train_loop(TrainConfig tc, bool demo, Comm& comm, Backend& model) {
     JsonlLog log;  // rank 0's
     if (comm.rank == 0 && !log.open(tc.out_dir + "/log.jsonl", start_step > 0, start_step, &err)) fatal(err);
     // greedy exact match on the first n_exact validation prompts (default: all, for the sort task),
-    // on the CPU (cpu/exact_match.h) from the fp32 weights
+    // on the CPU from the fp32 weights
     const long n_exact = !has_val ? 0 : tc.exact_match >= 0 ? tc.exact_match : is_synthetic_sort_task(val) ? (long)val.size() : 0;
     auto run_eval = [&](long step) {
         if (!has_val) return;
         double t0 = now_seconds();
         PairMetrics m = evaluate_logps(set_logps(comm, model, val, pass, "eval"), ref_val, tc.loss);
         const float* w = n_exact > 0 ? model.host_weights() : nullptr;
-        const double exact = n_exact > 0 && comm.rank == 0 ? cpu::exact_match_rate(cfg, w, val, n_exact) : 0.0;
+        const double exact = n_exact > 0 && comm.rank == 0 ? model.exact_match_rate(w, val, n_exact) : 0.0;
         printf("eval  step %5ld | loss %.4f | rewards/accuracies %.3f | rewards/margins %.4f%s | %.1fs\n",
                step, m.mean(m.loss), m.accuracy(), m.margin(),
                n_exact > 0 ? (" | exact_match " + std::to_string(exact).substr(0, 5)).c_str() : "", now_seconds() - t0);
@@ -385,15 +389,11 @@ int train_loop(TrainConfig tc, bool demo, Comm& comm, Backend& model) {
         const float* w = model.host_weights();
         if (comm.rank > 0) return;
         const PairSet& src = has_val ? val : train;
-        cpu::SampleSettings ss;
-        ss.greedy = true;
-        ss.max_new_tokens = tc.sample_tokens;
-        ss.eos_token = src.pairs[0].C > 0 ? src.chosen(0)[src.pairs[0].C - 1] : -1;  // the responses' end token
-        cpu::Sampler sampler(cfg, w, ss);
+        const int eos = src.pairs[0].C > 0 ? src.chosen(0)[src.pairs[0].C - 1] : -1;  // the responses' end token
         for (int i = 0; i < tc.sample_prompts && i < (int)src.size(); i++) {
             std::vector<int> prompt(src.prompt(i), src.prompt(i) + src.pairs[i].P);
-            cpu::SampleResult r = sampler.generate(prompt);
-            printf("sample step %ld | %s -> %s\n", step, printer.show(prompt).c_str(), printer.show(r.tokens).c_str());
+            std::vector<int> text = model.greedy_continuation(w, prompt, tc.sample_tokens, eos);
+            printf("sample step %ld | %s -> %s\n", step, printer.show(prompt).c_str(), printer.show(text).c_str());
         }
     };
     if (start_step == 0) run_eval(0);
