@@ -456,8 +456,7 @@ static void run_ranks(NcclComm& comm, const char* name, Layout layout, bool pack
     // after the steps: everything gathered on every rank
     const std::vector<float> p1 = single.download(single.master), m1 = single.download(single.adam_m);
     const std::vector<float> pz = mz.weights(), pa = ma.weights();
-    std::vector<float> mzm, mzv;
-    mz.moments(&mzm, &mzv);
+    const std::vector<float> mzm = mz.dp->gather(mz.adam_m);  // every rank's shard
     double mbig = 0;
     for (float x : m1) mbig = std::max(mbig, std::fabs((double)x));
     size_t compared = 0;

@@ -51,6 +51,18 @@ $GPU --steps 3 --resume $flags --out "$tmp/c2g" --ref-cache "$tmp/cpu/ref_logps"
 step_values "$tmp/c2g/log.jsonl" >"$tmp/v3"
 ok=1; [ "$(wc -l <"$tmp/v3")" = 3 ] && close "$tmp/v3" "$tmp/vc" && ok=0
 report $ok cpu_checkpoint_resumes_on_gpu_trainer "$(paste "$tmp/v3" "$tmp/vc" | tr '\n' ';') $(tail -c 200 "$tmp/c2g.txt")"
+# ... and so does a sharded one (2 CPU ranks under ZeRO-1: common/checkpoint.h's manifest and
+# shards; the one GPU process reads every shard)
+if command -v mpirun >/dev/null; then
+    mpirun --allow-run-as-root --oversubscribe -np 2 $CPU --steps 3 --stop-after 2 $flags --threads 1 --out "$tmp/s2g" \
+        --ref-cache "$tmp/cpu/ref_logps" >/dev/null 2>&1
+    $GPU --steps 3 --resume $flags --out "$tmp/s2g" --ref-cache "$tmp/cpu/ref_logps" >"$tmp/s2g.txt" 2>&1
+    step_values "$tmp/s2g/log.jsonl" >"$tmp/v5"
+    ok=1; [ "$(head -c 8 "$tmp/s2g/checkpoint.bin")" = DPOCKPT1 ] && [ "$(wc -l <"$tmp/v5")" = 3 ] && close "$tmp/v5" "$tmp/vc" && ok=0
+    report $ok sharded_cpu_checkpoint_resumes_on_gpu_trainer "$(paste "$tmp/v5" "$tmp/vc" | tr '\n' ';') $(tail -c 200 "$tmp/s2g.txt")"
+else
+    echo "SKIP sharded_cpu_checkpoint_resumes_on_gpu_trainer: mpirun is not installed (make deps)"
+fi
 mkdir -p "$tmp/g2c" && cp "$tmp/cpu/ref_logps_train.bin" "$tmp/g2c/"
 $GPU --steps 3 --stop-after 2 $flags --out "$tmp/g2c" >/dev/null 2>&1
 $CPU --steps 3 --resume $flags --threads 2 --out "$tmp/g2c" >"$tmp/g2c.txt" 2>&1

@@ -52,6 +52,8 @@
 #include "common/launch.h"
 #include "common/train_loop.h"
 #include "common/trainer.h"
+#include "cpu/exact_match.h"
+#include "cpu/sample.h"
 #include "cpu/sample_command.h"
 #include "data/dataloader.h"
 
@@ -471,8 +473,13 @@ struct GPT2GPU {
 
     // All num_params fp32 master weights (every rank gets them; a collective).
     std::vector<float> weights() { return dp->gather(master); }
-    // All num_params AdamW moments (a collective).
-    void moments(std::vector<float>* m, std::vector<float>* v) { *m = dp->gather(adam_m); *v = dp->gather(adam_v); }
+    // This rank's AdamW moments [own_lo, own_hi) on the host (no collective).
+    void own_moments(std::vector<float>* m, std::vector<float>* v) {
+        m->resize(own_hi - own_lo);
+        v->resize(own_hi - own_lo);
+        CUDA_CHECK(cudaMemcpy(m->data(), adam_m, m->size() * sizeof(float), cudaMemcpyDeviceToHost));
+        CUDA_CHECK(cudaMemcpy(v->data(), adam_v, v->size() * sizeof(float), cudaMemcpyDeviceToHost));
+    }
 
     // A device buffer of num_params fp32 values to the host (gradients).
     std::vector<float> download(const float* p) {
@@ -566,7 +573,7 @@ struct GpuBackend {
     }
     void init_optimizer(const TrainConfig& tc, std::vector<float>* m, std::vector<float>* v) {
         if (tc.zero != zero1) fatal("--zero changed after the optimizer state was sized");
-        gpu.load_moments(*m, *v);  // all n (any world size's checkpoint) or none: this rank's range
+        gpu.load_moments(*m, *v);  // this rank's ZeRO-1 shard or all n (as load_checkpoint gives them), or none
         std::vector<float>().swap(*m);
         std::vector<float>().swap(*v);
     }
@@ -590,7 +597,18 @@ struct GpuBackend {
         host = gpu.weights();
         return host.data();
     }
-    void moments(std::vector<float>* m, std::vector<float>* v) { gpu.moments(m, v); }
+    // this rank's moments, no collective: its ZeRO-1 shard from *begin, or all n from 0
+    void moments(std::vector<float>* m, std::vector<float>* v, size_t* begin) {
+        gpu.own_moments(m, v);
+        *begin = gpu.own_lo;
+    }
+    // greedy generation on the host, on the CPU (cpu/sample.h, cpu/exact_match.h)
+    double exact_match_rate(const float* w, const PairSet& set, long n) {
+        return cpu::exact_match_rate(gpu.cfg, w, set, n);
+    }
+    std::vector<int> greedy_continuation(const float* w, const std::vector<int>& prompt, int max_new_tokens, int eos) {
+        return cpu::greedy_continuation(gpu.cfg, w, prompt, max_new_tokens, eos);
+    }
     // the step record's mfu (null when the GPU's peak is unknown) and peak_mem_gb; mfu on the line
     // (several ranks: rank 0's micro-batches on rank 0's GPU)
     void step_extras(const std::vector<Batch>& batches, double seconds, std::string* record, std::string* line) {

@@ -25,8 +25,10 @@
 #include "cpu/adamw.h"
 #include "cpu/data_parallel.h"
 #include "cpu/dpo.h"
+#include "cpu/exact_match.h"
 #include "cpu/gpt2.h"
 #include "cpu/mpi_comm.h"
+#include "cpu/sample.h"
 #include "cpu/sample_command.h"
 
 // This process's place in a data-parallel job (rank 0 of 1 unless started by mpirun).
@@ -62,7 +64,6 @@ struct CpuBackend {
         std::vector<float>().swap(*weights);
     }
     void init_optimizer(const TrainConfig& tc, std::vector<float>* m, std::vector<float>* v) {
-        if (m->empty()) { m->assign(model.params.size(), 0.0f); v->assign(model.params.size(), 0.0f); }
         std::string err;
         if (!dp.init(comm, model.cfg, tc.zero, m, v, &err)) fatal(err);
     }
@@ -88,7 +89,18 @@ struct CpuBackend {
         dp.update(model.params.data(), model.grads, clip, adamw, t);  // and the ZeRO-1 all-gather
     }
     const float* host_weights() { return model.params.data(); }  // every rank has all of them
-    void moments(std::vector<float>* m, std::vector<float>* v) { dp.gather_moments(m, v); }
+    void moments(std::vector<float>* m, std::vector<float>* v, size_t* begin) {
+        *m = dp.m;
+        *v = dp.v;
+        *begin = dp.moments_begin();
+    }
+    // greedy generation on the host (cpu/sample.h, cpu/exact_match.h)
+    double exact_match_rate(const float* w, const PairSet& set, long n) {
+        return cpu::exact_match_rate(model.cfg, w, set, n);
+    }
+    std::vector<int> greedy_continuation(const float* w, const std::vector<int>& prompt, int max_new_tokens, int eos) {
+        return cpu::greedy_continuation(model.cfg, w, prompt, max_new_tokens, eos);
+    }
 };
 
 int main(int argc, char** argv) {

@@ -53,7 +53,10 @@ TEST_BINS += cpu/test_cpu_layers
 cpu/test_cpu_layers: cpu/test_cpu_layers.cpp $(MODEL_HEADERS) cpu/adamw.h kernels/adamw_math.h dev/test_util.h
 	$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS_LIBS) $(LDLIBS)
 
-TEST_BINS += common/test_atomic_file
+TEST_BINS += common/test_atomic_file common/test_checkpoint
+common/test_checkpoint: common/test_checkpoint.cpp common/checkpoint.h common/atomic_file.h common/distributed.h \
+                        common/hash.h common/model_config.h dev/test_util.h
+	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)
 common/test_atomic_file: common/test_atomic_file.cpp common/atomic_file.h dev/test_util.h
 	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)
 

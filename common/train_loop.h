@@ -34,9 +34,10 @@
 //       the model of cfg with these n fp32 weights (taken over: *weights may be emptied) for
 //       micro-batches of at most B x T; a clear error when it does not fit (GPU memory).
 //   void init_optimizer(const TrainConfig& tc, std::vector<float>* m, std::vector<float>* v)
-//       training only, after setup: the AdamW moments, n each (empty: zeros), from a checkpoint
-//       written by any world size; taken over (a rank may keep only its shard); tc.zero picks
-//       ZeRO-1 or the plain all-reduce.
+//       training only, after setup: this rank's AdamW moments (empty: zeros), as load_checkpoint
+//       returns them from a checkpoint of any world size: with tc.zero and world > 1 the rank's
+//       ZeRO-1 shard [ZeroShards(n, world).begin(rank), .end(rank)), else all n; taken over.
+//       tc.zero picks ZeRO-1 or the plain all-reduce.
 //   std::vector<PairLogps> batch_logps(const Batch& b)
 //       forward only: the per-slot log-prob sums of micro-batch b (b.n_slots() entries, summed in
 //       double in token order). Local to the rank.
@@ -60,8 +61,16 @@
 //   const float* host_weights()
 //       collective: the n fp32 weights on the host, valid on rank 0 at least, until the next
 //       update or host_weights call.
-//   void moments(std::vector<float>* m, std::vector<float>* v)
-//       collective: all n AdamW moments on rank 0 (other ranks: anything, unused).
+//   void moments(std::vector<float>* m, std::vector<float>* v, size_t* begin)
+//       local (no collective): a copy of this rank's AdamW moments, the same part init_optimizer
+//       took (ZeRO-1 with world > 1: its shard, from *begin; else all n, *begin = 0). The driver
+//       saves the shards of all ranks as one sharded checkpoint (common/checkpoint.h).
+//   double exact_match_rate(const float* weights, const PairSet& set, long n)
+//   std::vector<int> greedy_continuation(const float* weights, const std::vector<int>& prompt,
+//                                        int max_new_tokens, int eos_token)
+//       greedy generation from host fp32 weights (both trainers: the CPU sampler, cpu/sample.h
+//       and cpu/exact_match.h, which need BLAS and OpenMP and so stay out of this header): the
+//       exact match of the first n pairs of set, the continuation of a prompt. Local (rank 0).
 //   optional: void step_extras(const std::vector<Batch>& batches, double seconds,
 //                              std::string* record, std::string* line)
 //       more for the step's log.jsonl record (", \"mfu\": ...") and its step line (" | mfu ...");
@@ -88,8 +97,6 @@
 #include "common/train_config.h"
 #include "common/train_log.h"
 #include "common/trainer.h"
-#include "cpu/exact_match.h"
-#include "cpu/sample.h"
 #include "data/dataloader.h"
 
 // One process: every collective is a copy or nothing (the GPU trainer, and score in both).
@@ -275,19 +282,26 @@ int train_loop(TrainConfig tc, bool demo, Comm& comm, Backend& model) {
     long start_step = 0;
     uint64_t ref_hash = 0;
     const std::string ckpt_path = tc.out_dir + "/checkpoint.bin";
+    const bool sharded = tc.zero && comm.world > 1;  // ZeRO-1: each rank keeps a shard of the moments
     if (!tc.resume.empty()) {
         std::string path = tc.resume == "auto" ? ckpt_path : tc.resume;
+        // the moments this rank keeps: its ZeRO-1 shard with several ranks, else all, whatever
+        // world size wrote the checkpoint (a sharded one is re-cut when the world size changed)
         CheckpointState s;
-        if (!load_checkpoint(path, &s, &err)) fatal(err + " (cannot resume)");
+        if (!load_checkpoint(path, &s, &err, sharded ? comm.rank : 0, sharded ? comm.world : 1))
+            fatal(err + " (cannot resume)");
         if (s.train_data_hash != train.content_hash)
             fatal(path + ": this checkpoint was trained on other data than " + tc.train_file +
                   "; resume with the same --train, or start a new run");
-        if (s.m.empty()) fatal(path + ": has no optimizer state; it can be a --model, not resumed");
+        if (!s.has_moments) fatal(path + ": has no optimizer state; it can be a --model, not resumed");
         cfg = s.cfg;
         weights = std::move(s.params); adam_m = std::move(s.m); adam_v = std::move(s.v);
         start_step = s.step; ref_hash = s.ref_model_hash;
         tc.seed = s.seed;
-        printf("resuming from %s at step %ld\n", path.c_str(), start_step);
+        const bool resharded = s.shard_world > 0 && sharded && s.shard_world != comm.world;
+        printf("resuming from %s at step %ld%s\n", path.c_str(), start_step,
+               resharded ? (" (saved by " + std::to_string(s.shard_world) + " ranks, resharded for " +
+                            std::to_string(comm.world) + ")").c_str() : "");
     } else {
         load_model_params(tc.model, convert_only ? 50257 : train.vocab_size, tc.seed, &cfg, &weights);
         ref_hash = model_hash(cfg, weights.data(), weights.size());
@@ -335,14 +349,14 @@ int train_loop(TrainConfig tc, bool demo, Comm& comm, Backend& model) {
     JsonlLog log;  // rank 0's
     if (comm.rank == 0 && !log.open(tc.out_dir + "/log.jsonl", start_step > 0, start_step, &err)) fatal(err);
     // greedy exact match on the first n_exact validation prompts (default: all, for the sort task),
-    // on the CPU (cpu/exact_match.h) from the fp32 weights
+    // on the CPU from the fp32 weights
     const long n_exact = !has_val ? 0 : tc.exact_match >= 0 ? tc.exact_match : is_synthetic_sort_task(val) ? (long)val.size() : 0;
     auto run_eval = [&](long step) {
         if (!has_val) return;
         double t0 = now_seconds();
         PairMetrics m = evaluate_logps(set_logps(comm, model, val, pass, "eval"), ref_val, tc.loss);
         const float* w = n_exact > 0 ? model.host_weights() : nullptr;
-        const double exact = n_exact > 0 && comm.rank == 0 ? cpu::exact_match_rate(cfg, w, val, n_exact) : 0.0;
+        const double exact = n_exact > 0 && comm.rank == 0 ? model.exact_match_rate(w, val, n_exact) : 0.0;
         printf("eval  step %5ld | loss %.4f | rewards/accuracies %.3f | rewards/margins %.4f%s | %.1fs\n",
                step, m.mean(m.loss), m.accuracy(), m.margin(),
                n_exact > 0 ? (" | exact_match " + std::to_string(exact).substr(0, 5)).c_str() : "", now_seconds() - t0);
@@ -354,11 +368,17 @@ int train_loop(TrainConfig tc, bool demo, Comm& comm, Backend& model) {
         CheckpointState s;
         s.cfg = cfg; s.step = step; s.seed = tc.seed; s.ref_model_hash = ref_hash;
         s.train_data_hash = train.content_hash;
-        model.moments(&s.m, &s.v);  // every rank's shard, on rank 0: one file whatever the world size
         const float* w = model.host_weights();
-        if (comm.rank > 0) return;
-        s.params.assign(w, w + num_parameters(cfg));
-        if (!save_checkpoint(ckpt_path, s, &err)) fatal(err);
+        if (comm.rank == 0) s.params.assign(w, w + num_parameters(cfg));  // only rank 0 writes the weights
+        bool ok = true;
+        if (sharded) {  // every rank its shard, rank 0 the weights, then the manifest (common/checkpoint.h)
+            model.moments(&s.m, &s.v, &s.moments_begin);
+            ok = save_checkpoint_sharded(comm, ckpt_path, s, &err);
+        } else if (comm.rank == 0) {  // every rank holds all the moments: rank 0 writes one file
+            model.moments(&s.m, &s.v, &s.moments_begin);
+            ok = save_checkpoint(ckpt_path, s, &err);
+        }
+        if (!ok) fatal(err);
         saved_checkpoint = true;
     };
     // a few validation prompts, continued greedily every --sample-every steps (on the CPU, from
@@ -369,15 +389,11 @@ int train_loop(TrainConfig tc, bool demo, Comm& comm, Backend& model) {
         const float* w = model.host_weights();
         if (comm.rank > 0) return;
         const PairSet& src = has_val ? val : train;
-        cpu::SampleSettings ss;
-        ss.greedy = true;
-        ss.max_new_tokens = tc.sample_tokens;
-        ss.eos_token = src.pairs[0].C > 0 ? src.chosen(0)[src.pairs[0].C - 1] : -1;  // the responses' end token
-        cpu::Sampler sampler(cfg, w, ss);
+        const int eos = src.pairs[0].C > 0 ? src.chosen(0)[src.pairs[0].C - 1] : -1;  // the responses' end token
         for (int i = 0; i < tc.sample_prompts && i < (int)src.size(); i++) {
             std::vector<int> prompt(src.prompt(i), src.prompt(i) + src.pairs[i].P);
-            cpu::SampleResult r = sampler.generate(prompt);
-            printf("sample step %ld | %s -> %s\n", step, printer.show(prompt).c_str(), printer.show(r.tokens).c_str());
+            std::vector<int> text = model.greedy_continuation(w, prompt, tc.sample_tokens, eos);
+            printf("sample step %ld | %s -> %s\n", step, printer.show(prompt).c_str(), printer.show(text).c_str());
         }
     };
     if (start_step == 0) run_eval(0);

@@ -54,7 +54,7 @@ static inline void load_model_params(const std::string& spec, int data_vocab, ui
     std::string err;
     if (is_checkpoint_file(spec)) {
         CheckpointState s;
-        if (!load_checkpoint(spec, &s, &err)) fatal(err);
+        if (!load_checkpoint(spec, &s, &err, 0, 0)) fatal(err);  // the weights only (parts 0)
         *cfg = s.cfg;
         *params = std::move(s.params);
         printf("model: checkpoint %s (step %ld)\n", spec.c_str(), s.step);

@@ -47,31 +47,36 @@ struct DataParallel {
     std::vector<double> partials;   // [world][StepPartial::SIZE]: every rank's numbers of the last step
     int bad_rank = -1;              // first rank whose loss or gradient was not finite, or -1
 
-    // full_m, full_v: all n moments (zeros, or from a checkpoint, whatever world size wrote it);
-    // they are taken over and cut to this rank's shard under ZeRO-1. Returns false with *err when
-    // the model is too large for MPI's int counts.
-    bool init(MpiComm* c, const ModelConfig& config, bool zero1, std::vector<float>* full_m,
-              std::vector<float>* full_v, std::string* err) {
+    // m_in, v_in: this rank's AdamW moments as common/checkpoint.h's load_checkpoint returns them
+    // for this run (ZeRO-1 with several ranks: the shard ZeroShards(n, world) of this rank, else
+    // all n), or empty for zeros; taken over. Returns false with *err when they do not fit, or the
+    // model is too large for MPI's int counts.
+    bool init(MpiComm* c, const ModelConfig& config, bool zero1, std::vector<float>* m_in,
+              std::vector<float>* v_in, std::string* err) {
         comm = c; cfg = config; zero = zero1;
-        const size_t n = full_m->size();
+        const size_t n = num_parameters(cfg);
         if (comm->world > 1 && n >= (size_t)INT_MAX) {
             *err = std::to_string(n) + " parameters: over MPI the flat buffers must stay below 2^31 elements";
             return false;
         }
         shards = ZeroShards(n, comm->world);
-        if (zero && comm->world > 1) {
-            const size_t lo = shards.begin(comm->rank), hi = shards.end(comm->rank);
-            m.assign(full_m->begin() + lo, full_m->begin() + hi);
-            v.assign(full_v->begin() + lo, full_v->begin() + hi);
-            std::vector<float>().swap(*full_m);
-            std::vector<float>().swap(*full_v);
-        } else {
-            m.swap(*full_m);
-            v.swap(*full_v);
+        const size_t count = sharded() ? shards.count(comm->rank) : n;
+        if (m_in->empty()) { m_in->assign(count, 0.0f); v_in->assign(count, 0.0f); }
+        if (m_in->size() != count || v_in->size() != count) {
+            *err = "rank " + std::to_string(comm->rank) + " was given " + std::to_string(m_in->size()) +
+                   " AdamW moments, it keeps " + std::to_string(count);
+            return false;
         }
+        m.swap(*m_in);
+        v.swap(*v_in);
         if (comm->world > 1) grad_shard.resize(shards.count(comm->rank));
         return true;
     }
+
+    // ZeRO-1 over several ranks: each rank keeps only its shard of the moments.
+    bool sharded() const { return zero && comm->world > 1; }
+    // The first parameter whose moments m[0], v[0] are.
+    size_t moments_begin() const { return sharded() ? shards.begin(comm->rank) : 0; }
 
     // After the backward: sums the ranks' gradients (ZeRO-1: this rank's shard into grad_shard;
     // else all of grads, in place) and the ranks' StepPartials (every rank gets the same sums).
@@ -101,26 +106,13 @@ struct DataParallel {
     // AdamW step t on the parameters this rank updates, then (ZeRO-1) the all-gather of the
     // parameters. grads: the buffer reduce() summed.
     void update(float* params, const std::vector<float>& grads, float grad_scale, const AdamWSettings& s, long t) {
-        if (zero && comm->world > 1) {
+        if (sharded()) {
             const size_t lo = shards.begin(comm->rank), hi = shards.end(comm->rank);
             adamw_update_range(cfg, params, m.data(), v.data(), grad_shard.data(), lo, hi, grad_scale, s, t);
             comm->all_gather_shards(params, shards);
         } else {
             adamw_update_range(cfg, params, m.data(), v.data(), grads.data(), 0, shards.n, grad_scale, s, t);
         }
-    }
-
-    // All n moments on rank 0 (a collective: every rank calls it); other ranks get empty vectors.
-    void gather_moments(std::vector<float>* m_full, std::vector<float>* v_full) const {
-        m_full->clear();
-        v_full->clear();
-        if (!(zero && comm->world > 1)) {
-            if (comm->rank == 0) { *m_full = m; *v_full = v; }
-            return;
-        }
-        if (comm->rank == 0) { m_full->resize(shards.n); v_full->resize(shards.n); }
-        comm->gather_shards(m.data(), shards, m_full->data());
-        comm->gather_shards(v.data(), shards, v_full->data());
     }
 };
 

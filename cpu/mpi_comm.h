@@ -123,18 +123,6 @@ struct MpiComm {
                        MPI_COMM_WORLD);
     }
 
-    // Every rank's shard[0, count(r)) into full[begin(r), end(r)) on rank 0 only.
-    void gather_shards(const float* shard, const ZeroShards& s, float* full_on_rank0) const {
-        if (!active) { std::copy(shard, shard + s.count(0), full_on_rank0); return; }
-        std::vector<int> counts(world), displs(world);
-        for (int r = 0; r < world; r++) {
-            counts[r] = (int)s.count(r);
-            displs[r] = (int)s.begin(r);
-        }
-        MPI_Gatherv(shard, counts[rank], MPI_FLOAT, full_on_rank0, counts.data(), displs.data(), MPI_FLOAT,
-                    0, MPI_COMM_WORLD);
-    }
-
   private:
     static constexpr size_t BROADCAST_CHUNK = (size_t)1 << 30;  // bytes per MPI_Bcast (counts are int)
     std::vector<float> pieces;  // [world][count(rank)]: every rank's piece of this rank's shard

@@ -212,4 +212,15 @@ struct Sampler {
     }
 };
 
+// The greedy continuation of prompt: at most max_new_tokens, ending after eos_token (-1: none).
+inline std::vector<int> greedy_continuation(const ModelConfig& cfg, const float* params, const std::vector<int>& prompt,
+                                            int max_new_tokens, int eos_token) {
+    SampleSettings ss;
+    ss.greedy = true;
+    ss.max_new_tokens = max_new_tokens;
+    ss.eos_token = eos_token;
+    Sampler sampler(cfg, params, ss);
+    return sampler.generate(prompt).tokens;
+}
+
 }  // namespace cpu

@@ -365,7 +365,7 @@ static void test_layouts() {
             CheckCounts counts;
             for (int trial = 0; trial < 100; trial++) {
                 int T = rand_int(24, 96), B = rand_int(layout == LAYOUT_BASELINE && !packing ? 2 : 1, 6);
-                int maxP = rand_int(1, T / 3), maxResp = rand_int(1, T / 3);
+                int maxP = rand_int(1, (T - 1) / 3), maxResp = rand_int(1, (T - 1) / 3);  // shared: P + C + 1 + R <= T
                 if (layout == LAYOUT_BASELINE && B == 1) maxP = maxResp = std::max(1, T / 4);  // both units share the row
                 PairSet set = random_set(rand_int(20, 60), maxP, maxResp);
                 int world = rand_int(1, 3);

@@ -17,3 +17,10 @@ TEST_BINS += dev/test_plot.sh
 .PHONY: compare
 compare: train_dpo_cpu data/prepare_dpo
 	./dev/compare_layouts.sh
+
+# The dataloader's micro-batches as text (dev/bench_torch_dpo.py --self-test compares its Python
+# packer with them; dev/test_bench.sh).
+ALL_BINS += dev/dump_batches
+dev/dump_batches: dev/dump_batches.cpp data/dataloader.h data/batch.h data/pairfile.h data/pairs.h common/flags.h
+	$(CXX) $(CXXFLAGS) -o $@ $< $(LDLIBS)
+TEST_BINS += dev/test_bench.sh

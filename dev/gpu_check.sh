@@ -4,16 +4,21 @@
 #   2. builds natively with nvcc (in parallel) every kernel layer program dev/cuda/<layer>.cu, the
 #      emulator tests dev/simt/test_*.cu and the probes dev/cuda/probes/probe_*.cu;
 #   3. runs each of those tests on the GPU (they check the hardware against the same CPU references
-#      that the CPU execution layer is tested against), and, if compute-sanitizer is there, runs each
-#      under its racecheck tool (shared-memory races, which the CPU layer's orderings can hide);
-#      then each layer program's benchmark mode, `dev/cuda/<layer> N` for N = 1, 2, ... while the
-#      program accepts N (times and GB/s or TFLOP/s go in the report, not judged);
+#      that the CPU execution layer is tested against); then each layer program's benchmark mode,
+#      `dev/cuda/<layer> N` for N = 1, 2, ... while the program accepts N (times and GB/s or
+#      TFLOP/s go in the report, not judged);
 #   4. runs each instruction probe on the GPU and compares its output with the same probe run on the
 #      CPU emulation (build/probes-cpu/*.txt: made here by `make probe-outputs` if this machine can
 #      build the CPU layer, or made elsewhere and copied in), with dev/cuda/probes/probe_compare;
 #   4b. builds the GPU trainer (train_dpo, and test_dpo in bf16 and fp32) with nvcc (also without a
 #      GPU), runs test_dpo, the default ./train_dpo (the synthetic task) and a repeat of its first 20
 #      steps (bit-identical losses);
+#   4c. compute-sanitizer memcheck and racecheck on one small training step of train_dpo;
+#   4d. issue 12's attention benchmark, ours against FlexAttention and SDPA (dev/cuda/attention_bench.sh);
+#   4e. dev/bench_train.sh: the training benchmark (d12/d24/d48, ours against PyTorch);
+#      the two benchmarks get what is left of the budget (GPU_CHECK_BUDGET): the attention one at
+#      most 90 s, the training one the rest but 20 s for the report; either is skipped, and the
+#      report says so, when less than 30 s is left for it;
 #   5. writes a markdown report dev/reports/gpu_check-<UTC date and time>.md and prints its path.
 # Without a GPU it says so, compiles everything for sm_80 and sm_90, and exits 0 (1 if a build fails).
 # Exit status with a GPU: 0 if every build, test, sanitizer run and exact probe passed, else 1.
@@ -24,7 +29,8 @@
 # to a table of the report and setting all_ok=0 on failure.
 # Environment: NVCC (nvcc to use), NVCC_LIBS (extra link flags, e.g. -lcublas), GPU_CHECK_JOBS
 # (parallel builds), GPU_CHECK_TIMEOUT (seconds per test run, default 120), GPU_CHECK_SANITIZE=0
-# (skip compute-sanitizer).
+# (skip compute-sanitizer), GPU_CHECK_BUDGET (seconds for the whole check, default 480: the issue's
+# 8 minutes on an H200; the benchmarks shrink to fit it).
 set -u
 cd "$(dirname "$0")/.."
 NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
@@ -32,6 +38,7 @@ NVCC_LIBS=${NVCC_LIBS:--lcublasLt -lcublas}   # kernels/matmul.cuh calls cuBLASL
 JOBS=${GPU_CHECK_JOBS:-$(nproc)}
 TIMEOUT=${GPU_CHECK_TIMEOUT:-120}
 SANITIZE=${GPU_CHECK_SANITIZE:-1}
+BUDGET=${GPU_CHECK_BUDGET:-480}
 OUT=build/gpu
 mkdir -p "$OUT"
 # a GPU machine without apt: the -dev packages fetched elsewhere by dev/gpu_deps.sh download
@@ -39,6 +46,7 @@ if [ -d build/gpu-deps/debs ]; then
   eval "$(dev/gpu_deps.sh unpack)" || echo "gpu_check: dev/gpu_deps.sh unpack failed; builds that need JSON, zlib or cblas.h will fail"
 fi
 started=$(date +%s)
+seconds_left() { echo $(( BUDGET - ($(date +%s) - started) )); }
 
 if [ ! -x "$NVCC" ]; then
   echo "gpu_check: nvcc not found (set NVCC=/path/to/nvcc)"; exit 1
@@ -102,13 +110,13 @@ done
 
 # the GPU trainer and its test (test_dpo.cu includes train_dpo.cu, and the CPU reference cpu/*.h:
 # OpenMP for it); headers cblas.h and nlohmann-json, no BLAS library; test_dpo also all-fp32
-build_trainer() {  # name source extra-flags
+build_trainer() {  # name source extra-flags [extra-libraries]
   if $NVCC -O3 -std=c++17 -I. -I/usr/include/x86_64-linux-gnu/openblas-openmp $ARCH_FLAGS $3 "$2" -o "$OUT/$1" \
-       -lcublasLt -lcublas > "$OUT/$1.build.log" 2>&1
+       -lcublasLt -lcublas ${4:-} > "$OUT/$1.build.log" 2>&1
   then echo ok > "$OUT/$1.build"; else echo failed > "$OUT/$1.build"; fi
 }
 echo "gpu_check: building train_dpo, test_dpo, test_dpo_fp32"
-build_trainer train_dpo train_dpo.cu "" &
+build_trainer train_dpo train_dpo.cu "$([ -n "$NCCL_FLAGS" ] && echo -DUSE_NCCL=1)" "$NCCL_FLAGS" &  # NCCL where found
 build_trainer test_dpo test_dpo.cu "-Xcompiler -fopenmp -lgomp" &
 build_trainer test_dpo_fp32 test_dpo.cu "-DENABLE_FP32 -Xcompiler -fopenmp -lgomp" &
 wait
@@ -144,27 +152,6 @@ for src in $tests; do
   test_table+="| $name | $verdict | $p | $f | $s | $ms ms |"$'\n'
   echo "gpu_check: $name: $verdict ($p passed, $f failed, $s skipped)"
 done
-
-sanitizer_table=""
-if [ "$SANITIZE" = 1 ] && command -v compute-sanitizer > /dev/null 2>&1; then
-  for src in $tests; do
-    name=$(basename "$src" .cu)
-    [ "$(cat "$OUT/$name.build")" = ok ] || continue
-    timeout "$TIMEOUT" compute-sanitizer --tool racecheck --error-exitcode 99 \
-      "./$OUT/$name" > "$OUT/$name.racecheck.log" 2>&1
-    rc=$?
-    case $rc in
-      0) verdict=ok ;;
-      124) verdict="timed out after $TIMEOUT s" ;;
-      *) verdict="FAILED (exit $rc)"; all_ok=0
-         failures+="#### racecheck $name"$'\n\n```\n'"$(grep -v '^PASS' "$OUT/$name.racecheck.log" | tail -30)"$'\n```\n\n' ;;
-    esac
-    sanitizer_table+="| $name | racecheck | $verdict |"$'\n'
-    echo "gpu_check: racecheck $name: $verdict"
-  done
-else
-  sanitizer_table="| (all) | racecheck | not run: compute-sanitizer not found or GPU_CHECK_SANITIZE=0 |"$'\n'
-fi
 
 bench_text=""
 for src in $layers; do
@@ -246,8 +233,67 @@ else
   trainer_table+="| ./train_dpo | not built | |"$'\n'
 fi
 
-# ---- 4c. several GPUs over NCCL (dev/gpu_check_zero.sh, at most 150 s): its own markdown section
-timeout 170 dev/gpu_check_zero.sh "$OUT/zero.md" || all_ok=0
+# ---- 4c. compute-sanitizer on one small training step (every kernel the trainer runs, on the
+# smallest bundled data): memcheck (out-of-bounds and misaligned accesses) and racecheck (shared
+# memory races, which the CPU layer's thread orderings can hide)
+sanitizer_table=""
+if [ "$SANITIZE" = 1 ] && command -v compute-sanitizer > /dev/null 2>&1 && [ "$(cat "$OUT/train_dpo.build")" = ok ]; then
+  for tool in memcheck racecheck; do
+    rm -rf "$OUT/sanitize_$tool"
+    timeout "$TIMEOUT" compute-sanitizer --tool $tool --error-exitcode 99 "./$OUT/train_dpo" --out "$OUT/sanitize_$tool" \
+      --train data/synthetic/sort_val.bin --val none --steps 1 --sample-every 0 --quiet > "$OUT/sanitize_$tool.log" 2>&1
+    rc=$?
+    case $rc in
+      0) verdict=ok ;;
+      124) verdict="timed out after $TIMEOUT s" ;;
+      *) verdict="FAILED (exit $rc)"; all_ok=0
+         failures+="#### $tool, one training step"$'\n\n```\n'"$(tail -30 "$OUT/sanitize_$tool.log")"$'\n```\n\n' ;;
+    esac
+    sanitizer_table+="| train_dpo, one step of the sort task | $tool | $verdict |"$'\n'
+    echo "gpu_check: $tool on one training step: $verdict"
+  done
+else
+  sanitizer_table="| train_dpo, one step | memcheck, racecheck | not run: compute-sanitizer not found, train_dpo not built or GPU_CHECK_SANITIZE=0 |"$'\n'
+fi
+
+# ---- several GPUs over NCCL (dev/gpu_check_zero.sh: train_dpo through NCCL with 1 rank, 2 ranks
+# where there are 2 GPUs, a killed rank), at most 120 s of the budget; its own markdown section
+zero_budget=$(( $(seconds_left) - 20 - 60 - 30 ))   # kept: the report, the training and attention benchmarks
+[ $zero_budget -gt 120 ] && zero_budget=120
+if [ $zero_budget -ge 45 ]; then
+  ZERO_CHECK_BUDGET=$zero_budget \
+  TRAIN_DPO_NCCL_BIN=$([ -n "$NCCL_FLAGS" ] && [ "$(cat "$OUT/train_dpo.build")" = ok ] && echo "$OUT/train_dpo") \
+    timeout $(( zero_budget + 20 )) dev/gpu_check_zero.sh "$OUT/zero.md" || all_ok=0
+else
+  printf '## Several GPUs over NCCL (dev/gpu_check_zero.sh)\n\nSKIPPED: %s s of the %s s budget were left\n' \
+    "$(seconds_left)" "$BUDGET" > "$OUT/zero.md"
+fi
+
+# ---- 4d. the attention benchmark (at most 90 s of the budget; report: $OUT/attn_bench/attention_bench.md)
+attn_budget=$(( $(seconds_left) - 20 - 60 ))   # 60 s kept for the training benchmark
+[ $attn_budget -gt 90 ] && attn_budget=90
+rm -rf "$OUT/attn_bench"
+if [ $attn_budget -ge 30 ]; then
+  ATTN_BENCH_BUDGET=$attn_budget ATTN_BENCH_BIN=$([ "$(cat "$OUT/attention.build")" = ok ] && echo "$OUT/attention" || echo none) \
+    timeout $(( attn_budget + 110 )) dev/cuda/attention_bench.sh "$OUT/attn_bench" > "$OUT/attn_bench.log" 2>&1 \
+    || echo "gpu_check: attention benchmark: see $OUT/attn_bench.log"
+else
+  mkdir -p "$OUT/attn_bench"
+  echo "not run: $(seconds_left) s of the ${BUDGET} s budget were left (GPU_CHECK_BUDGET)" > "$OUT/attn_bench/attention_bench.md"
+fi
+
+# ---- 4e. the training benchmark: d12/d24/d48, sharing x packing, and PyTorch (not a test; what is
+# left of the budget but 20 s for the report)
+rm -f "$OUT/bench_train.md"
+train_budget=$(( $(seconds_left) - 20 ))
+if [ "$(cat "$OUT/train_dpo.build")" != ok ]; then
+  printf '## Training benchmark\n\nnot run: train_dpo did not build\n' > "$OUT/bench_train.md"
+elif [ $train_budget -ge 30 ]; then
+  BENCH_BUDGET_S=$train_budget dev/bench_train.sh "$OUT/train_dpo" "$OUT/bench_train.md"
+else
+  printf '## Training benchmark\n\nnot run: %s s of the %s s budget were left (GPU_CHECK_BUDGET)\n' \
+    "$(seconds_left)" "$BUDGET" > "$OUT/bench_train.md"
+fi
 
 # ---- 5. report
 stamp=$(date -u +%Y%m%d-%H%M%S)
@@ -276,6 +322,10 @@ dirty=$(git status --porcelain 2>/dev/null | grep -v '^??' | head -1)
   echo
   echo '```'; printf '%s' "$bench_text"; echo '```'
   echo
+  echo "## Attention: ours against FlexAttention and SDPA (dev/cuda/attention_bench.sh)"
+  echo
+  cat "$OUT/attn_bench/attention_bench.md" 2>/dev/null || echo "no report: see $OUT/attn_bench.log"
+  echo
   echo "## The GPU trainer"
   echo
   echo "| run | result | details |"; echo "|---|---|---|"; printf '%s' "$trainer_table"
@@ -293,6 +343,7 @@ dirty=$(git status --porcelain 2>/dev/null | grep -v '^??' | head -1)
   echo
   printf '%s' "$probe_text"
   cat "$OUT/zero.md" 2>/dev/null; echo
+  [ -f "$OUT/bench_train.md" ] && { cat "$OUT/bench_train.md"; echo; }
   if [ -n "$failures" ]; then echo "## Failures"; echo; printf '%s' "$failures"; fi
 } > "$report"
 echo "gpu_check: $([ $all_ok = 1 ] && echo 'all passed' || echo 'FAILURES'); report: $report"

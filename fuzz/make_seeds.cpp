@@ -46,6 +46,17 @@ int main(int argc, char** argv) {
     s.m.assign(params.size(), 0.001f); s.v.assign(params.size(), 0.002f);
     check(save_checkpoint(tmp + "/c.bin", s, &err), err);
     write_seed("checkpoint", "with_optimizer", read_all(tmp + "/c.bin"));
+    // the sharded form's manifest (its files are not there: the parser is what this seed reaches)
+    CheckpointManifest mf;
+    mf.step = 3; mf.world = 2; mf.num_params = params.size();
+    mf.weights_file = checkpoint_weights_name("c.bin", 3, 1); mf.weights_hash = 1;
+    for (int r = 0; r < 2; r++) {
+        CheckpointManifest::Shard sh;
+        sh.begin = r == 0 ? 0 : params.size() / 2; sh.end = r == 0 ? params.size() / 2 : params.size();
+        sh.payload_hash = 2 + r; sh.file = checkpoint_shard_name("c.bin", 3, 1, r, 2);
+        mf.shards.push_back(sh);
+    }
+    write_seed("checkpoint", "sharded_manifest", manifest_text(mf));
 
     // llm.c: 256 int32 header (magic, version 3 = fp32, maxT, V, L, NH, C, Vp), then the floats
     int32_t header[LLMC_HEADER_INTS] = {LLMC_MAGIC, LLMC_VERSION_FP32, cfg.max_seq_len, cfg.vocab_size,

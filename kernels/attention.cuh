@@ -5,7 +5,10 @@
 //              or 128, tiles of 64 queries x 64 keys classified skip / full / partial from the
 //              per-key-tile min and max of end[] (a small kernel, attention_end_bounds); forward
 //              and a two-pass deterministic backward. Same lse as version 1.
-// attention_forward / attention_backward pick version 2 in the bf16 build for hs 64 or 128,
+//   version 3  version 2 with the tile loads double-buffered by cp.async (sm_80+): the next
+//              non-skipped tile is copied while the current one is computed; its dk/dv pass reads
+//              K and V from shared memory (no register spills at hs 128). Same results as version 2.
+// attention_forward / attention_backward pick version 3 in the bf16 build for hs 64 or 128,
 // version 1 otherwise.
 //
 // Shapes: B rows of T tokens, C channels, NH heads of hs = C / NH (hs <= 128).
@@ -36,6 +39,7 @@
 // in fp32 per row, then P (rounded to bf16) times V accumulates O in fp32. Its backward has the
 // same two passes as version 1 on the same tiles: dq over query blocks, dk and dv over key tiles
 // (each walking only the queries [k0, end_max) of its keys); dS and P enter the mma in bf16.
+// Version 3's pipeline is described above its kernels.
 // Kernels first, then the launchers.
 #pragma once
 #include <climits>
@@ -377,23 +381,29 @@ __device__ inline void attention2_row_fragments(uint32_t frag[HS / 16][4], const
         ldmatrix_x4(frag[kk], &tile[(warp * 16 + lane % 16) * (HS + 8) + kk * 16 + lane / 16 * 8]);
 }
 
-// s[16][64] = A[16][HS] · tile[64][HS]^T (fp32, overwritten): A given as fragments, the tile stored
-// row by row ([64][HS + 8]), which is mma's B "col" layout: a plain ldmatrix.x4 gives the B
-// fragments of two n8 tiles (rows n..n+15) at dims kk and kk+8.
+// s[16][64] += A[16][16 dims kk*16..] · tile[64][same dims]^T (fp32): one 16-dim step of the
+// product below. The tile is stored row by row ([64][HS + 8]), which is mma's B "col" layout: a
+// plain ldmatrix.x4 gives the B fragments of two n8 tiles (rows n..n+15) at dims kk and kk+8.
+template <int HS>
+__device__ inline void attention2_times_tile_t_step(float s[ATTN2_TILE / 8][4], const uint32_t a[4],
+                                                    const __nv_bfloat16* tile, int kk) {
+    const int lane = threadIdx.x % 32;
+    for (int n = 0; n < ATTN2_TILE / 8; n += 2) {
+        uint32_t r[4];
+        ldmatrix_x4(r, &tile[((n + lane / 16) * 8 + lane % 8) * (HS + 8) + kk * 16 + lane / 8 % 2 * 8]);
+        const uint32_t b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
+        mma_m16n8k16_bf16(s[n], a, b0, s[n]);
+        mma_m16n8k16_bf16(s[n + 1], a, b1, s[n + 1]);
+    }
+}
+
+// s[16][64] = A[16][HS] · tile[64][HS]^T (fp32, overwritten), A given as fragments.
 template <int HS>
 __device__ inline void attention2_times_tile_t(float s[ATTN2_TILE / 8][4], const uint32_t a[HS / 16][4],
                                                const __nv_bfloat16* tile) {
-    const int lane = threadIdx.x % 32;
     for (int n = 0; n < ATTN2_TILE / 8; n++)
         for (int i = 0; i < 4; i++) s[n][i] = 0.0f;
-    for (int kk = 0; kk < HS / 16; kk++)
-        for (int n = 0; n < ATTN2_TILE / 8; n += 2) {
-            uint32_t r[4];
-            ldmatrix_x4(r, &tile[((n + lane / 16) * 8 + lane % 8) * (HS + 8) + kk * 16 + lane / 8 % 2 * 8]);
-            const uint32_t b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
-            mma_m16n8k16_bf16(s[n], a[kk], b0, s[n]);
-            mma_m16n8k16_bf16(s[n + 1], a[kk], b1, s[n + 1]);
-        }
+    for (int kk = 0; kk < HS / 16; kk++) attention2_times_tile_t_step<HS>(s, a[kk], tile, kk);
 }
 
 // acc[16][HS] += P[16][64] · tile[64][HS] (fp32), P given in C-fragment layout (as the previous
@@ -418,6 +428,69 @@ __device__ inline void attention2_accumulate(float acc[HS / 8][4], const float p
     }
 }
 
+// One key tile of the forward for the warp's 16 query rows (this lane: rows query[0], query[1]),
+// K and V of keys [k0, k1) staged in shared memory ([64][HS + 8], zero rows past k1), end_tile their
+// end[]: S = Q K^T scaled, the mask if `masked`, the online softmax update of m, l (this lane's
+// share of the row sums) and O, then O += P V.
+template <int HS>
+__device__ inline void attention2_forward_tile(float o[HS / 8][4], float m[2], float l[2], const uint32_t q_frag[HS / 16][4],
+                                               const __nv_bfloat16* k_tile, const __nv_bfloat16* v_tile,
+                                               const int* end_tile, int k0, int k1, bool masked, const int query[2]) {
+    const int tig = threadIdx.x % 4;
+    const float scale = 1.0f / sqrtf((float)HS);
+    // S = Q K^T (16 queries x 64 keys per warp)
+    float s[ATTN2_TILE / 8][4];
+    attention2_times_tile_t<HS>(s, q_frag, k_tile);
+    for (int n = 0; n < ATTN2_TILE / 8; n++)
+        for (int i = 0; i < 4; i++) {
+            const int key = n * 8 + 2 * tig + i % 2;  // within the tile
+            s[n][i] *= scale;
+            if (masked && !(k0 + key < k1 && attention_visible(query[i / 2], k0 + key, end_tile[key])))
+                s[n][i] = -INFINITY;
+        }
+
+    // online softmax, row by row; the four lanes of a quad share a row
+    for (int r = 0; r < 2; r++) {
+        float mx = m[r];
+        for (int n = 0; n < ATTN2_TILE / 8; n++) mx = fmaxf(mx, fmaxf(s[n][2 * r], s[n][2 * r + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(ATTN_FULL_MASK, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(ATTN_FULL_MASK, mx, 2));
+        const float base = mx == -INFINITY ? 0.0f : mx;  // no key seen yet: no -inf - -inf
+        const float alpha = expf(m[r] - base);            // 0 while m is -inf
+        m[r] = mx;
+        l[r] *= alpha;
+        for (int n = 0; n < ATTN2_TILE / 8; n++)
+            for (int j = 2 * r; j < 2 * r + 2; j++) {
+                s[n][j] = expf(s[n][j] - base);  // masked: exp(-inf) = 0
+                l[r] += s[n][j];
+            }
+        for (int d = 0; d < HS / 8; d++) {
+            o[d][2 * r] *= alpha;
+            o[d][2 * r + 1] *= alpha;
+        }
+    }
+
+    attention2_accumulate<HS>(o, s, v_tile);  // O += P V
+}
+
+// The forward's end: each row's sum over its quad (the same order on every lane), out = O / l and
+// lse = m + log l for the lane's rows below T (-inf and 0 for a row that saw nothing).
+template <int HS>
+__device__ inline void attention2_forward_store(floatX* out, float* lse, float o[HS / 8][4], const float m[2], float l[2],
+                                                const int query[2], int b, int h, int T, int NH, int C) {
+    const int tig = threadIdx.x % 4;
+    for (int r = 0; r < 2; r++) {
+        l[r] += __shfl_xor_sync(ATTN_FULL_MASK, l[r], 1);
+        l[r] += __shfl_xor_sync(ATTN_FULL_MASK, l[r], 2);
+        if (query[r] >= T) continue;
+        const float inv_l = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+        floatX* o_row = out + ((size_t)b * T + query[r]) * C + h * HS;
+        for (int d = 0; d < HS / 8; d++)
+            for (int j = 0; j < 2; j++) o_row[d * 8 + 2 * tig + j] = (floatX)(o[d][2 * r + j] * inv_l);
+        if (tig == 0) lse[((size_t)b * NH + h) * T + query[r]] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
+    }
+}
+
 // grid (ceil(T / 64), NH, B), 128 threads (ATTN2_WARPS warps). end_min / end_max from
 // attention_end_bounds_kernel. Fragment positions (kernels/ptx.cuh): lane holds rows g = lane/4
 // and g + 8 of its warp's 16, and in each n8 tile the columns 2*(lane%4) and the next.
@@ -431,13 +504,12 @@ __global__ void attention_forward2_kernel(floatX* __restrict__ out, float* __res
     __shared__ __align__(16) __nv_bfloat16 v_tile[ATTN2_TILE * LD];
     __shared__ int end_tile[ATTN2_TILE];
     const int h = blockIdx.y, b = blockIdx.z;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
+    const int warp = threadIdx.x / 32, g = threadIdx.x % 32 / 4;
     const int q0 = blockIdx.x * ATTN2_TILE, q1 = min(q0 + ATTN2_TILE, T);
     const int tiles = (T + ATTN2_TILE - 1) / ATTN2_TILE;
     const size_t C3 = (size_t)3 * C;
     const floatX* row = qkv + (size_t)b * T * C3;
     const int* row_end = end + (size_t)b * T;
-    const float scale = 1.0f / sqrtf((float)HS);
     const int query[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};  // this lane's two rows
 
     // Q goes through k_tile into registers: A fragments of the warp's 16 rows, 16 dims at a time
@@ -459,52 +531,62 @@ __global__ void attention_forward2_kernel(floatX* __restrict__ out, float* __res
         if ((int)threadIdx.x < ATTN2_TILE)
             end_tile[threadIdx.x] = k0 + (int)threadIdx.x < k1 ? row_end[k0 + threadIdx.x] : 0;
         __syncthreads();
-
-        // S = Q K^T (16 queries x 64 keys per warp)
-        float s[ATTN2_TILE / 8][4];
-        attention2_times_tile_t<HS>(s, q_frag, k_tile);
-        for (int n = 0; n < ATTN2_TILE / 8; n++)
-            for (int i = 0; i < 4; i++) {
-                const int key = n * 8 + 2 * tig + i % 2;  // within the tile
-                s[n][i] *= scale;
-                if (masked && !(k0 + key < k1 && attention_visible(query[i / 2], k0 + key, end_tile[key])))
-                    s[n][i] = -INFINITY;
-            }
-
-        // online softmax, row by row; the four lanes of a quad share a row
-        for (int r = 0; r < 2; r++) {
-            float mx = m[r];
-            for (int n = 0; n < ATTN2_TILE / 8; n++) mx = fmaxf(mx, fmaxf(s[n][2 * r], s[n][2 * r + 1]));
-            mx = fmaxf(mx, __shfl_xor_sync(ATTN_FULL_MASK, mx, 1));
-            mx = fmaxf(mx, __shfl_xor_sync(ATTN_FULL_MASK, mx, 2));
-            const float base = mx == -INFINITY ? 0.0f : mx;  // no key seen yet: no -inf - -inf
-            const float alpha = expf(m[r] - base);            // 0 while m is -inf
-            m[r] = mx;
-            l[r] *= alpha;
-            for (int n = 0; n < ATTN2_TILE / 8; n++)
-                for (int j = 2 * r; j < 2 * r + 2; j++) {
-                    s[n][j] = expf(s[n][j] - base);  // masked: exp(-inf) = 0
-                    l[r] += s[n][j];
-                }
-            for (int d = 0; d < HS / 8; d++) {
-                o[d][2 * r] *= alpha;
-                o[d][2 * r + 1] *= alpha;
-            }
-        }
-
-        attention2_accumulate<HS>(o, s, v_tile);  // O += P V
+        attention2_forward_tile<HS>(o, m, l, q_frag, k_tile, v_tile, end_tile, k0, k1, masked, query);
     }
+    attention2_forward_store<HS>(out, lse, o, m, l, query, b, h, T, NH, C);
+}
 
+// One key tile of the dq pass for the warp's 16 query rows (this lane: query[0], query[1], their
+// lse and D = dO · O), K and V of keys [k0, k1) staged as in the forward: S = Q K^T, dP = dO V^T,
+// dS = P (dP - D) with P = exp(scale S - lse) (0 where masked), dQ += dS K.
+template <int HS>
+__device__ inline void attention2_dq_tile(float dq[HS / 8][4], const uint32_t q_frag[HS / 16][4],
+                                          const uint32_t do_frag[HS / 16][4], const __nv_bfloat16* k_tile,
+                                          const __nv_bfloat16* v_tile, const int* end_tile, int k0, int k1, bool masked,
+                                          const int query[2], const float lse_row[2], const float D[2]) {
+    const int tig = threadIdx.x % 4;
+    const float scale = 1.0f / sqrtf((float)HS);
+    float s[ATTN2_TILE / 8][4], dp[ATTN2_TILE / 8][4];
+    attention2_times_tile_t<HS>(s, q_frag, k_tile);
+    attention2_times_tile_t<HS>(dp, do_frag, v_tile);
+    for (int n = 0; n < ATTN2_TILE / 8; n++)
+        for (int i = 0; i < 4; i++) {
+            const int key = n * 8 + 2 * tig + i % 2, r = i / 2;
+            const bool visible =
+                !masked || (k0 + key < k1 && attention_visible(query[r], k0 + key, end_tile[key]));
+            s[n][i] = visible ? expf(s[n][i] * scale - lse_row[r]) * (dp[n][i] - D[r]) : 0.0f;  // dS
+        }
+    attention2_accumulate<HS>(dq, s, k_tile);  // dQ += dS K
+}
+
+// lse and D = dO · O of the lane's two query rows (the quad's four lanes split the dot product;
+// rows past T get 0).
+template <int HS>
+__device__ inline void attention2_row_lse_D(float lse_row[2], float D[2], const floatX* dout, const floatX* out,
+                                            const float* lse, const int query[2], int b, int h, int T, int NH, int C) {
+    const int tig = threadIdx.x % 4;
     for (int r = 0; r < 2; r++) {
-        // the row's sum over its quad, in the same order on every lane
-        l[r] += __shfl_xor_sync(ATTN_FULL_MASK, l[r], 1);
-        l[r] += __shfl_xor_sync(ATTN_FULL_MASK, l[r], 2);
+        const size_t tok = ((size_t)b * T + query[r]) * C + h * HS;
+        float partial = 0.0f;
+        if (query[r] < T)
+            for (int d = tig; d < HS; d += 4) partial += (float)dout[tok + d] * (float)out[tok + d];
+        partial += __shfl_xor_sync(ATTN_FULL_MASK, partial, 1);
+        D[r] = partial + __shfl_xor_sync(ATTN_FULL_MASK, partial, 2);
+        lse_row[r] = query[r] < T ? lse[((size_t)b * NH + h) * T + query[r]] : 0.0f;
+    }
+}
+
+// dq = scale dQ of the lane's rows below T.
+template <int HS>
+__device__ inline void attention2_dq_store(floatX* dqkv, const float dq[HS / 8][4], const int query[2], int b, int h,
+                                           int T, int C) {
+    const int tig = threadIdx.x % 4;
+    const float scale = 1.0f / sqrtf((float)HS);
+    for (int r = 0; r < 2; r++) {
         if (query[r] >= T) continue;
-        const float inv_l = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
-        floatX* o_row = out + ((size_t)b * T + query[r]) * C + h * HS;
+        floatX* dq_row = dqkv + ((size_t)b * T + query[r]) * 3 * C + h * HS;
         for (int d = 0; d < HS / 8; d++)
-            for (int j = 0; j < 2; j++) o_row[d * 8 + 2 * tig + j] = (floatX)(o[d][2 * r + j] * inv_l);
-        if (tig == 0) lse[((size_t)b * NH + h) * T + query[r]] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
+            for (int j = 0; j < 2; j++) dq_row[d * 8 + 2 * tig + j] = (floatX)(dq[d][2 * r + j] * scale);
     }
 }
 
@@ -522,13 +604,12 @@ __global__ void attention_backward2_dq_kernel(floatX* __restrict__ dqkv, const f
     __shared__ __align__(16) __nv_bfloat16 v_tile[ATTN2_TILE * LD];
     __shared__ int end_tile[ATTN2_TILE];
     const int h = blockIdx.y, b = blockIdx.z;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
+    const int warp = threadIdx.x / 32, g = threadIdx.x % 32 / 4;
     const int q0 = blockIdx.x * ATTN2_TILE, q1 = min(q0 + ATTN2_TILE, T);
     const int tiles = (T + ATTN2_TILE - 1) / ATTN2_TILE;
     const size_t C3 = (size_t)3 * C;
     const floatX* row = qkv + (size_t)b * T * C3;
     const int* row_end = end + (size_t)b * T;
-    const float scale = 1.0f / sqrtf((float)HS);
     const int query[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
 
     // Q and dO of the warp's 16 rows as A fragments (staged through k_tile and v_tile)
@@ -538,17 +619,8 @@ __global__ void attention_backward2_dq_kernel(floatX* __restrict__ dqkv, const f
     uint32_t q_frag[HS / 16][4], do_frag[HS / 16][4];
     attention2_row_fragments<HS>(q_frag, k_tile, warp);
     attention2_row_fragments<HS>(do_frag, v_tile, warp);
-    // lse and D = dO · O of the lane's two rows (the quad's four lanes split the dot product)
     float lse_row[2], D[2];
-    for (int r = 0; r < 2; r++) {
-        const size_t tok = ((size_t)b * T + query[r]) * C + h * HS;
-        float partial = 0.0f;
-        if (query[r] < T)
-            for (int d = tig; d < HS; d += 4) partial += (float)dout[tok + d] * (float)out[tok + d];
-        partial += __shfl_xor_sync(ATTN_FULL_MASK, partial, 1);
-        D[r] = partial + __shfl_xor_sync(ATTN_FULL_MASK, partial, 2);
-        lse_row[r] = query[r] < T ? lse[((size_t)b * NH + h) * T + query[r]] : 0.0f;
-    }
+    attention2_row_lse_D<HS>(lse_row, D, dout, out, lse, query, b, h, T, NH, C);
 
     float dq[HS / 8][4] = {};
     for (int k0 = 0; k0 < q1; k0 += ATTN2_TILE) {
@@ -563,24 +635,60 @@ __global__ void attention_backward2_dq_kernel(floatX* __restrict__ dqkv, const f
         if ((int)threadIdx.x < ATTN2_TILE)
             end_tile[threadIdx.x] = k0 + (int)threadIdx.x < k1 ? row_end[k0 + threadIdx.x] : 0;
         __syncthreads();
-        float s[ATTN2_TILE / 8][4], dp[ATTN2_TILE / 8][4];
-        attention2_times_tile_t<HS>(s, q_frag, k_tile);
-        attention2_times_tile_t<HS>(dp, do_frag, v_tile);
-        for (int n = 0; n < ATTN2_TILE / 8; n++)
-            for (int i = 0; i < 4; i++) {
-                const int key = n * 8 + 2 * tig + i % 2, r = i / 2;
-                const bool visible =
-                    !masked || (k0 + key < k1 && attention_visible(query[r], k0 + key, end_tile[key]));
-                s[n][i] = visible ? expf(s[n][i] * scale - lse_row[r]) * (dp[n][i] - D[r]) : 0.0f;  // dS
-            }
-        attention2_accumulate<HS>(dq, s, k_tile);  // dQ += dS K
+        attention2_dq_tile<HS>(dq, q_frag, do_frag, k_tile, v_tile, end_tile, k0, k1, masked, query, lse_row, D);
     }
+    attention2_dq_store<HS>(dqkv, dq, query, b, h, T, C);
+}
+
+// The element-wise part of a dk/dv tile: from S^T and dP^T of the warp's 16 keys (this lane's rows
+// key[0], key[1]) x 64 queries [qt0, qt1) (lse_tile, D_tile of the queries), P^T = exp(scale S^T -
+// lse) (0 where masked) overwrites st and dS^T = P^T (dP^T - D) overwrites dpt.
+template <int HS>
+__device__ inline void attention2_dkv_probabilities(float st[ATTN2_TILE / 8][4], float dpt[ATTN2_TILE / 8][4], int qt0,
+                                                    int qt1, bool masked, const int key[2], const int end_key[2],
+                                                    const float* lse_tile, const float* D_tile) {
+    const int tig = threadIdx.x % 4;
+    const float scale = 1.0f / sqrtf((float)HS);
+    for (int n = 0; n < ATTN2_TILE / 8; n++)
+        for (int i = 0; i < 4; i++) {
+            const int c = n * 8 + 2 * tig + i % 2, r = i / 2;  // query column, key row
+            const bool visible = !masked || (qt0 + c < qt1 && attention_visible(qt0 + c, key[r], end_key[r]));
+            const float p = visible ? expf(st[n][i] * scale - lse_tile[c]) : 0.0f;
+            st[n][i] = p;                              // P^T
+            dpt[n][i] = p * (dpt[n][i] - D_tile[c]);  // dS^T
+        }
+}
+
+// dk = scale dK and dv = dV of the lane's key rows below T.
+template <int HS>
+__device__ inline void attention2_dkv_store(floatX* dqkv, const float dk[HS / 8][4], const float dv[HS / 8][4],
+                                            const int key[2], int b, int h, int T, int C) {
+    const int tig = threadIdx.x % 4;
+    const float scale = 1.0f / sqrtf((float)HS);
     for (int r = 0; r < 2; r++) {
-        if (query[r] >= T) continue;
-        floatX* dq_row = dqkv + ((size_t)b * T + query[r]) * C3 + h * HS;
+        if (key[r] >= T) continue;
+        floatX* dkey = dqkv + ((size_t)b * T + key[r]) * 3 * C + C + h * HS;
         for (int d = 0; d < HS / 8; d++)
-            for (int j = 0; j < 2; j++) dq_row[d * 8 + 2 * tig + j] = (floatX)(dq[d][2 * r + j] * scale);
+            for (int j = 0; j < 2; j++) {
+                dkey[d * 8 + 2 * tig + j] = (floatX)(dk[d][2 * r + j] * scale);
+                dkey[C + d * 8 + 2 * tig + j] = (floatX)dv[d][2 * r + j];
+            }
     }
+}
+
+// lse_tile[64] and D_tile[64] (D = dO · O) of the queries [qt0, qt1), 0 past qt1; threads 0..63.
+template <int HS>
+__device__ inline void attention2_query_lse_D(float* lse_tile, float* D_tile, const floatX* row_dout, const floatX* out,
+                                              const float* row_lse, int qt0, int qt1, int b, int h, int T, int C) {
+    if ((int)threadIdx.x >= ATTN2_TILE) return;
+    const int q = qt0 + threadIdx.x;
+    float D = 0.0f;
+    if (q < qt1) {
+        const floatX* o = out + ((size_t)b * T + q) * C + h * HS;
+        for (int d = 0; d < HS; d++) D += (float)row_dout[(size_t)q * C + h * HS + d] * (float)o[d];
+    }
+    D_tile[threadIdx.x] = D;
+    lse_tile[threadIdx.x] = q < qt1 ? row_lse[q] : 0.0f;
 }
 
 // Backward version 2, pass 2: dk, dv. grid (ceil(T / 64), NH, B), 128 threads; the block owns the
@@ -600,14 +708,13 @@ __global__ void attention_backward2_dkv_kernel(floatX* __restrict__ dqkv, const 
     __shared__ __align__(16) __nv_bfloat16 do_tile[ATTN2_TILE * LD];
     __shared__ float lse_tile[ATTN2_TILE], D_tile[ATTN2_TILE];
     const int h = blockIdx.y, b = blockIdx.z;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
+    const int warp = threadIdx.x / 32, g = threadIdx.x % 32 / 4;
     const int k0 = blockIdx.x * ATTN2_TILE, k1 = min(k0 + ATTN2_TILE, T);
     const int tile = b * ((T + ATTN2_TILE - 1) / ATTN2_TILE) + blockIdx.x;
     const size_t C3 = (size_t)3 * C;
     const floatX* row = qkv + (size_t)b * T * C3;
     const floatX* row_dout = dout + (size_t)b * T * C;
     const float* row_lse = lse + ((size_t)b * NH + h) * T;
-    const float scale = 1.0f / sqrtf((float)HS);
     const int key[2] = {k0 + warp * 16 + g, k0 + warp * 16 + g + 8};
     const int end_key[2] = {key[0] < T ? end[(size_t)b * T + key[0]] : 0,
                             key[1] < T ? end[(size_t)b * T + key[1]] : 0};
@@ -631,40 +738,303 @@ __global__ void attention_backward2_dkv_kernel(floatX* __restrict__ dqkv, const 
         __syncthreads();
         attention2_stage<HS>(q_tile, row + h * HS, qt0, qt1, C3);
         attention2_stage<HS>(do_tile, row_dout + h * HS, qt0, qt1, C);
-        if ((int)threadIdx.x < ATTN2_TILE) {
-            const int q = qt0 + threadIdx.x;
-            float D = 0.0f;
-            if (q < qt1) {
-                const floatX* o = out + ((size_t)b * T + q) * C + h * HS;
-                for (int d = 0; d < HS; d++) D += (float)row_dout[(size_t)q * C + h * HS + d] * (float)o[d];
-            }
-            D_tile[threadIdx.x] = D;
-            lse_tile[threadIdx.x] = q < qt1 ? row_lse[q] : 0.0f;
-        }
+        attention2_query_lse_D<HS>(lse_tile, D_tile, row_dout, out, row_lse, qt0, qt1, b, h, T, C);
         __syncthreads();
         float st[ATTN2_TILE / 8][4], dpt[ATTN2_TILE / 8][4];
         attention2_times_tile_t<HS>(st, k_frag, q_tile);
         attention2_times_tile_t<HS>(dpt, v_frag, do_tile);
-        for (int n = 0; n < ATTN2_TILE / 8; n++)
-            for (int i = 0; i < 4; i++) {
-                const int c = n * 8 + 2 * tig + i % 2, r = i / 2;  // query column, key row
-                const bool visible = !masked || (qt0 + c < qt1 && attention_visible(qt0 + c, key[r], end_key[r]));
-                const float p = visible ? expf(st[n][i] * scale - lse_tile[c]) : 0.0f;
-                st[n][i] = p;                              // P^T
-                dpt[n][i] = p * (dpt[n][i] - D_tile[c]);  // dS^T
-            }
+        attention2_dkv_probabilities<HS>(st, dpt, qt0, qt1, masked, key, end_key, lse_tile, D_tile);
         attention2_accumulate<HS>(dv, st, do_tile);  // dV += P^T dO
         attention2_accumulate<HS>(dk, dpt, q_tile);  // dK += dS^T Q
     }
-    for (int r = 0; r < 2; r++) {
-        if (key[r] >= T) continue;
-        floatX* dkey = dqkv + ((size_t)b * T + key[r]) * C3 + C + h * HS;
-        for (int d = 0; d < HS / 8; d++)
-            for (int j = 0; j < 2; j++) {
-                dkey[d * 8 + 2 * tig + j] = (floatX)(dk[d][2 * r + j] * scale);
-                dkey[C + d * 8 + 2 * tig + j] = (floatX)dv[d][2 * r + j];
-            }
+    attention2_dkv_store<HS>(dqkv, dk, dv, key, b, h, T, C);
+}
+
+// ----------------------------------------------------------------------------------------------
+// Version 3: version 2's tiles, classes and arithmetic, with the tile loads pipelined by cp.async
+// (sm_80 and later), and a dk/dv pass that keeps its K and V in shared memory instead of registers.
+//
+// The pipeline: each streamed tile (K and V in the forward and dq pass, Q and dO in the dk/dv pass)
+// has two shared-memory stages. Before the loop the block issues the copies of its first tile that
+// is not skipped into stage 0; then, for each such tile j, in stage s:
+//     issue the copies of the next non-skipped tile into stage s^1, commit (one group per thread
+//       per iteration, empty when there is no next tile, so the wait count is always the same);
+//     cp.async.wait_group 1: this thread's copies of tile j are done (j+1's may still fly);
+//     __syncthreads: everyone's are, so the block may read stage s;
+//     compute tile j from stage s;
+//     __syncthreads: every warp is done with stage s before the next iteration refills it.
+// Skipped tiles are never issued. Rows past T are zero-filled by plain stores, and the small
+// per-tile arrays (end[], lse, D) by plain loads, into the stage being filled: both are visible
+// after the same barrier. Shared memory is dynamic (more than 48 KiB at hs = 128): the launchers
+// opt in.
+//
+// dk/dv at hs = 128: version 2 keeps K and V of the block's keys as mma A fragments (2 x 32
+// registers) beside the dK and dV accumulators (2 x 64) and S^T, dP^T (2 x 32): more than the 255
+// registers a thread has, so nvcc spills. Version 3 reads K and V's A fragments from shared memory
+// with ldmatrix, 16 dims at a time, as each product needs them.
+
+// The copies of the HS-wide head slices of tokens [t0, t1) (src points at token 0's slice, tokens
+// `stride` elements apart) into rows 0.. of a [ATTN2_TILE][HS + 8] tile: cp.async per 16-byte chunk,
+// zeros past t1 by plain stores. The caller commits and waits. The fp32 build (not a version 3
+// configuration the launchers pick, but it must compile and run) converts with plain loads.
+template <int HS>
+__device__ inline void attention3_issue_stage(__nv_bfloat16* dst, const floatX* src, int t0, int t1, size_t stride) {
+#if defined(ENABLE_FP32)
+    attention2_stage<HS>(dst, src, t0, t1, stride);
+#else
+    for (int chunk = threadIdx.x; chunk < ATTN2_TILE * HS / 8; chunk += blockDim.x) {
+        const int r = chunk / (HS / 8), c = chunk % (HS / 8) * 8;
+        __nv_bfloat16* d = dst + r * (HS + 8) + c;
+        if (t0 + r < t1) {
+            cp_async_16(d, src + (size_t)(t0 + r) * stride + c);  // 16-byte aligned: C % 8 == 0
+        } else {
+            for (int j = 0; j < 8; j++) d[j] = __float2bfloat16(0.0f);
+        }
     }
+#endif
+}
+
+// The first key tile at or after k0 that the queries [q0, q1) of a row do not skip (end_min /
+// end_max: the row's per-tile bounds); q1 or more if there is none.
+__device__ inline int attention3_next_key_tile(int k0, int q0, int q1, int T, const int* row_end_min,
+                                               const int* row_end_max) {
+    for (; k0 < q1; k0 += ATTN2_TILE) {
+        const int t = k0 / ATTN2_TILE;
+        if (attention_tile_class(q0, q1, k0, min(k0 + ATTN2_TILE, T), row_end_min[t], row_end_max[t]) != TILE_SKIP)
+            return k0;
+    }
+    return k0;
+}
+
+// The first query tile at or after qt0, below q_stop, that sees a key of [k0, k1) (whose end[]
+// bounds are end_lo, end_hi); q_stop or more if there is none.
+__device__ inline int attention3_next_query_tile(int qt0, int q_stop, int k0, int k1, int T, int end_lo, int end_hi) {
+    for (; qt0 < q_stop; qt0 += ATTN2_TILE)
+        if (attention_tile_class(qt0, min(qt0 + ATTN2_TILE, T), k0, k1, end_lo, end_hi) != TILE_SKIP) return qt0;
+    return qt0;
+}
+
+// K and V of keys [k0, k1) into one stage (k_dst, v_dst), their end[] into end_dst (0 past k1).
+template <int HS>
+__device__ inline void attention3_issue_kv(__nv_bfloat16* k_dst, __nv_bfloat16* v_dst, int* end_dst,
+                                           const floatX* row_k, const int* row_end, int k0, int k1, size_t C3, int C) {
+    attention3_issue_stage<HS>(k_dst, row_k, k0, k1, C3);
+    attention3_issue_stage<HS>(v_dst, row_k + C, k0, k1, C3);
+    if ((int)threadIdx.x < ATTN2_TILE) end_dst[threadIdx.x] = k0 + (int)threadIdx.x < k1 ? row_end[k0 + threadIdx.x] : 0;
+}
+
+// Dynamic shared memory of the forward and the dq pass: K and V in two stages, end[] in two stages.
+inline size_t attention3_kv_pass_smem(int hs) {
+    return sizeof(__nv_bfloat16) * 4 * ATTN2_TILE * (hs + 8) + sizeof(int) * 2 * ATTN2_TILE;
+}
+// ... of the dk/dv pass: the block's K and V, Q and dO in two stages, lse and D in two stages.
+inline size_t attention3_dkv_pass_smem(int hs) {
+    return sizeof(__nv_bfloat16) * 6 * ATTN2_TILE * (hs + 8) + sizeof(float) * 4 * ATTN2_TILE;
+}
+
+// Forward version 3: as attention_forward2_kernel, K and V pipelined. grid (ceil(T / 64), NH, B),
+// 128 threads, attention3_kv_pass_smem(HS) bytes of dynamic shared memory.
+template <int HS>
+__global__ void attention_forward3_kernel(floatX* __restrict__ out, float* __restrict__ lse,
+                                          const floatX* __restrict__ qkv, const int* __restrict__ end,
+                                          const int* __restrict__ end_min, const int* __restrict__ end_max,
+                                          int T, int NH, int C) {
+    constexpr int TILE = ATTN2_TILE * (HS + 8);
+    DYNAMIC_SHARED(__nv_bfloat16, smem);  // stage s: K at smem + 2s TILE, V after it; then end[2][64]
+    int* end_stage = reinterpret_cast<int*>(smem + 4 * TILE);
+    const int h = blockIdx.y, b = blockIdx.z;
+    const int warp = threadIdx.x / 32, g = threadIdx.x % 32 / 4;
+    const int q0 = blockIdx.x * ATTN2_TILE, q1 = min(q0 + ATTN2_TILE, T);
+    const int tiles = (T + ATTN2_TILE - 1) / ATTN2_TILE;
+    const size_t C3 = (size_t)3 * C;
+    const floatX* row = qkv + (size_t)b * T * C3;
+    const int* row_end = end + (size_t)b * T;
+    const int* row_end_min = end_min + b * tiles;
+    const int* row_end_max = end_max + b * tiles;
+    const int query[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+
+    // the first tile's copies fly while Q goes through stage 1 into registers
+    int k0 = attention3_next_key_tile(0, q0, q1, T, row_end_min, row_end_max);
+    if (k0 < q1)
+        attention3_issue_kv<HS>(smem, smem + TILE, end_stage, row + C + h * HS, row_end, k0, min(k0 + ATTN2_TILE, T), C3, C);
+    cp_async_commit_group();
+    attention2_stage<HS>(smem + 2 * TILE, row + h * HS, q0, q1, C3);
+    __syncthreads();
+    uint32_t q_frag[HS / 16][4];
+    attention2_row_fragments<HS>(q_frag, smem + 2 * TILE, warp);
+    __syncthreads();  // stage 1 is free for the next tile
+
+    float o[HS / 8][4] = {};
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    for (int stage = 0; k0 < q1; stage ^= 1) {
+        const int k1 = min(k0 + ATTN2_TILE, T);
+        const int k_next = attention3_next_key_tile(k0 + ATTN2_TILE, q0, q1, T, row_end_min, row_end_max);
+        if (k_next < q1) {
+            __nv_bfloat16* next = smem + 2 * (stage ^ 1) * TILE;
+            attention3_issue_kv<HS>(next, next + TILE, end_stage + (stage ^ 1) * ATTN2_TILE, row + C + h * HS, row_end,
+                                    k_next, min(k_next + ATTN2_TILE, T), C3, C);
+        }
+        cp_async_commit_group();
+        cp_async_wait_group<1>();
+        __syncthreads();
+        const int t = k0 / ATTN2_TILE;
+        const TileClass cls = attention_tile_class(q0, q1, k0, k1, row_end_min[t], row_end_max[t]);
+        const bool masked = cls == TILE_PARTIAL || k1 - k0 < ATTN2_TILE;  // a cut tile has zero rows
+        const __nv_bfloat16* k_tile = smem + 2 * stage * TILE;
+        attention2_forward_tile<HS>(o, m, l, q_frag, k_tile, k_tile + TILE, end_stage + stage * ATTN2_TILE, k0, k1,
+                                    masked, query);
+        __syncthreads();
+        k0 = k_next;
+    }
+    attention2_forward_store<HS>(out, lse, o, m, l, query, b, h, T, NH, C);
+}
+
+// Backward version 3, pass 1: dq, as attention_backward2_dq_kernel with K and V pipelined. Grid,
+// threads and shared memory as the forward's.
+template <int HS>
+__global__ void attention_backward3_dq_kernel(floatX* __restrict__ dqkv, const floatX* __restrict__ dout,
+                                              const floatX* __restrict__ qkv, const floatX* __restrict__ out,
+                                              const float* __restrict__ lse, const int* __restrict__ end,
+                                              const int* __restrict__ end_min, const int* __restrict__ end_max,
+                                              int T, int NH, int C) {
+    constexpr int TILE = ATTN2_TILE * (HS + 8);
+    DYNAMIC_SHARED(__nv_bfloat16, smem);  // as in the forward
+    int* end_stage = reinterpret_cast<int*>(smem + 4 * TILE);
+    const int h = blockIdx.y, b = blockIdx.z;
+    const int warp = threadIdx.x / 32, g = threadIdx.x % 32 / 4;
+    const int q0 = blockIdx.x * ATTN2_TILE, q1 = min(q0 + ATTN2_TILE, T);
+    const int tiles = (T + ATTN2_TILE - 1) / ATTN2_TILE;
+    const size_t C3 = (size_t)3 * C;
+    const floatX* row = qkv + (size_t)b * T * C3;
+    const int* row_end = end + (size_t)b * T;
+    const int* row_end_min = end_min + b * tiles;
+    const int* row_end_max = end_max + b * tiles;
+    const int query[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+
+    // the first tile's copies fly while Q and dO go through stage 1 into registers
+    int k0 = attention3_next_key_tile(0, q0, q1, T, row_end_min, row_end_max);
+    if (k0 < q1)
+        attention3_issue_kv<HS>(smem, smem + TILE, end_stage, row + C + h * HS, row_end, k0, min(k0 + ATTN2_TILE, T), C3, C);
+    cp_async_commit_group();
+    attention2_stage<HS>(smem + 2 * TILE, row + h * HS, q0, q1, C3);
+    attention2_stage<HS>(smem + 3 * TILE, dout + (size_t)b * T * C + h * HS, q0, q1, C);
+    __syncthreads();
+    uint32_t q_frag[HS / 16][4], do_frag[HS / 16][4];
+    attention2_row_fragments<HS>(q_frag, smem + 2 * TILE, warp);
+    attention2_row_fragments<HS>(do_frag, smem + 3 * TILE, warp);
+    __syncthreads();  // stage 1 is free for the next tile
+    float lse_row[2], D[2];
+    attention2_row_lse_D<HS>(lse_row, D, dout, out, lse, query, b, h, T, NH, C);
+
+    float dq[HS / 8][4] = {};
+    for (int stage = 0; k0 < q1; stage ^= 1) {
+        const int k1 = min(k0 + ATTN2_TILE, T);
+        const int k_next = attention3_next_key_tile(k0 + ATTN2_TILE, q0, q1, T, row_end_min, row_end_max);
+        if (k_next < q1) {
+            __nv_bfloat16* next = smem + 2 * (stage ^ 1) * TILE;
+            attention3_issue_kv<HS>(next, next + TILE, end_stage + (stage ^ 1) * ATTN2_TILE, row + C + h * HS, row_end,
+                                    k_next, min(k_next + ATTN2_TILE, T), C3, C);
+        }
+        cp_async_commit_group();
+        cp_async_wait_group<1>();
+        __syncthreads();
+        const int t = k0 / ATTN2_TILE;
+        const TileClass cls = attention_tile_class(q0, q1, k0, k1, row_end_min[t], row_end_max[t]);
+        // keys past T (a cut tile) are zero rows: masked, since exp(-lse) of a zero score may overflow
+        const bool masked = cls == TILE_PARTIAL || k1 - k0 < ATTN2_TILE;
+        const __nv_bfloat16* k_tile = smem + 2 * stage * TILE;
+        attention2_dq_tile<HS>(dq, q_frag, do_frag, k_tile, k_tile + TILE, end_stage + stage * ATTN2_TILE, k0, k1,
+                               masked, query, lse_row, D);
+        __syncthreads();
+        k0 = k_next;
+    }
+    attention2_dq_store<HS>(dqkv, dq, query, b, h, T, C);
+}
+
+// s[16][64] = A[16][HS] · tile[64][HS]^T with A rows 16*warp.. of a staged [64][HS + 8] tile in
+// shared memory, its fragments loaded 16 dims at a time (not held in registers).
+template <int HS>
+__device__ inline void attention3_rows_times_tile_t(float s[ATTN2_TILE / 8][4], const __nv_bfloat16* a_tile, int warp,
+                                                    const __nv_bfloat16* tile) {
+    const int lane = threadIdx.x % 32;
+    for (int n = 0; n < ATTN2_TILE / 8; n++)
+        for (int i = 0; i < 4; i++) s[n][i] = 0.0f;
+    for (int kk = 0; kk < HS / 16; kk++) {
+        uint32_t a[4];
+        ldmatrix_x4(a, &a_tile[(warp * 16 + lane % 16) * (HS + 8) + kk * 16 + lane / 16 * 8]);
+        attention2_times_tile_t_step<HS>(s, a, tile, kk);
+    }
+}
+
+// Backward version 3, pass 2: dk, dv, as attention_backward2_dkv_kernel with Q, dO (and lse, D)
+// pipelined over the query tiles of [k0, end_max), and K, V read from shared memory. grid
+// (ceil(T / 64), NH, B), 128 threads, attention3_dkv_pass_smem(HS) bytes of dynamic shared memory.
+template <int HS>
+__global__ void attention_backward3_dkv_kernel(floatX* __restrict__ dqkv, const floatX* __restrict__ dout,
+                                               const floatX* __restrict__ qkv, const floatX* __restrict__ out,
+                                               const float* __restrict__ lse, const int* __restrict__ end,
+                                               const int* __restrict__ end_min, const int* __restrict__ end_max,
+                                               int T, int NH, int C) {
+    constexpr int TILE = ATTN2_TILE * (HS + 8);
+    // K, V of the block; stage s: Q at smem + (2 + 2s) TILE, dO after it; then lse[2][64], D[2][64]
+    DYNAMIC_SHARED(__nv_bfloat16, smem);
+    const __nv_bfloat16* k_keep = smem;
+    const __nv_bfloat16* v_keep = smem + TILE;
+    float* lse_stage = reinterpret_cast<float*>(smem + 6 * TILE);
+    float* D_stage = lse_stage + 2 * ATTN2_TILE;
+    const int h = blockIdx.y, b = blockIdx.z;
+    const int warp = threadIdx.x / 32, g = threadIdx.x % 32 / 4;
+    const int k0 = blockIdx.x * ATTN2_TILE, k1 = min(k0 + ATTN2_TILE, T);
+    const int tile = b * ((T + ATTN2_TILE - 1) / ATTN2_TILE) + blockIdx.x;
+    const int end_lo = end_min[tile], end_hi = end_max[tile];
+    const size_t C3 = (size_t)3 * C;
+    const floatX* row = qkv + (size_t)b * T * C3;
+    const floatX* row_dout = dout + (size_t)b * T * C;
+    const float* row_lse = lse + ((size_t)b * NH + h) * T;
+    const int key[2] = {k0 + warp * 16 + g, k0 + warp * 16 + g + 8};
+    const int end_key[2] = {key[0] < T ? end[(size_t)b * T + key[0]] : 0,
+                            key[1] < T ? end[(size_t)b * T + key[1]] : 0};
+    // Q, dO, lse and D of the query tile [qt0, qt0 + 64) into stage s
+    auto issue_queries = [&](int qt0, int s) {
+        const int qt1 = min(qt0 + ATTN2_TILE, T);
+        attention3_issue_stage<HS>(smem + (2 + 2 * s) * TILE, row + h * HS, qt0, qt1, C3);
+        attention3_issue_stage<HS>(smem + (3 + 2 * s) * TILE, row_dout + h * HS, qt0, qt1, C);
+        attention2_query_lse_D<HS>(lse_stage + s * ATTN2_TILE, D_stage + s * ATTN2_TILE, row_dout, out, row_lse, qt0,
+                                   qt1, b, h, T, C);
+    };
+
+    // the block's K and V join the first query tile's group
+    const int q_stop = min(end_hi, T);
+    attention3_issue_stage<HS>(smem, row + C + h * HS, k0, k1, C3);
+    attention3_issue_stage<HS>(smem + TILE, row + 2 * C + h * HS, k0, k1, C3);
+    int qt0 = attention3_next_query_tile(k0, q_stop, k0, k1, T, end_lo, end_hi);
+    if (qt0 < q_stop) issue_queries(qt0, 0);
+    cp_async_commit_group();
+
+    float dk[HS / 8][4] = {}, dv[HS / 8][4] = {};
+    for (int stage = 0; qt0 < q_stop; stage ^= 1) {
+        const int qt1 = min(qt0 + ATTN2_TILE, T);
+        const int qt_next = attention3_next_query_tile(qt0 + ATTN2_TILE, q_stop, k0, k1, T, end_lo, end_hi);
+        if (qt_next < q_stop) issue_queries(qt_next, stage ^ 1);
+        cp_async_commit_group();
+        cp_async_wait_group<1>();
+        __syncthreads();
+        // query columns past T (a last tile cut short) have zero Q and dO, lse 0 and D 0: p = 1 but
+        // every product with them is 0, so only partial tiles need the mask
+        const bool masked = attention_tile_class(qt0, qt1, k0, k1, end_lo, end_hi) == TILE_PARTIAL;
+        const __nv_bfloat16* q_tile = smem + (2 + 2 * stage) * TILE;
+        const __nv_bfloat16* do_tile = q_tile + TILE;
+        float st[ATTN2_TILE / 8][4], dpt[ATTN2_TILE / 8][4];
+        attention3_rows_times_tile_t<HS>(st, k_keep, warp, q_tile);    // S^T = K Q^T
+        attention3_rows_times_tile_t<HS>(dpt, v_keep, warp, do_tile);  // dP^T = V dO^T
+        attention2_dkv_probabilities<HS>(st, dpt, qt0, qt1, masked, key, end_key, lse_stage + stage * ATTN2_TILE,
+                                         D_stage + stage * ATTN2_TILE);
+        attention2_accumulate<HS>(dv, st, do_tile);  // dV += P^T dO
+        attention2_accumulate<HS>(dk, dpt, q_tile);  // dK += dS^T Q
+        __syncthreads();
+        qt0 = qt_next;
+    }
+    attention2_dkv_store<HS>(dqkv, dk, dv, key, b, h, T, C);
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -770,6 +1140,60 @@ inline void attention_backward2(floatX* dqkv, const floatX* dout, const floatX* 
     CUDA_CHECK(cudaGetLastError());
 }
 
+// Version 3: as version 2 (the same arguments), the tile loads pipelined with cp.async (a GPU of
+// sm_80 or later) and no register spills at head size 128. Head size 64 or 128.
+inline void attention_forward3(floatX* out, float* lse, const floatX* qkv, const int* end, const int* end_min,
+                               const int* end_max, int B, int T, int NH, int C, cudaStream_t stream) {
+    const int hs = attention_head_size(C, NH, "attention_forward3");
+    if (!attention_forward2_supports(hs)) {
+        fprintf(stderr, "%s:%d: attention_forward3: head size %d; version 3 takes 64 or 128 (use version 1)\n",
+                __FILE__, __LINE__, hs);
+        exit(1);
+    }
+    if (B == 0 || T == 0) return;
+    const dim3 grid(attention_key_tiles(T), NH, B);
+    const size_t smem = attention3_kv_pass_smem(hs);
+    if (hs == 64) {
+        CUDA_CHECK(cudaFuncSetAttribute(attention_forward3_kernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        attention_forward3_kernel<64><<<grid, 32 * ATTN2_WARPS, smem, stream>>>(out, lse, qkv, end, end_min, end_max, T, NH, C);
+    } else {
+        CUDA_CHECK(cudaFuncSetAttribute(attention_forward3_kernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        attention_forward3_kernel<128><<<grid, 32 * ATTN2_WARPS, smem, stream>>>(out, lse, qkv, end, end_min, end_max, T, NH, C);
+    }
+    CUDA_CHECK(cudaGetLastError());
+}
+
+inline void attention_backward3(floatX* dqkv, const floatX* dout, const floatX* qkv, const floatX* out,
+                                const float* lse, const int* end, const int* end_min, const int* end_max, int B,
+                                int T, int NH, int C, cudaStream_t stream) {
+    const int hs = attention_head_size(C, NH, "attention_backward3");
+    if (!attention_forward2_supports(hs)) {
+        fprintf(stderr, "%s:%d: attention_backward3: head size %d; version 3 takes 64 or 128 (use version 1)\n",
+                __FILE__, __LINE__, hs);
+        exit(1);
+    }
+    if (B == 0 || T == 0) return;
+    const dim3 grid(attention_key_tiles(T), NH, B);
+    const size_t smem_dq = attention3_kv_pass_smem(hs), smem_dkv = attention3_dkv_pass_smem(hs);
+    const cudaFuncAttribute max_smem = cudaFuncAttributeMaxDynamicSharedMemorySize;
+    if (hs == 64) {
+        CUDA_CHECK(cudaFuncSetAttribute(attention_backward3_dq_kernel<64>, max_smem, (int)smem_dq));
+        CUDA_CHECK(cudaFuncSetAttribute(attention_backward3_dkv_kernel<64>, max_smem, (int)smem_dkv));
+        attention_backward3_dq_kernel<64><<<grid, 32 * ATTN2_WARPS, smem_dq, stream>>>(dqkv, dout, qkv, out, lse, end,
+                                                                                     end_min, end_max, T, NH, C);
+        attention_backward3_dkv_kernel<64><<<grid, 32 * ATTN2_WARPS, smem_dkv, stream>>>(dqkv, dout, qkv, out, lse, end,
+                                                                                       end_min, end_max, T, NH, C);
+    } else {
+        CUDA_CHECK(cudaFuncSetAttribute(attention_backward3_dq_kernel<128>, max_smem, (int)smem_dq));
+        CUDA_CHECK(cudaFuncSetAttribute(attention_backward3_dkv_kernel<128>, max_smem, (int)smem_dkv));
+        attention_backward3_dq_kernel<128><<<grid, 32 * ATTN2_WARPS, smem_dq, stream>>>(dqkv, dout, qkv, out, lse, end,
+                                                                                      end_min, end_max, T, NH, C);
+        attention_backward3_dkv_kernel<128><<<grid, 32 * ATTN2_WARPS, smem_dkv, stream>>>(dqkv, dout, qkv, out, lse,
+                                                                                        end, end_min, end_max, T, NH, C);
+    }
+    CUDA_CHECK(cudaGetLastError());
+}
+
 // Device memory for end_min / end_max behind attention_forward / attention_backward: grown on
 // demand (a cudaMalloc the first time a micro-batch is larger than any before), freed by
 // attention_teardown().
@@ -787,12 +1211,12 @@ inline void attention_teardown() {
     s = AttentionScratch{};
 }
 
-// Whether the launchers below take version 2: the bf16 build, head size 64 or 128.
-inline bool attention_use_version2(int B, int T, int NH, int C, const char* who) {
+// Whether the launchers below take version 3 (tensor cores): the bf16 build, head size 64 or 128.
+inline bool attention_use_tensor_cores(int B, int T, int NH, int C, const char* who) {
     const int hs = attention_head_size(C, NH, who);
 #if defined(ENABLE_FP32)
     (void)hs;
-    return false;  // version 2 computes in bf16; the fp32 build keeps fp32
+    return false;  // versions 2 and 3 compute in bf16; the fp32 build keeps fp32
 #else
     return B > 0 && T > 0 && attention_forward2_supports(hs);
 #endif
@@ -812,26 +1236,26 @@ inline int* attention_scratch_bounds(const int* end, int B, int T, cudaStream_t 
     return s.bounds;
 }
 
-// out[B,T,C], lse[B,NH,T] from qkv[B,T,3C] and the mask end[B*T] (version 2 or 1, see above).
+// out[B,T,C], lse[B,NH,T] from qkv[B,T,3C] and the mask end[B*T] (version 3 or 1, see above).
 inline void attention_forward(floatX* out, float* lse, const floatX* qkv, const int* end, int B,
                               int T, int NH, int C, cudaStream_t stream) {
-    if (!attention_use_version2(B, T, NH, C, "attention_forward")) {
+    if (!attention_use_tensor_cores(B, T, NH, C, "attention_forward")) {
         attention_forward1(out, lse, qkv, end, B, T, NH, C, stream);
         return;
     }
     const int* bounds = attention_scratch_bounds(end, B, T, stream);
-    attention_forward2(out, lse, qkv, end, bounds, bounds + attention_scratch().capacity, B, T, NH, C, stream);
+    attention_forward3(out, lse, qkv, end, bounds, bounds + attention_scratch().capacity, B, T, NH, C, stream);
 }
 
 // dqkv[B,T,3C] (overwritten) from dout[B,T,C], the forward's qkv, out and lse, and the mask.
 inline void attention_backward(floatX* dqkv, const floatX* dout, const floatX* qkv, const floatX* out,
                                const float* lse, const int* end, int B, int T, int NH, int C,
                                cudaStream_t stream) {
-    if (!attention_use_version2(B, T, NH, C, "attention_backward")) {
+    if (!attention_use_tensor_cores(B, T, NH, C, "attention_backward")) {
         attention_backward1(dqkv, dout, qkv, out, lse, end, B, T, NH, C, stream);
         return;
     }
     const int* bounds = attention_scratch_bounds(end, B, T, stream);
-    attention_backward2(dqkv, dout, qkv, out, lse, end, bounds, bounds + attention_scratch().capacity, B, T, NH, C,
+    attention_backward3(dqkv, dout, qkv, out, lse, end, bounds, bounds + attention_scratch().capacity, B, T, NH, C,
                         stream);
 }

@@ -1,6 +1,7 @@
 // kernels/ptx.cuh: the project's only inline PTX: small wrappers around the tensor-core instructions
 // mma.sync (m16n8k16, bf16 inputs, f32 accumulate) and ldmatrix (8x8 b16 matrices, x1/x2/x4, plain
-// and .trans). Each wrapper has three branches:
+// and .trans), and the sm_80 asynchronous copy cp.async (16 bytes global -> shared, commit_group,
+// wait_group N). Each wrapper has three branches:
 //   device code (__CUDA_ARCH__)   the real instruction;
 //   nvcc's host pass (__CUDACC__) nothing: the body is never run on the host, it only has to parse;
 //   the CPU build (g++)           a warp collective of the SIMT layer (dev/simt) that moves the
@@ -16,6 +17,12 @@
 // and section "Warp-level matrix load instruction: ldmatrix": lanes 8m..8m+7 give the addresses of
 // the 8 rows of matrix m (16 bytes each, 16-byte aligned); register m of lane l receives row l/4,
 // columns 2*(l%4) and 2*(l%4)+1 of matrix m (.trans: of its transpose).
+// And section "Data Movement and Conversion Instructions: cp.async" (and cp.async.commit_group,
+// cp.async.wait_group): cp.async starts a copy that completes at some later time; commit_group puts
+// every copy the thread issued since its last commit into a new group (an empty group if none);
+// wait_group N waits until at most the N most recent groups of the thread are pending, every older
+// group complete. Only the waiting thread is guaranteed to see the data: other threads of the block
+// after a barrier that follows the wait.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -23,8 +30,10 @@
 
 #if defined(__CUDACC__)
 #define PTX_CALLER
+#define PTX_CALLER_ONLY
 #else
 #define PTX_CALLER , const char* caller_file = __builtin_FILE(), int caller_line = __builtin_LINE()
+#define PTX_CALLER_ONLY const char* caller_file = __builtin_FILE(), int caller_line = __builtin_LINE()
 #endif
 
 #if !defined(__CUDACC__)
@@ -101,6 +110,53 @@ static inline void ldmatrix(int num, bool trans, uint32_t* r, const void* row_ad
         }
         r[m] = (uint32_t)lo | (uint32_t)hi << 16;
     }
+}
+
+// cp.async, deferred: the issuing thread records the copy (its 16 source bytes, read now) in its
+// list of uncommitted copies and fills the destination with 0xFF bytes (NaN), which stay until the
+// thread's wait_group completes the copy's group. So a kernel that reads a tile before its wait,
+// or another thread's part before the barrier after the waits, reads NaN, as the GPU may give it
+// stale data. The source must be global memory (inside a cudaMalloc allocation), the destination
+// the block's shared memory, both 16-byte aligned; anything else aborts naming the caller's line.
+static inline simt::Thread& cp_async_thread(const simt::Site& site) {
+    if (!simt::g_engine.current)
+        simt::fail_at(site, false, "%s called outside a kernel", site.what);
+    return *simt::g_engine.current;
+}
+
+static inline void cp_async_16(void* dst, const void* src, const char* file, int line) {
+    simt::Site site{file, line, "cp.async.cg.shared.global"};
+    simt::Thread& t = cp_async_thread(site);
+    if (reinterpret_cast<uintptr_t>(dst) % 16 != 0 || reinterpret_cast<uintptr_t>(src) % 16 != 0)
+        simt::fail_at(site, false, "%s: destination %p or source %p is not 16-byte aligned; a 16-byte "
+                      "copy needs both addresses aligned to 16 bytes", site.what, dst, src);
+    if (!simt::is_shared_range(dst, 16))
+        simt::fail_at(site, false, "%s: destination %p is not inside the block's shared memory",
+                      site.what, dst);
+    if (simt::device_bytes_from(src) < 16)  // the runtime stand-in's table of cudaMalloc allocations
+        simt::fail_at(site, false, "%s: source %p is not inside a cudaMalloc allocation (global "
+                      "memory), or its 16 bytes run past the allocation's end", site.what, src);
+    simt::AsyncCopy copy;
+    copy.dst = dst;
+    memcpy(copy.data, src, 16);
+    memset(dst, 0xFF, 16);
+    t.async_uncommitted.push_back(copy);
+}
+
+static inline void cp_async_commit_group(const char* file, int line) {
+    simt::Thread& t = cp_async_thread(simt::Site{file, line, "cp.async.commit_group"});
+    t.async_groups.push_back(std::move(t.async_uncommitted));
+    t.async_uncommitted.clear();
+}
+
+// Completes every committed group but the n most recent ones (copies not yet committed stay pending).
+static inline void cp_async_wait_group(int n, const char* file, int line) {
+    simt::Thread& t = cp_async_thread(simt::Site{file, line, "cp.async.wait_group"});
+    const size_t keep = (size_t)n, groups = t.async_groups.size();
+    if (groups <= keep) return;
+    for (size_t g = 0; g < groups - keep; g++)
+        for (const simt::AsyncCopy& copy : t.async_groups[g]) memcpy(copy.dst, copy.data, 16);
+    t.async_groups.erase(t.async_groups.begin(), t.async_groups.begin() + (groups - keep));
 }
 
 } // namespace ptx_emulation
@@ -188,5 +244,43 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t r[4], const void* row
 #elif defined(__CUDACC__)
 #else
     ptx_emulation::ldmatrix(4, true, r, row_address, caller_file, caller_line);
+#endif
+}
+
+// ----------------------------------------------------------------------------------------------
+// cp.async.cg.shared.global [dst], [src], 16: starts copying 16 bytes from global memory (src) to
+// shared memory (dst), both 16-byte aligned, without passing through registers (.cg: cached in L2
+// only). The data may be read only after the thread's cp_async_wait_group that completes its group,
+// and by other threads only after a __syncthreads that follows those waits.
+__device__ __forceinline__ void cp_async_16(void* dst, const void* src PTX_CALLER) {
+#if defined(__CUDA_ARCH__)
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n"
+                 :: "r"(PTX_SHARED_ADDRESS(dst)), "l"(src) : "memory");
+#elif defined(__CUDACC__)
+#else
+    ptx_emulation::cp_async_16(dst, src, caller_file, caller_line);
+#endif
+}
+
+// cp.async.commit_group: the copies this thread issued since its last commit become one group.
+__device__ __forceinline__ void cp_async_commit_group(PTX_CALLER_ONLY) {
+#if defined(__CUDA_ARCH__)
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+#elif defined(__CUDACC__)
+#else
+    ptx_emulation::cp_async_commit_group(caller_file, caller_line);
+#endif
+}
+
+// cp.async.wait_group N: waits until at most the N most recent groups of this thread are pending
+// (N = 0: all committed groups complete). N is an immediate in PTX, hence the template argument.
+template <int N>
+__device__ __forceinline__ void cp_async_wait_group(PTX_CALLER_ONLY) {
+    static_assert(N >= 0, "cp.async.wait_group takes a count >= 0");
+#if defined(__CUDA_ARCH__)
+    asm volatile("cp.async.wait_group %0;\n" :: "n"(N) : "memory");
+#elif defined(__CUDACC__)
+#else
+    ptx_emulation::cp_async_wait_group(N, caller_file, caller_line);
 #endif
 }

@@ -2,12 +2,15 @@
 // double (cpu/attention.h over cpu::PackedRows), and on a GPU benchmarks it.
 //   ./dev/cuda/attention      the checks: the tile classifier against a brute-force classification;
 //                             forward out and lse, backward dq, dk, dv, of version 1 and (bf16
-//                             build) version 2 and the launchers the trainer calls,
-//                             bitwise repeatability, on masks from the real packer and adversarial
-//                             ones (every thread order under dev/simt)
-//   ./dev/cuda/attention N    (GPU) time and TFLOP/s of version N (1 or 2) on packed rows at T = 1024,
+//                             build) versions 2 and 3 and the launchers the trainer calls,
+//                             bitwise repeatability (and, under dev/simt, version 3 bit-identical
+//                             to version 2), on masks from the real packer and adversarial ones
+//                             (every thread order under dev/simt)
+//   ./dev/cuda/attention N    (GPU) time and TFLOP/s of version N (1, 2 or 3) on packed rows at T = 1024,
 //                             and the fraction of 64x64 tiles skipped / full / partial
 // Builds in the precision of floatX: bf16 by default, fp32 with -DENABLE_FP32 (dev/cuda/attention_fp32).
+// Benchmark modes in full (N = 0: the launchers the trainer calls; --suite: issue 12's suite, whose
+// --plan-only times nothing and runs without a GPU): see "Benchmark" below.
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -40,8 +43,8 @@ static const double kTolLse = 2e-5;
 // softmax sums kept in fp32) on top of the outputs' rounding: measured up to 3.0e-3 on out and
 // 6.1e-3 on dq, dk, dv (version 1: 2.0e-3 and 7.1e-3); the same 1.5e-2 bounds it.
 
-// The forward and backward of the given version: 1, 2 (the classifier's kernel first), or 0: the
-// launchers the trainer calls (version 2 where it applies, else 1).
+// The forward and backward of the given version: 1, 2 or 3 (the classifier's kernel first), or 0:
+// the launchers the trainer calls (version 3 where it applies, else 1).
 static void forward_version(int version, floatX* out, float* lse, const floatX* qkv, const int* end, int B, int T,
                             int NH, int C) {
     if (version == 0) {
@@ -52,7 +55,8 @@ static void forward_version(int version, floatX* out, float* lse, const floatX* 
         const size_t n = (size_t)B * attention_key_tiles(T);
         DeviceBuffer<int> end_min(n), end_max(n);
         attention_end_bounds(end_min.ptr, end_max.ptr, end, B, T, nullptr);
-        attention_forward2(out, lse, qkv, end, end_min.ptr, end_max.ptr, B, T, NH, C, nullptr);
+        if (version == 2) attention_forward2(out, lse, qkv, end, end_min.ptr, end_max.ptr, B, T, NH, C, nullptr);
+        else attention_forward3(out, lse, qkv, end, end_min.ptr, end_max.ptr, B, T, NH, C, nullptr);
         CUDA_CHECK(cudaDeviceSynchronize());
     }
 }
@@ -66,7 +70,10 @@ static void backward_version(int version, floatX* dqkv, const floatX* dout, cons
         const size_t n = (size_t)B * attention_key_tiles(T);
         DeviceBuffer<int> end_min(n), end_max(n);
         attention_end_bounds(end_min.ptr, end_max.ptr, end, B, T, nullptr);
-        attention_backward2(dqkv, dout, qkv, out, lse, end, end_min.ptr, end_max.ptr, B, T, NH, C, nullptr);
+        if (version == 2)
+            attention_backward2(dqkv, dout, qkv, out, lse, end, end_min.ptr, end_max.ptr, B, T, NH, C, nullptr);
+        else
+            attention_backward3(dqkv, dout, qkv, out, lse, end, end_min.ptr, end_max.ptr, B, T, NH, C, nullptr);
         CUDA_CHECK(cudaDeviceSynchronize());
     }
 }
@@ -244,6 +251,42 @@ static void check_case(int version, const char* order, const char* label, const 
                 ("forward bitwise repeatable " + name).c_str(), "two runs of the forward differ");
 }
 
+// Versions 2 and 3 on the same inputs: version 3 moves the same bytes into shared memory (by
+// cp.async) and runs the same per-tile code in the same order, so under the emulator out, lse and
+// dqkv must be bit-identical. (On a GPU nvcc may schedule the two kernels' arithmetic differently,
+// e.g. contract other multiply-adds; there each version is checked against the reference only.)
+static void check_versions_2_3_same_bits(const char* order, const char* label, const Batch& batch, int NH, int C,
+                                         std::mt19937_64& rng) {
+    const int B = batch.B, T = batch.T;
+    const size_t BT = (size_t)B * T;
+    std::vector<float> qkv_f(BT * 3 * C), dout_f(BT * C);
+    fill_uniform(qkv_f, -2.0f, 2.0f, rng);
+    fill_uniform(dout_f, -1.0f, 1.0f, rng);
+    DeviceBuffer<floatX> d_qkv(qkv_f.size()), d_out(BT * C), d_dout(dout_f.size()), d_dqkv(qkv_f.size());
+    DeviceBuffer<float> d_lse((size_t)B * NH * T);
+    DeviceBuffer<int> d_end(BT);
+    d_qkv.upload(to_floatX(qkv_f));
+    d_dout.upload(to_floatX(dout_f));
+    d_end.upload(std::vector<int>(batch.end.begin(), batch.end.end()));
+    std::vector<floatX> out[2], dqkv[2];
+    std::vector<float> lse[2];
+    for (int i = 0; i < 2; i++) {
+        forward_version(2 + i, d_out.ptr, d_lse.ptr, d_qkv.ptr, d_end.ptr, B, T, NH, C);
+        backward_version(2 + i, d_dqkv.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, d_end.ptr, B, T, NH, C);
+        CUDA_CHECK(cudaDeviceSynchronize());
+        out[i] = d_out.download();
+        lse[i] = d_lse.download();
+        dqkv[i] = d_dqkv.download();
+    }
+    char name[256];
+    snprintf(name, sizeof name, "attention v3 bit-identical to v2 %s B=%d T=%d NH=%d hs=%d order=%s", label, B, T, NH,
+             C / NH, order);
+    test_report(memcmp(out[0].data(), out[1].data(), out[0].size() * sizeof(floatX)) == 0 &&
+                    memcmp(lse[0].data(), lse[1].data(), lse[0].size() * sizeof(float)) == 0 &&
+                    memcmp(dqkv[0].data(), dqkv[1].data(), dqkv[0].size() * sizeof(floatX)) == 0,
+                name, "out, lse or dqkv differ");
+}
+
 // A batch written unit by unit: row r gets shared units of the given lengths (each split as
 // P = len/3, C = len/3 - 1, R = the rest, so P + C + 1 + R = len); rows not listed stay padding.
 static Batch units_batch(int B, int T, const std::vector<std::vector<int>>& unit_lens) {
@@ -319,6 +362,20 @@ static Batch random_ends_batch(int B, int T, std::mt19937_64& rng) {
     return b;
 }
 
+// Rows in which key tile 0 (keys 0..63) is visible to every later query (end = T), and every other
+// key only to the queries up to the end of its own 64-key tile: a query block sees tile 0, skips
+// every tile between, and sees its diagonal tile. Not a packer layout; every end[k] > k.
+static Batch skip_after_first_batch(int B, int T) {
+    Batch b;
+    b.reset(B, T);
+    for (int r = 0; r < B; r++) {
+        b.row_len[r] = T;  // every token real (the reference checks them all)
+        for (int k = 0; k < T; k++)
+            b.end[(size_t)r * T + k] = k < ATTN2_TILE ? T : std::min(T, (k / ATTN2_TILE + 1) * ATTN2_TILE);
+    }
+    return b;
+}
+
 static void run_checks() {
     std::mt19937_64 rng(test_seed());
     for_each_thread_order([&](const char* order) {
@@ -349,29 +406,42 @@ static void run_checks() {
         check_case(1, order, "hs=64 T=45", units_batch(2, 45, {{13, 20, 12}, {40}}), 1, 64, rng);
         check_case(1, order, "hs=128 T=19", units_batch(1, 19, {{5, 14}}), 1, 128, rng);
 
-        // version 2 (bf16, head size 64 or 128, tiles of 64)
+        // versions 2 and 3 (bf16, head size 64 or 128, tiles of 64; 3 pipelines the loads)
 #if defined(ENABLE_FP32)
-        test_skip(("attention v2 order=" + std::string(order)).c_str(), "version 2 computes in bf16: tested in the bf16 build");
+        test_skip(("attention v2 v3 order=" + std::string(order)).c_str(), "versions 2 and 3 compute in bf16: tested in the bf16 build");
 #else
-        check_case(2, order, "packer shared packed", pack_first(random_pairs(10, 128, LAYOUT_SHARED, rng), 2, 128, LAYOUT_SHARED, true),
+        for (int version : {2, 3}) {
+        check_case(version, order, "packer shared packed", pack_first(random_pairs(10, 128, LAYOUT_SHARED, rng), 2, 128, LAYOUT_SHARED, true),
                    2, 128, rng);
-        check_case(2, order, "packer shared unpacked", pack_first(random_pairs(3, 100, LAYOUT_SHARED, rng), 3, 100, LAYOUT_SHARED, false),
+        check_case(version, order, "packer shared unpacked", pack_first(random_pairs(3, 100, LAYOUT_SHARED, rng), 3, 100, LAYOUT_SHARED, false),
                    1, 128, rng);
-        check_case(2, order, "packer baseline packed", pack_first(random_pairs(8, 128, LAYOUT_BASELINE, rng), 2, 128, LAYOUT_BASELINE, true),
+        check_case(version, order, "packer baseline packed", pack_first(random_pairs(8, 128, LAYOUT_BASELINE, rng), 2, 128, LAYOUT_BASELINE, true),
                    2, 128, rng);
-        check_case(2, order, "packer baseline unpacked", pack_first(random_pairs(2, 80, LAYOUT_BASELINE, rng), 2, 80, LAYOUT_BASELINE, false),
+        check_case(version, order, "packer baseline unpacked", pack_first(random_pairs(2, 80, LAYOUT_BASELINE, rng), 2, 80, LAYOUT_BASELINE, false),
                    1, 64, rng);
-        check_case(2, order, "P=C=R=1", pack_first(make_pairs(std::vector<std::array<int, 3>>(34, {1, 1, 1})), 2, 70, LAYOUT_SHARED, true),
+        check_case(version, order, "P=C=R=1", pack_first(make_pairs(std::vector<std::array<int, 3>>(34, {1, 1, 1})), 2, 70, LAYOUT_SHARED, true),
                    2, 128, rng);
         // units ending on the 64-key tile's edge and one past it; row 0's second unit (queries
         // 64..127) sees nothing in key tile 0 (skipped); a last tile cut by T = 130; a padding row
-        check_case(2, order, "tile edges", units_batch(4, 130, {{64, 64}, {65, 63}, {64, 66}, {}}), 1, 64, rng);
-        check_case(2, order, "hs=128 tile edges", units_batch(2, 130, {{64, 66}, {65, 65}}), 1, 128, rng);
+        check_case(version, order, "tile edges", units_batch(4, 130, {{64, 64}, {65, 63}, {64, 66}, {}}), 1, 64, rng);
+        check_case(version, order, "hs=128 tile edges", units_batch(2, 130, {{64, 66}, {65, 65}}), 1, 128, rng);
         // one long unit: its prompt fills key tiles that later query tiles see whole (full tiles);
         // T = 3*64 + 1 leaves a last tile of one key, classified full, whose 63 zero rows must be masked
-        check_case(2, order, "long unit", units_batch(1, 193, {{193}}), 1, 64, rng);
-        check_case(2, order, "hs=128 T=19", units_batch(1, 19, {{5, 14}}), 2, 256, rng);
-        // the launchers the trainer calls (version 2 here, end_min / end_max in their scratch memory)
+        check_case(version, order, "long unit", units_batch(1, 193, {{193}}), 1, 64, rng);
+        check_case(version, order, "hs=128 T=19", units_batch(1, 19, {{5, 14}}), 2, 256, rng);
+        // the pipeline's edges: each query block sees key tile 0 whole, then skips every tile up to
+        // its diagonal (the prefetch finds its next tile several tiles on, or none); key tile 0's
+        // queries are every tile of the row, the others' only their own; T = 5*64 + 7 leaves a last
+        // prefetch of 7 rows
+        check_case(version, order, "skips after the first tile", skip_after_first_batch(2, 327), 2, 128, rng);
+        check_case(version, order, "hs=128 skips after the first tile", skip_after_first_batch(1, 200), 1, 128, rng);
+        }
+#if SIMT_CPU
+        check_versions_2_3_same_bits(order, "packer shared packed",
+                                     pack_first(random_pairs(12, 200, LAYOUT_SHARED, rng), 2, 200, LAYOUT_SHARED, true), 2, 128, rng);
+        check_versions_2_3_same_bits(order, "hs=128 tile edges", units_batch(2, 130, {{64, 66}, {65, 65}}), 2, 256, rng);
+#endif
+        // the launchers the trainer calls (version 3 here, end_min / end_max in their scratch memory)
         check_case(0, order, "launchers", pack_first(random_pairs(6, 96, LAYOUT_SHARED, rng), 2, 96, LAYOUT_SHARED, true),
                    2, 128, rng);
 #endif
@@ -380,112 +450,291 @@ static void run_checks() {
 }
 
 // ----------------------------------------------------------------------------------------------
-// Benchmark (GPU only): packed shared-layout rows at T = 1024, prompts and responses of random
-// lengths like HH-RLHF's (prompt 16..400, responses 8..200 tokens).
+// Benchmark. Timing needs a GPU; the plan (masks, visible pairs, tile classes: host code in
+// dev/cuda/attention_plan.h) is computed anywhere, so --plan-only runs under the CPU emulation too.
+//   ./dev/cuda/attention N     version N (0: the launchers train_dpo calls, 1, 2, 3) on one case:
+//                              HH-like random pairs packed into 8 shared rows of T = 1024
+//   ./dev/cuda/attention N --suite [--hh PAIRS.bin] [--only all|hh|syn] [--tokens N]
+//                              [--masks DIR] [--tsv FILE] [--budget SECONDS] [--plan-only]
+//        the suite: HH-RLHF pairs (a pair file from data/prepare_dpo) packed at T = 1024, 2048,
+//        4096 and the synthetic grid (prompt 256..4096 x ratio 1..8), each in the shared and the
+//        unshared layout, about --tokens (32768) real shared tokens per case, head sizes 64
+//        (12 heads) and 128 (8 heads); forward, backward and both. Prints the plan table and a
+//        table of times; --tsv writes one line per measurement (the format
+//        dev/cuda/attention_torch.py writes too), --masks the mask files of every case.
+//        --budget: no case starts after that many seconds (the rest is listed as not run).
+// Time: median of cudaEvent-timed runs after two warm-up runs. TFLOP/s counts only visible (q, k)
+// pairs of real tokens: forward 4*hs FLOPs per pair and head (q.k and p.v), backward 2.5 times
+// that (FlashAttention's convention: the recomputed q.k, dout.v, dq, dk, dv), both 3.5 times.
+#include <chrono>
 
-static void benchmark(int version) {
-#if SIMT_CPU
-    printf("the benchmark (./dev/cuda/attention %d) needs a GPU: build with nvcc\n", version);
-#else
-    if (version != 1 && version != 2) {
-        fprintf(stderr, "versions: 1 (simple), 2 (tensor cores, bf16, head size 64 or 128)\n");
-        exit(1);
+#include "dev/cuda/attention_plan.h"
+#include "data/pairfile.h"
+
+struct BenchOptions {
+    int version = 2;
+    bool suite = false, plan_only = false;
+    std::string hh, only = "all", masks, tsv;
+    long tokens = 32768;
+    double budget_s = 0.0;  // 0: none
+};
+
+static void bench_usage(const char* prog) {
+    fprintf(stderr,
+            "usage: %s                 run the checks\n"
+            "       %s N               benchmark version N (0 launchers, 1, 2, 3) on one case (GPU)\n"
+            "       %s N --suite [--hh PAIRS.bin] [--only all|hh|syn] [--tokens N] [--masks DIR]\n"
+            "                [--tsv FILE] [--budget SECONDS] [--plan-only]\n",
+            prog, prog, prog);
+    exit(2);
+}
+
+static BenchOptions parse_bench_options(int argc, char** argv) {
+    BenchOptions o;
+    char* rest = nullptr;
+    o.version = (int)strtol(argv[1], &rest, 10);
+    if (*rest != '\0' || o.version < 0) {
+        fprintf(stderr, "%s: '%s' is not a version number\n", argv[0], argv[1]);
+        bench_usage(argv[0]);
     }
-#if defined(ENABLE_FP32)
-    if (version == 2) {
-        fprintf(stderr, "version 2 computes in bf16: run the bf16 build (dev/cuda/attention)\n");
-        exit(1);
+    for (int i = 2; i < argc; i++) {
+        const std::string a = argv[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "%s: %s needs a value\n", argv[0], a.c_str());
+                bench_usage(argv[0]);
+            }
+            return argv[++i];
+        };
+        if (a == "--suite") o.suite = true;
+        else if (a == "--plan-only") o.plan_only = true;
+        else if (a == "--hh") o.hh = value();
+        else if (a == "--only") o.only = value();
+        else if (a == "--masks") o.masks = value();
+        else if (a == "--tsv") o.tsv = value();
+        else if (a == "--tokens") o.tokens = atol(value().c_str());
+        else if (a == "--budget") o.budget_s = atof(value().c_str());
+        else {
+            fprintf(stderr, "%s: unknown argument '%s'\n", argv[0], a.c_str());
+            bench_usage(argv[0]);
+        }
     }
-#endif
-    const int B = 8, T = 1024;
+    if (o.only != "all" && o.only != "hh" && o.only != "syn") {
+        fprintf(stderr, "%s: --only takes all, hh or syn, not '%s'\n", argv[0], o.only.c_str());
+        bench_usage(argv[0]);
+    }
+    if (o.tokens < 1) {
+        fprintf(stderr, "%s: --tokens must be a positive number of tokens\n", argv[0]);
+        bench_usage(argv[0]);
+    }
+    if (!o.suite && (o.plan_only || !o.hh.empty() || !o.masks.empty() || !o.tsv.empty())) {
+        fprintf(stderr, "%s: --hh, --masks, --tsv and --plan-only belong to --suite\n", argv[0]);
+        bench_usage(argv[0]);
+    }
+    if (o.suite && o.only == "hh" && o.hh.empty()) {
+        fprintf(stderr, "%s: --only hh needs --hh PAIRS.bin (data/prepare_dpo of data/hh-rlhf/harmless-base-test.jsonl.gz)\n",
+                argv[0]);
+        exit(2);
+    }
+    return o;
+}
+
+// The quick case of `./dev/cuda/attention N`: prompts and responses of random lengths like
+// HH-RLHF's (prompt 16..400, responses 8..200 tokens), packed into 8 shared rows of 1024.
+static std::vector<BenchCase> quick_case() {
     std::mt19937_64 rng(1234);
     std::uniform_int_distribution<int> prompt_len(16, 400), resp_len(8, 200);
     std::vector<std::array<int, 3>> lens;
     for (int i = 0; i < 64; i++) lens.push_back({prompt_len(rng), resp_len(rng), resp_len(rng)});
-    const Batch batch = pack_first(make_pairs(lens), B, T, LAYOUT_SHARED, true);
-    long long visible = 0;  // (q, k) pairs with k visible to q, real tokens and padding alike
-    for (int r = 0; r < B; r++)
-        for (int q = 0; q < T; q++)
-            for (int k = 0; k <= q; k++) visible += attention_visible(q, k, batch.end[(size_t)r * T + k]);
-    printf("B=%d T=%d, %ld real tokens, %.1f%% of the causal (q, k) pairs visible\n", B, T, batch.real_tokens(),
-           100.0 * visible / (B * (double)T * (T + 1) / 2));
-    // version 2's tiles of 64 queries x 64 keys (all of them, above the diagonal included)
-    const int tiles = attention_key_tiles(T);
-    long tile_count[3] = {0, 0, 0};
-    for (int r = 0; r < B; r++)
-        for (int kt = 0; kt < tiles; kt++) {
-            const int k0 = kt * ATTN2_TILE, k1 = std::min(k0 + ATTN2_TILE, T);
-            const int* e = &batch.end[(size_t)r * T];
-            const int lo = *std::min_element(e + k0, e + k1), hi = *std::max_element(e + k0, e + k1);
-            for (int qt = 0; qt < tiles; qt++)
-                tile_count[attention_tile_class(qt * ATTN2_TILE, std::min(qt * ATTN2_TILE + ATTN2_TILE, T), k0, k1, lo, hi)]++;
+    BenchCase c = plan_case_from_batch(pack_first(make_pairs(lens), 8, 1024, LAYOUT_SHARED, true), ATTN2_TILE);
+    return {plan_finish(c, "hhlike-T1024", "quick", LAYOUT_SHARED, ATTN2_TILE)};
+}
+
+#if !SIMT_CPU
+static const char* kPassNames[3] = {"fwd", "bwd", "both"};
+static const double kPassFlopFactor[3] = {4.0, 10.0, 14.0};  // FLOPs per visible pair, head and head dim
+
+static void bench_forward(int version, floatX* out, float* lse, const floatX* qkv, const int* end, int* end_min,
+                          int* end_max, int B, int T, int NH, int C) {
+    if (version == 0) {
+        attention_forward(out, lse, qkv, end, B, T, NH, C, nullptr);
+    } else if (version == 1) {
+        attention_forward1(out, lse, qkv, end, B, T, NH, C, nullptr);
+    } else {  // the classifier's kernel counts: the trainer's launcher runs it at each call
+        attention_end_bounds(end_min, end_max, end, B, T, nullptr);
+        if (version == 2) attention_forward2(out, lse, qkv, end, end_min, end_max, B, T, NH, C, nullptr);
+        else attention_forward3(out, lse, qkv, end, end_min, end_max, B, T, NH, C, nullptr);
+    }
+}
+static void bench_backward(int version, floatX* dqkv, const floatX* dout, const floatX* qkv, const floatX* out,
+                           const float* lse, const int* end, int* end_min, int* end_max, int B, int T, int NH, int C) {
+    if (version == 0) {
+        attention_backward(dqkv, dout, qkv, out, lse, end, B, T, NH, C, nullptr);
+    } else if (version == 1) {
+        attention_backward1(dqkv, dout, qkv, out, lse, end, B, T, NH, C, nullptr);
+    } else {
+        attention_end_bounds(end_min, end_max, end, B, T, nullptr);
+        if (version == 2) attention_backward2(dqkv, dout, qkv, out, lse, end, end_min, end_max, B, T, NH, C, nullptr);
+        else attention_backward3(dqkv, dout, qkv, out, lse, end, end_min, end_max, B, T, NH, C, nullptr);
+    }
+}
+
+// Median milliseconds of run(), timed with events one run at a time after two warm-up runs: at
+// least 5 runs, more while the total stays under ~150 ms, at most 25.
+template <class Run> static double median_ms(Run run) {
+    cudaEvent_t start, stop;
+    CUDA_CHECK(cudaEventCreate(&start));
+    CUDA_CHECK(cudaEventCreate(&stop));
+    for (int i = 0; i < 2; i++) run();
+    CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<double> ms;
+    double total = 0.0;
+    while (ms.size() < 5 || (ms.size() < 25 && total < 150.0)) {
+        CUDA_CHECK(cudaEventRecord(start));
+        run();
+        CUDA_CHECK(cudaEventRecord(stop));
+        CUDA_CHECK(cudaEventSynchronize(stop));
+        float t = 0.0f;
+        CUDA_CHECK(cudaEventElapsedTime(&t, start, stop));
+        ms.push_back(t);
+        total += t;
+    }
+    CUDA_CHECK(cudaGetLastError());
+    CUDA_CHECK(cudaEventDestroy(start));
+    CUDA_CHECK(cudaEventDestroy(stop));
+    std::sort(ms.begin(), ms.end());
+    return ms[ms.size() / 2];
+}
+
+// Times every case at head sizes 64 and 128: the plan's order, cut when the budget is spent.
+static void bench_time_cases(const BenchOptions& o, const std::vector<BenchCase>& cases, FILE* tsv,
+                             std::chrono::steady_clock::time_point started) {
+#if defined(ENABLE_FP32)
+    if (o.version >= 2) {
+        fprintf(stderr, "versions 2 and 3 compute in bf16: run the bf16 build (dev/cuda/attention)\n");
+        exit(1);
+    }
+#endif
+    if (o.version > 3) {
+        fprintf(stderr, "versions: 0 (the launchers), 1 (simple), 2 (tensor cores, bf16, head size 64 or 128), "
+                        "3 (2 with cp.async pipelining)\n");
+        exit(1);
+    }
+    const int head_sizes[2] = {64, 128}, heads[2] = {12, 8};  // C = 768 (GPT-2 small) and 1024
+    size_t max_bt = 0, max_tiles = 0;
+    for (const BenchCase& c : cases) {
+        max_bt = std::max(max_bt, (size_t)c.B * c.T);
+        max_tiles = std::max(max_tiles, (size_t)c.B * attention_key_tiles(c.T));
+    }
+    const size_t max_c = 1024;
+    // random inputs, the same for every case: a block of 2^24 uniform values repeated over the buffers
+    std::vector<floatX> block((size_t)1 << 24);
+    uint64_t s = 0x9e3779b97f4a7c15ull;
+    for (floatX& x : block) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        x = (floatX)((float)(s >> 40) / (float)(1ull << 24) * 2.0f - 1.0f);
+    }
+    DeviceBuffer<floatX> d_qkv(max_bt * 3 * max_c), d_out(max_bt * max_c), d_dout(max_bt * max_c),
+        d_dqkv(max_bt * 3 * max_c);
+    DeviceBuffer<float> d_lse(max_bt * 12);
+    DeviceBuffer<int> d_end(max_bt), d_min(max_tiles), d_max(max_tiles);
+    for (DeviceBuffer<floatX>* buf : {&d_qkv, &d_dout})
+        for (size_t at = 0; at < buf->n; at += block.size())
+            CUDA_CHECK(cudaMemcpy(buf->ptr + at, block.data(), std::min(block.size(), buf->n - at) * sizeof(floatX),
+                                  cudaMemcpyHostToDevice));
+    printf("\n%-16s %-8s %4s %3s %5s %6s | %9s %9s %9s | %7s %7s %7s\n", "group", "layout", "hs", "NH", "B", "T",
+           "fwd ms", "bwd ms", "both ms", "fwd TF", "bwd TF", "both TF");
+    size_t done = 0;
+    for (; done < cases.size(); done++) {
+        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        if (o.budget_s > 0 && elapsed > o.budget_s) break;
+        const BenchCase& c = cases[done];
+        CUDA_CHECK(cudaMemcpy(d_end.ptr, c.end.data(), c.end.size() * sizeof(int), cudaMemcpyHostToDevice));
+        for (int h = 0; h < 2; h++) {
+            const int hs = head_sizes[h], NH = heads[h], C = NH * hs, B = c.B, T = c.T;
+            double ms[3];
+            ms[0] = median_ms([&] {
+                bench_forward(o.version, d_out.ptr, d_lse.ptr, d_qkv.ptr, d_end.ptr, d_min.ptr, d_max.ptr, B, T, NH, C);
+            });
+            ms[1] = median_ms([&] {
+                bench_backward(o.version, d_dqkv.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, d_end.ptr, d_min.ptr,
+                               d_max.ptr, B, T, NH, C);
+            });
+            ms[2] = median_ms([&] {
+                bench_forward(o.version, d_out.ptr, d_lse.ptr, d_qkv.ptr, d_end.ptr, d_min.ptr, d_max.ptr, B, T, NH, C);
+                bench_backward(o.version, d_dqkv.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, d_end.ptr, d_min.ptr,
+                               d_max.ptr, B, T, NH, C);
+            });
+            double tflops[3];
+            for (int p = 0; p < 3; p++) tflops[p] = kPassFlopFactor[p] * hs * NH * (double)c.visible / ms[p] * 1e-9;
+            printf("%-16s %-8s %4d %3d %5d %6d | %9.4f %9.4f %9.4f | %7.1f %7.1f %7.1f\n", c.group.c_str(),
+                   c.layout_name(), hs, NH, B, T, ms[0], ms[1], ms[2], tflops[0], tflops[1], tflops[2]);
+            fflush(stdout);
+            if (tsv)
+                for (int p = 0; p < 3; p++)
+                    fprintf(tsv, "ours\tversion %d %s\t%s\t%s\t%d\t%d\t%s\t%.6f\t%.3f\t%lld\tok\n", o.version,
+                            PRECISION_NAME, c.group.c_str(), c.layout_name(), hs, NH, kPassNames[p], ms[p], tflops[p],
+                            c.visible);
+            if (tsv) fflush(tsv);  // a run cut short by a timeout keeps what it measured
         }
-    const double all_tiles = (double)B * tiles * tiles;
-    printf("64x64 tiles: %.1f%% skipped, %.1f%% full, %.1f%% partial\n", 100.0 * tile_count[TILE_SKIP] / all_tiles,
-           100.0 * tile_count[TILE_FULL] / all_tiles, 100.0 * tile_count[TILE_PARTIAL] / all_tiles);
-    DeviceBuffer<int> d_min((size_t)B * tiles), d_max((size_t)B * tiles);
-    for (int hs : {64, 128}) {
-        const int NH = 12, C = NH * hs;
-        const size_t BT = (size_t)B * T;
-        std::vector<float> qkv_f(BT * 3 * C), dout_f(BT * C);
-        fill_uniform(qkv_f, -1.0f, 1.0f, rng);
-        fill_uniform(dout_f, -1.0f, 1.0f, rng);
-        DeviceBuffer<floatX> d_qkv(qkv_f.size()), d_out(BT * C), d_dout(dout_f.size()), d_dqkv(qkv_f.size());
-        DeviceBuffer<float> d_lse((size_t)B * NH * T);
-        DeviceBuffer<int> d_end(BT);
-        d_qkv.upload(to_floatX(qkv_f));
-        d_dout.upload(to_floatX(dout_f));
-        d_end.upload(std::vector<int>(batch.end.begin(), batch.end.end()));
-        cudaEvent_t start, stop;
-        CUDA_CHECK(cudaEventCreate(&start));
-        CUDA_CHECK(cudaEventCreate(&stop));
-        const int reps = 20;
-        float fwd_ms = 0.0f, bwd_ms = 0.0f;
-        for (int pass = 0; pass < 2; pass++) {  // the first pass warms up
-            CUDA_CHECK(cudaEventRecord(start));
-            for (int i = 0; i < reps; i++) {
-                if (version == 1) {
-                    attention_forward1(d_out.ptr, d_lse.ptr, d_qkv.ptr, d_end.ptr, B, T, NH, C, nullptr);
-                } else {  // the classifier's kernel counts: the trainer's launcher runs it at each call
-                    attention_end_bounds(d_min.ptr, d_max.ptr, d_end.ptr, B, T, nullptr);
-                    attention_forward2(d_out.ptr, d_lse.ptr, d_qkv.ptr, d_end.ptr, d_min.ptr, d_max.ptr, B, T, NH, C,
-                                       nullptr);
-                }
+    }
+    if (done < cases.size()) {
+        printf("budget of %.0f s reached: %zu of %zu cases not run (from %s on)\n", o.budget_s, cases.size() - done,
+               cases.size(), cases[done].name().c_str());
+        if (tsv) fprintf(tsv, "# ours: budget of %.0f s reached, %zu of %zu cases not run\n", o.budget_s,
+                         cases.size() - done, cases.size());
+    }
+}
+#endif
+
+static void benchmark(int argc, char** argv) {
+    const auto started = std::chrono::steady_clock::now();
+    const BenchOptions o = parse_bench_options(argc, argv);
+    std::vector<BenchCase> cases;
+    if (o.suite) {
+        PairSet hh;
+        if (!o.hh.empty()) {
+            std::string err;
+            if (!load_pair_file(o.hh, &hh, &err)) {
+                fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, err.c_str());
+                exit(1);
             }
-            CUDA_CHECK(cudaEventRecord(stop));
-            CUDA_CHECK(cudaEventSynchronize(stop));
-            CUDA_CHECK(cudaEventElapsedTime(&fwd_ms, start, stop));
-            CUDA_CHECK(cudaEventRecord(start));
-            for (int i = 0; i < reps; i++) {
-                if (version == 1) {
-                    attention_backward1(d_dqkv.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, d_end.ptr, B, T, NH,
-                                        C, nullptr);
-                } else {
-                    attention_end_bounds(d_min.ptr, d_max.ptr, d_end.ptr, B, T, nullptr);
-                    attention_backward2(d_dqkv.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, d_end.ptr, d_min.ptr,
-                                        d_max.ptr, B, T, NH, C, nullptr);
-                }
-            }
-            CUDA_CHECK(cudaEventRecord(stop));
-            CUDA_CHECK(cudaEventSynchronize(stop));
-            CUDA_CHECK(cudaEventElapsedTime(&bwd_ms, start, stop));
         }
-        fwd_ms /= reps;
-        bwd_ms /= reps;
-        // matmul FLOPs per visible (q, k) pair and head: forward q·k and p·v (2·2·hs); backward
-        // recomputes q·k and does dout·v, dq, dk, dv (5·2·hs)
-        const double fwd_flop = 4.0 * hs * NH * visible, bwd_flop = 10.0 * hs * NH * visible;
-        printf("version %d %s hs=%d NH=%d: forward %.3f ms %.2f TFLOP/s, backward %.3f ms %.2f TFLOP/s\n",
-               version, PRECISION_NAME, hs, NH, fwd_ms, fwd_flop / fwd_ms * 1e-9, bwd_ms, bwd_flop / bwd_ms * 1e-9);
-        CUDA_CHECK(cudaEventDestroy(start));
-        CUDA_CHECK(cudaEventDestroy(stop));
+        cases = plan_suite(o.hh.empty() ? nullptr : &hh, o.only, o.tokens, ATTN2_TILE);
+        if (o.hh.empty() && o.only == "all") printf("no --hh pair file: the HH-RLHF cases are left out\n");
+        if (!o.masks.empty()) plan_write_masks(cases, o.masks);
+    } else {
+        cases = quick_case();
+    }
+    printf("attention benchmark plan: tiles of %d x %d on or below the diagonal; visible (q, k) pairs of real "
+           "tokens; ideal = visible pairs unshared / shared\n", ATTN2_TILE, ATTN2_TILE);
+    plan_print_table(cases, stdout);
+    if (!o.masks.empty()) printf("mask files: %s/cases.tsv\n", o.masks.c_str());
+    if (o.plan_only) return;
+#if SIMT_CPU
+    (void)started;
+    printf("timing (./dev/cuda/attention %d) needs a GPU: build with nvcc (--plan-only runs here)\n", o.version);
+#else
+    FILE* tsv = nullptr;
+    if (!o.tsv.empty()) {
+        tsv = fopen(o.tsv.c_str(), "w");
+        if (!tsv) {
+            fprintf(stderr, "%s:%d: cannot write %s: %s\n", __FILE__, __LINE__, o.tsv.c_str(), strerror(errno));
+            exit(1);
+        }
+        fprintf(tsv, "impl\tdetail\tgroup\tlayout\ths\tNH\tpass\tms\ttflops\tvisible_pairs\tnote\n");
+    }
+    bench_time_cases(o, cases, tsv, started);
+    if (tsv && fclose(tsv) != 0) {
+        fprintf(stderr, "%s:%d: cannot write %s: %s\n", __FILE__, __LINE__, o.tsv.c_str(), strerror(errno));
+        exit(1);
     }
 #endif
 }
 
 int main(int argc, char** argv) {
     if (argc > 1) {
-        benchmark(atoi(argv[1]));
+        benchmark(argc, argv);
         return 0;
     }
     run_checks();

@@ -33,3 +33,12 @@ probe-outputs: $(CUDA_PROBES)
 	@mkdir -p build/probes-cpu
 	@for p in $(CUDA_PROBES); do ./$$p > build/probes-cpu/$$(basename $$p).txt || exit 1; done
 	@echo "wrote build/probes-cpu/: $(notdir $(CUDA_PROBES))"
+
+# attention's benchmark suite: its host side (dev/cuda/attention_plan.h, used by dev/cuda/attention)
+# tested alone, and the PyTorch comparison's script tested without torch (dev/cuda/test_attention_bench.sh)
+ATTENTION_PLAN_HEADERS := dev/cuda/attention_plan.h kernels/attention_mask.h data/dataloader.h data/batch.h data/pairs.h
+dev/cuda/attention dev/cuda/attention_asan dev/cuda/attention_fp32 build/nvcc/dev/cuda/attention.status \
+    build/nvcc/dev/cuda/attention.fp32.status: dev/cuda/attention_plan.h
+dev/cuda/test_attention_plan: dev/cuda/test_attention_plan.cpp $(ATTENTION_PLAN_HEADERS) dev/test_util.h dev/cuda/expect_exit.h
+	$(CXX) $(CXXFLAGS) $< -o $@ $(LDLIBS)
+TEST_BINS += dev/cuda/test_attention_plan dev/cuda/test_attention_bench.sh

@@ -115,6 +115,13 @@ struct Context {
     void* asan_fake_stack = nullptr;
 };
 
+// One 16-byte cp.async copy (kernels/ptx.cuh) issued by a thread and not yet waited for: its
+// source bytes (read at issue) and where they land when a cp.async.wait_group completes it.
+struct AsyncCopy {
+    void* dst;
+    unsigned char data[16];
+};
+
 struct Thread {
     Context context;
     uint3 idx;
@@ -123,6 +130,9 @@ struct Thread {
     unsigned warp_mask = 0;        // the mask it passed, while it waits in a warp collective
     bool predicate = false;        // its __syncthreads_count/and/or operand
     bool ready = false;
+    // cp.async copies issued and not yet committed, then the committed groups, oldest first
+    std::vector<AsyncCopy> async_uncommitted;
+    std::vector<std::vector<AsyncCopy>> async_groups;
 };
 
 // One warp collective in progress: the lanes that posted so far and where their data lives.
@@ -191,7 +201,8 @@ struct Engine {
     unsigned barrier_count = 0;   // threads whose predicate held at the last barrier
     std::vector<Warp> warps;
     std::vector<unsigned char> gather;  // scratch for a warp collective's gathered data
-    std::vector<const void*> static_shared_filled;  // __shared__ statics poisoned in this block
+    struct SharedRange { const void* p; size_t bytes; };
+    std::vector<SharedRange> static_shared_filled;  // __shared__ statics poisoned in this block
     // the running thread, the scheduler, and the context that made the latest switch
     Thread* current = nullptr;
     Context scheduler;
@@ -252,15 +263,29 @@ inline unsigned lane_id() { return linear_thread_index(threadIdx) % 32; }
 // Fills a static __shared__ variable with 0xFF bytes the first time a thread of the running block
 // reaches its declaration (see SIMT_SHARED_POISON); later threads of the block find it filled.
 inline void poison_static_shared(void* p, size_t bytes) {
-    std::vector<const void*>& filled = g_engine.static_shared_filled;
-    for (const void* q : filled)
-        if (q == p) return;
-    filled.push_back(p);
+    std::vector<Engine::SharedRange>& filled = g_engine.static_shared_filled;
+    for (const Engine::SharedRange& q : filled)
+        if (q.p == p) return;
+    filled.push_back({p, bytes});
     memset(p, 0xFF, bytes);
 }
 
 // Dynamic shared memory of the running block (poisoned with 0xFF bytes before each block).
 inline void* dynamic_shared_memory() { return g_engine.dynamic_smem; }
+
+// Whether [p, p + bytes) lies inside the running block's shared memory: its dynamic shared memory,
+// or a static __shared__ variable a thread of the block has reached (see SIMT_SHARED_POISON).
+inline bool is_shared_range(const void* p, size_t bytes) {
+    const Engine& E = g_engine;
+    auto inside = [&](const void* base, size_t size) {
+        const uintptr_t a = (uintptr_t)p, b = (uintptr_t)base;
+        return a >= b && a + bytes <= b + size;
+    };
+    if (E.dynamic_smem && inside(E.dynamic_smem, E.dynamic_smem_bytes)) return true;
+    for (const Engine::SharedRange& r : E.static_shared_filled)
+        if (inside(r.p, r.bytes)) return true;
+    return false;
+}
 
 // ----------------------------------------------------------------------------------------------
 // Diagnostics.
@@ -698,6 +723,9 @@ inline void run_block() {
     for (Thread& t : E.threads) {
         t.wait = Wait::Running;
         t.ready = true;
+        // copies a thread of the previous block never waited for die with its shared memory
+        t.async_uncommitted.clear();
+        t.async_groups.clear();
     }
     if (E.dynamic_smem_bytes) memset(E.dynamic_smem, 0xFF, E.dynamic_smem_bytes);
     while (E.live > 0) {  // one round: the ready threads run in order, each handing on

@@ -28,6 +28,7 @@ SIMT_NVCC_FLAGS := -std=c++17 -I. -gencode arch=compute_80,code=sm_80 -gencode a
                    $(PRECISION_FLAGS) -I/usr/include/x86_64-linux-gnu/openblas-openmp
 
 SIMT_KERNEL_TESTS += dev/simt/test_warp_intrinsics dev/simt/test_simt_diagnostics dev/simt/test_mma \
+                     dev/simt/test_cp_async \
                      dev/simt/test_rewrite_launches dev/simt/test_simt_checks
 
 # the cuBLASLt stand-in (dev/simt/cublaslt_cpu.h) against double loops, and its error reports
