@@ -8,8 +8,10 @@
 #      Tolerance as test_train_dpo.sh: the ranks pack other micro-batches and the stand-in sums
 #      the ranks' gradients in another order, fp32 differences ~1e-6 relative per value, so
 #      losses (~0.69) to 1e-5 absolute, gradient norms to 1e-4 relative.
-#   3. a NaN reference log-prob in rank 1's slice stops both ranks at step 1, naming rank 1.
-#   4. a rank killed mid-run ends the job within 60 s, the message naming it.
+#   3. resume of a 2-rank run (sharded checkpoint) with 2 ranks: bitwise; with 1 process: within
+#      the tolerance above.
+#   4. a NaN reference log-prob in rank 1's slice stops both ranks at step 1, naming rank 1.
+#   5. a rank killed mid-run ends the job within 60 s, the message naming it.
 # Both runs read one reference cache made by train_dpo_cpu (the emulator would need minutes to
 # score the 4000 training pairs; test_train_dpo.sh checks that the two trainers' caches agree).
 set -u
@@ -56,7 +58,20 @@ report $ok train_dpo_np2_matches_one_process "rc $rc1 $rc2; step loss grad_norm,
 ok=1; grep -q "data parallel: 2 ranks, ZeRO-1" "$tmp/w2.txt" && [ "$(grep -c '^step ' "$tmp/w2.txt")" = 3 ] && ok=0
 report $ok train_dpo_np2_rank0_alone_prints "$(grep -c '^step ' "$tmp/w2.txt") step lines instead of 3: $(head -3 "$tmp/w2.txt" | tr '\n' ' ')"
 
-# 3. one rank's NaN stops every rank at that step, naming the rank: a reference cache whose pair 5
+# 3. resume: 2 ranks stop after step 2 (a sharded checkpoint: every rank its moment shard) and
+# resume with 2 ranks (the same bits as the uninterrupted run) or with 1 process (resharded)
+for np in 2 1; do
+    timeout 600 $MPIRUN -np 2 $GPU --steps 3 --stop-after 2 $flags --out "$tmp/r$np" --ref-cache "$tmp/cpu/ref_logps" >"$tmp/r$np.txt" 2>&1
+    if [ $np = 2 ]; then timeout 600 $MPIRUN -np 2 $GPU --steps 3 --resume $flags --out "$tmp/r$np" --ref-cache "$tmp/cpu/ref_logps" >>"$tmp/r$np.txt" 2>&1
+    else $GPU --steps 3 --resume $flags --out "$tmp/r$np" --ref-cache "$tmp/cpu/ref_logps" >>"$tmp/r$np.txt" 2>&1; fi
+    step_values "$tmp/r$np/log.jsonl" >"$tmp/vr$np"
+done
+ok=1; [ "$(wc -l <"$tmp/vr2")" = 3 ] && cmp -s "$tmp/vr2" "$tmp/v2" && ok=0
+report $ok train_dpo_np2_resume_with_2_is_bitwise "$(diff "$tmp/vr2" "$tmp/v2" | tr '\n' ' ') $(tail -c 300 "$tmp/r2.txt")"
+ok=1; [ "$(wc -l <"$tmp/vr1")" = 3 ] && close "$tmp/vr1" "$tmp/v1" && ok=0
+report $ok train_dpo_np2_checkpoint_resumes_with_1 "$(paste "$tmp/vr1" "$tmp/v1" | tr '\n' ';') $(tail -c 300 "$tmp/r1.txt")"
+
+# 4. one rank's NaN stops every rank at that step, naming the rank: a reference cache whose pair 5
 # is NaN (--no-shuffle: step 1 is pairs 0..6, rank 1 of 2 takes pairs 3..6)
 python3 - "$tmp/cpu/ref_logps_train.bin" "$tmp/nan_train.bin" <<'PY'
 import struct, sys
@@ -79,7 +94,7 @@ ok=1
 [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "error: step 1: rank 1's loss or gradient is not finite" "$tmp/n.txt" && ok=0
 report $ok train_dpo_nan_on_one_rank_stops_every_rank "rc $rc: $(tail -4 "$tmp/n.txt" | tr '\n' ' ')"
 
-# 4. a rank killed mid-run ends the whole job, within the timeout, naming the rank
+# 5. a rank killed mid-run ends the whole job, within the timeout, naming the rank
 $MPIRUN -np 2 $GPU --steps 1000000 $flags --out "$tmp/k" --ref-cache "$tmp/cpu/ref_logps" >"$tmp/k.txt" 2>&1 &
 mpirun_pid=$!
 victim=
