@@ -219,7 +219,7 @@ if [ "$(cat "$OUT/train_dpo.build")" = ok ]; then
   verdict=ok
   [ $rc -eq 0 ] || { verdict="FAILED (exit $rc)"; all_ok=0
     failures+="#### train_dpo"$'\n\n```\n'"$(tail -30 "$OUT/train_dpo.log")"$'\n```\n\n'; }
-  trainer_table+="| ./train_dpo (defaults, 150 steps) | $verdict | ${secs} s; final eval accuracy ${acc:-?}; last step line: $last |"$'\n'
+  trainer_table+="| ./train_dpo (no arguments: the demo) | $verdict | ${secs} s; final eval accuracy ${acc:-?}; last step line: $last |"$'\n'
   echo "gpu_check: train_dpo defaults: $verdict, eval accuracy ${acc:-?}"
   timeout "$TIMEOUT" "./$OUT/train_dpo" --out "$run_dir.repeat" --stop-after 20 --ref-cache "$run_dir/ref_logps" \
     > "$OUT/train_dpo.repeat.log" 2>&1
