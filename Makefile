@@ -4,6 +4,11 @@
 #   make run        build and train the embedded default (on the GPU if there is one, else the CPU)
 # Each subdirectory adds its programs and tests in its own fragment (*.mk below).
 
+# Builds run JOBS at a time (default: one per core; `make JOBS=1` for one at a time). The tests
+# themselves run one after another (dev/run_tests.sh), after every program is built.
+JOBS ?= $(shell nproc)
+MAKEFLAGS += -j$(JOBS)
+
 CXX      ?= g++
 NVCC     ?= $(shell command -v nvcc 2>/dev/null || echo /usr/local/cuda/bin/nvcc)
 CXXFLAGS ?= -O3 -march=native -fopenmp
