@@ -11,18 +11,7 @@
 set -u
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-report() {  # report OK NAME WHY
-    if [ "$1" = 0 ]; then echo "PASS $2"; else echo "FAIL $2: $3"; fi
-}
-# "step loss grad_norm" of every step record, in order
-step_values() { grep -v '"eval_' "$1" 2>/dev/null | sed -n 's/.*"step": \([0-9]*\), "loss": \([^,]*\),.*"grad_norm": \([^,]*\),.*/\1 \2 \3/p'; }
-# compare two step_values files: same steps, |loss diff| <= 1e-5, grad norms within 1e-4 relative
-close() {
-    paste "$1" "$2" | awk 'NF != 6 || $1 != $4 { bad = 1 }
-        { d = $2 - $5; if (d < 0) d = -d; if (d > 1e-5) bad = 1;
-          g = $3 - $6; if (g < 0) g = -g; if (g > 1e-4 * $6) bad = 1 }
-        END { exit (bad || NR == 0) }'
-}
+. dev/test_lib.sh  # report, step_values, close
 flags="--batch-pairs 8 --val none --eval-every 0 --sample-every 0 --log-every 1 --checkpoint-every 0"
 CPU=./train_dpo_cpu
 GPU=./train_dpo_simt_fp32

@@ -21,9 +21,7 @@ MPIRUN="mpirun --allow-run-as-root --oversubscribe"
 tmp=$(mktemp -d)
 mpirun_pid=
 trap '[ -n "$mpirun_pid" ] && kill -9 "$mpirun_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
-report() {  # report OK NAME WHY
-    if [ "$1" = 0 ]; then echo "PASS $2"; else echo "FAIL $2: $3"; fi
-}
+. dev/test_lib.sh  # report, step_values, close, killed_rank_check
 
 # 1. the communication code against one process
 # (3 processes on the 2-core test machine: one case, the one with several micro-batches per rank)
@@ -37,14 +35,6 @@ for np in 2 3; do
     report $ok "test_dpo_ranks_np${np}_runs" "rc $rc, $n checks passed: $(grep -v '^PASS' "$tmp/t$np.txt" | tail -5 | tr '\n' ' ')"
 done
 
-# "step loss grad_norm" of every step record
-step_values() { grep -v '"eval_' "$1" 2>/dev/null | sed -n 's/.*"step": \([0-9]*\), "loss": \([^,]*\),.*"grad_norm": \([^,]*\),.*/\1 \2 \3/p'; }
-close() {
-    paste "$1" "$2" | awk 'NF != 6 || $1 != $4 { bad = 1 }
-        { d = $2 - $5; if (d < 0) d = -d; if (d > 1e-5) bad = 1;
-          g = $3 - $6; if (g < 0) g = -g; if (g > 1e-4 * $6) bad = 1 }
-        END { exit (bad || NR == 0) }'
-}
 flags="--batch-pairs 7 --val none --eval-every 0 --sample-every 0 --log-every 1 --checkpoint-every 0"
 ./train_dpo_cpu --steps 0 --val none --threads 2 --out "$tmp/cpu" >"$tmp/cpu.txt" 2>&1
 GPU=./train_dpo_simt_fp32
@@ -97,21 +87,5 @@ report $ok train_dpo_nan_on_one_rank_stops_every_rank "rc $rc: $(tail -4 "$tmp/n
 # 5. a rank killed mid-run ends the whole job, within the timeout, naming the rank
 $MPIRUN -np 2 $GPU --steps 1000000 $flags --out "$tmp/k" --ref-cache "$tmp/cpu/ref_logps" >"$tmp/k.txt" 2>&1 &
 mpirun_pid=$!
-victim=
-for _ in $(seq 1200); do  # up to 120 s for the run to reach step 2
-    n=$(grep -c '"step"' "$tmp/k/log.jsonl" 2>/dev/null)
-    [ "${n:-0}" -ge 2 ] && break
-    sleep 0.1
-done
-for p in $(pgrep -P "$mpirun_pid"); do
-    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1' && victim=$p
-done
-start=$(date +%s)
-[ -n "$victim" ] && kill -9 "$victim"
-ended=0
-timeout 60 tail --pid="$mpirun_pid" -f /dev/null || { ended=1; kill -9 "$mpirun_pid"; }
-wait "$mpirun_pid"; rc=$?
+killed_rank_check train_dpo_killed_rank_ends_the_job "$mpirun_pid" "$tmp/k/log.jsonl" "$tmp/k.txt" 2 1200
 mpirun_pid=
-ok=1
-[ -n "$victim" ] && [ $ended = 0 ] && [ $rc -ne 0 ] && grep -q "rank 1 .*exited on signal 9" "$tmp/k.txt" && ok=0
-report $ok train_dpo_killed_rank_ends_the_job "victim '$victim', ended in $(( $(date +%s) - start )) s, rc $rc: $(tail -4 "$tmp/k.txt" | tr '\n' ' ')"

@@ -23,9 +23,7 @@ MPIRUN="mpirun --allow-run-as-root --oversubscribe"
 tmp=$(mktemp -d)
 mpirun_pid=
 trap '[ -n "$mpirun_pid" ] && kill -9 "$mpirun_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
-report() {  # report OK NAME WHY
-    if [ "$1" = 0 ]; then echo "PASS $2"; else echo "FAIL $2: $3"; fi
-}
+. dev/test_lib.sh  # report, killed_rank_check
 step_losses() { grep -v '"eval_' "$1" | sed -n 's/.*"step": \([0-9]*\), "loss": \([^,]*\),.*/\1 \2/p'; }
 # compare_losses A B: same steps, losses within 1e-6 relative
 compare_losses() {
@@ -173,21 +171,5 @@ report $ok nan_on_one_rank_stops_every_rank "rc $rc: $(tail -4 "$tmp/n.txt" | tr
 # a rank killed mid-run ends the whole job, within the timeout, naming the rank
 $MPIRUN -np 2 $BIN $common --steps 1000000 --out "$tmp/k" --ref-cache "$tmp/w1/ref_logps" >"$tmp/k.txt" 2>&1 &
 mpirun_pid=$!
-victim=
-for _ in $(seq 300); do  # up to 30 s for the run to reach step 3
-    n=$(grep -c '"step"' "$tmp/k/log.jsonl" 2>/dev/null)
-    [ "${n:-0}" -ge 3 ] && break
-    sleep 0.1
-done
-for p in $(pgrep -P "$mpirun_pid"); do
-    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1' && victim=$p
-done
-start=$(date +%s)
-[ -n "$victim" ] && kill -9 "$victim"
-ended=0
-timeout 60 tail --pid="$mpirun_pid" -f /dev/null || { ended=1; kill -9 "$mpirun_pid"; }
-wait "$mpirun_pid"; rc=$?
+killed_rank_check killed_rank_ends_the_job "$mpirun_pid" "$tmp/k/log.jsonl" "$tmp/k.txt" 3 300
 mpirun_pid=
-ok=1
-[ -n "$victim" ] && [ $ended = 0 ] && [ $rc -ne 0 ] && grep -q "rank 1 .*exited on signal 9" "$tmp/k.txt" && ok=0
-report $ok killed_rank_ends_the_job "victim '$victim', ended in $(( $(date +%s) - start )) s, rc $rc: $(tail -4 "$tmp/k.txt" | tr '\n' ' ')"
