@@ -142,6 +142,7 @@ struct GPT2GPU {
     // scratch: gradients in the backward; dc also takes the two projections' outputs in the forward
     floatX *dres = nullptr, *dc = nullptr, *d3c = nullptr, *d4c = nullptr;  // [N, C|C|3C|4C]
     float *norm_partials = nullptr, *norm_out = nullptr;
+    float* column_partials = nullptr;  // the dbias and LayerNorm parameter sums' stage-1 scratch
 
     // host side of the last forward
     int N = 0, M = 0;
@@ -192,6 +193,9 @@ struct GPT2GPU {
         buf(&logp, n); buf(&head_lse, n); buf(&mean_logit, n); buf(&dlogp, n);
         buf(&dres, n * C); buf(&dc, n * C); buf(&d3c, n * 3 * C); buf(&d4c, n * 4 * C);
         buf(&norm_partials, SUM_SQUARES_BLOCKS); buf(&norm_out, 1);
+        buf(&column_partials, std::max({layernorm_backward_scratch_floats((int)C), matmul_dbias_scratch_floats((int)C),
+                                        matmul_dbias_scratch_floats(3 * (int)C),
+                                        matmul_dbias_scratch_floats(4 * (int)C)}));
         part = &memory.logits;
         buf(&logits, head_rows() * Vp);
         return memory.state + memory.activations + memory.logits + memory.workspace;
@@ -272,6 +276,7 @@ struct GPT2GPU {
         release(lnf); release(lnf_mean); release(lnf_rstd); release(lnf_scored); release(logits);
         release(logp); release(head_lse); release(mean_logit); release(dlogp);
         release(dres); release(dc); release(d3c); release(d4c); release(norm_partials); release(norm_out);
+        release(column_partials);
         if (dp) dp->free_all();
     }
 
@@ -379,34 +384,34 @@ struct GPT2GPU {
                 const floatX* x = lnf_scored + (size_t)m0 * C;
                 if (m0 != last) matmul_forward(logits, x, param.wte, nullptr, count, C, Vp, stream);  // recompute
                 logprob_backward(logits, dlogp + m0, head_lse + m0, targets + m0, count, V, Vp, stream);  // in place
-                matmul_backward(dlnf_scored + (size_t)m0 * C, grad.wte, nullptr, logits, x, param.wte, count, C, Vp,
-                                stream);
+                matmul_backward(dlnf_scored + (size_t)m0 * C, grad.wte, nullptr, nullptr, logits, x, param.wte, count,
+                                C, Vp, stream);
             }
             scatter_add_rows(dc, dlnf_scored, scored, M, C, stream);  // d lnf [N,C]
         }
         CUDA_CHECK(cudaMemsetAsync(dres, 0, (size_t)N * C * sizeof(floatX), stream));
-        layernorm_backward(dres, grad.lnfw, grad.lnfb, dc, layers[L - 1].res3, param.lnfw, lnf_mean, lnf_rstd,
-                           N, C, stream);
+        layernorm_backward(dres, grad.lnfw, grad.lnfb, column_partials, dc, layers[L - 1].res3, param.lnfw, lnf_mean,
+                           lnf_rstd, N, C, stream);
         if (reduce_in_backward) dp->group_ready(dp->lnf_group());  // lnfw, lnfb are final: reduce them
         for (int l = L - 1; l >= 0; l--) {
             Layer& a = layers[l];
             const floatX* x = l == 0 ? encoded : layers[l - 1].res3;
             // MLP: res3 = res2 + fcproj(gelu(fc(ln2(res2)))); dres holds d res3
-            matmul_backward(d4c, at(grad.fcprojw, l, 4 * C * C), at(grad.fcprojb, l, C), dres, a.fch_gelu,
-                            at(param.fcprojw, l, 4 * C * C), N, 4 * C, C, stream);
+            matmul_backward(d4c, at(grad.fcprojw, l, 4 * C * C), at(grad.fcprojb, l, C), column_partials, dres,
+                            a.fch_gelu, at(param.fcprojw, l, 4 * C * C), N, 4 * C, C, stream);
             gelu_backward(d4c, d4c, a.fch, (size_t)N * 4 * C, stream);
-            matmul_backward(dc, at(grad.fcw, l, 4 * C * C), at(grad.fcb, l, 4 * C), d4c, a.ln2,
-                            at(param.fcw, l, 4 * C * C), N, C, 4 * C, stream);
-            layernorm_backward(dres, at(grad.ln2w, l, C), at(grad.ln2b, l, C), dc, a.res2, at(param.ln2w, l, C),
-                               a.ln2_mean, a.ln2_rstd, N, C, stream);
+            matmul_backward(dc, at(grad.fcw, l, 4 * C * C), at(grad.fcb, l, 4 * C), column_partials, d4c,
+                            a.ln2, at(param.fcw, l, 4 * C * C), N, C, 4 * C, stream);
+            layernorm_backward(dres, at(grad.ln2w, l, C), at(grad.ln2b, l, C), column_partials, dc, a.res2,
+                               at(param.ln2w, l, C), a.ln2_mean, a.ln2_rstd, N, C, stream);
             // attention: res2 = x + attproj(attn(qkv(ln1(x)))); dres holds d res2
-            matmul_backward(dc, at(grad.attprojw, l, C * C), at(grad.attprojb, l, C), dres, a.atty,
-                            at(param.attprojw, l, C * C), N, C, C, stream);
+            matmul_backward(dc, at(grad.attprojw, l, C * C), at(grad.attprojb, l, C), column_partials, dres,
+                            a.atty, at(param.attprojw, l, C * C), N, C, C, stream);
             attention_backward(d3c, dc, a.qkv, a.atty, a.lse, end, b.B, b.T, NH, C, stream);
-            matmul_backward(dc, at(grad.qkvw, l, 3 * C * C), at(grad.qkvb, l, 3 * C), d3c, a.ln1,
-                            at(param.qkvw, l, 3 * C * C), N, C, 3 * C, stream);
-            layernorm_backward(dres, at(grad.ln1w, l, C), at(grad.ln1b, l, C), dc, x, at(param.ln1w, l, C),
-                               a.ln1_mean, a.ln1_rstd, N, C, stream);
+            matmul_backward(dc, at(grad.qkvw, l, 3 * C * C), at(grad.qkvb, l, 3 * C), column_partials, d3c,
+                            a.ln1, at(param.qkvw, l, 3 * C * C), N, C, 3 * C, stream);
+            layernorm_backward(dres, at(grad.ln1w, l, C), at(grad.ln1b, l, C), column_partials, dc, x,
+                               at(param.ln1w, l, C), a.ln1_mean, a.ln1_rstd, N, C, stream);
             if (reduce_in_backward) dp->group_ready(dp->layer_group(l));  // layer l's slices, during layers < l
         }
         EncoderBackwardPlan plan = encoder_backward_plan(b.tokens.data(), b.pos.data(), N, Vp, cfg.max_seq_len);
@@ -436,12 +441,16 @@ struct GPT2GPU {
         CUDA_CHECK(cudaMemcpyAsync(ref_rejected, ref_r.data(), S * sizeof(float), cudaMemcpyHostToDevice, stream));
         dpo_loss_forward_backward(pair_results, dlogp, logp, mean_logit, pair_offsets, pair_tokens, ref_chosen,
                                   ref_rejected, spec, S, (float)scale, stream);
-        std::vector<PairResult> res(S);
-        CUDA_CHECK(cudaMemcpyAsync(res.data(), pair_results, S * sizeof(PairResult), cudaMemcpyDeviceToHost,
-                                   stream));
         reduce_in_backward = last && dp->comm->active;
         backward(b);  // synchronizes
         reduce_in_backward = false;
+        // the per-pair results, fetched once the backward is done: a copy into pageable host memory
+        // waits for the stream, so before the backward it stopped the host until the forward was
+        // over and the GPU idled while the first backward kernels were launched
+        std::vector<PairResult> res(S);
+        CUDA_CHECK(cudaMemcpyAsync(res.data(), pair_results, S * sizeof(PairResult), cudaMemcpyDeviceToHost,
+                                   stream));
+        CUDA_CHECK(cudaStreamSynchronize(stream));
         // the kernel had the references as floats; the metrics use the cache's doubles
         for (int s = 0; s < S; s++) { res[s].ref_chosen = rc[s]; res[s].ref_rejected = rr[s]; }
         return res;

@@ -7,8 +7,10 @@
 //   backward: dinp += rstd * (dnorm - mean(dnorm) - norm * mean(dnorm * norm)), dnorm = dout*weight
 //             (dinp is the residual stream's gradient: accumulated, rounded to floatX once)
 //             dweight += sum over rows of dout * norm, dbias += sum over rows of dout (fp32)
-// Rows are handled one warp each; the parameter gradients are reduced per column without
-// atomics, so results are deterministic. Kernels first, then the launchers.
+// Rows are handled one warp each; the parameter gradients are column sums over all rows in
+// kernels/reduce.cuh's two stages (a grid over column blocks and row chunks, fp32 partials in the
+// caller's scratch, then a fixed-order sum), without atomics: results are deterministic. Kernels
+// first, then the launchers.
 #pragma once
 #include "kernels/cuda_common.h"
 #include "kernels/reduce.cuh"
@@ -97,37 +99,34 @@ __global__ void layernorm_backward_input_kernel(floatX* __restrict__ dinp,
     }
 }
 
-// dweight[c] += sum_n dout[n,c] * norm[n,c]; dbias[c] += sum_n dout[n,c].
-// Block (32, LAYERNORM_ROWS_PER_BLOCK): x picks one of 32 columns, y strides over the rows;
-// the y-partials meet in shared memory. Grid: ceil(C / 32).
-__global__ void layernorm_backward_params_kernel(float* __restrict__ dweight,
-                                                 float* __restrict__ dbias,
+// dweight[c] += sum_n dout[n,c] * norm[n,c] and dbias[c] += sum_n dout[n,c], in kernels/reduce.cuh's
+// two deterministic stages. This is stage 1: block (x, k) of the grid (column blocks, row chunks)
+// sums the rows of chunk k for its COLUMN_SUM_WIDTH * pack columns into partials[k][c] (dweight's)
+// and partials[chunks + k][c] (dbias'); add_column_partials adds the chunks.
+// Block (COLUMN_SUM_WIDTH, COLUMN_SUM_ROW_LANES): thread (x, y) takes rows y, y + ROW_LANES, ...
+template <int pack>
+__global__ void layernorm_backward_params_kernel(float* __restrict__ partials,
                                                  const floatX* __restrict__ dout,
                                                  const floatX* __restrict__ inp,
                                                  const float* __restrict__ mean,
-                                                 const float* __restrict__ rstd, int N, int C) {
-    __shared__ float dweight_part[LAYERNORM_ROWS_PER_BLOCK][32];
-    __shared__ float dbias_part[LAYERNORM_ROWS_PER_BLOCK][32];
-    const int c = blockIdx.x * 32 + threadIdx.x;
-    float dw = 0.0f, db = 0.0f;
+                                                 const float* __restrict__ rstd, int N, int C,
+                                                 int chunk_rows) {
+    const int c = (blockIdx.x * COLUMN_SUM_WIDTH + threadIdx.x) * pack;  // this thread's first column
+    const int row_end = min(N, (int)(blockIdx.y + 1) * chunk_rows);
+    float dw[pack] = {}, db[pack] = {};
     if (c < C) {
-        for (int n = threadIdx.y; n < N; n += blockDim.y) {
-            const float dy = (float)dout[(size_t)n * C + c];
-            dw += dy * ((float)inp[(size_t)n * C + c] - mean[n]) * rstd[n];
-            db += dy;
+        for (int n = blockIdx.y * chunk_rows + threadIdx.y; n < row_end; n += COLUMN_SUM_ROW_LANES) {
+            const FloatXPack<pack> dy = load_pack<pack>(dout + (size_t)n * C + c);
+            const FloatXPack<pack> x = load_pack<pack>(inp + (size_t)n * C + c);
+            const float m = mean[n], s = rstd[n];
+            for (int j = 0; j < pack; j++) {
+                dw[j] += (float)dy.v[j] * (((float)x.v[j] - m) * s);
+                db[j] += (float)dy.v[j];
+            }
         }
     }
-    dweight_part[threadIdx.y][threadIdx.x] = dw;
-    dbias_part[threadIdx.y][threadIdx.x] = db;
-    __syncthreads();
-    if (threadIdx.y == 0 && c < C) {
-        for (int y = 1; y < (int)blockDim.y; y++) {
-            dw += dweight_part[y][threadIdx.x];
-            db += dbias_part[y][threadIdx.x];
-        }
-        dweight[c] += dw;
-        dbias[c] += db;
-    }
+    write_column_partials<pack>(partials, dw, C);
+    write_column_partials<pack>(partials + (size_t)gridDim.y * C, db, C);
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -155,15 +154,27 @@ inline void fused_residual_layernorm_forward(floatX* residual, floatX* out, floa
         residual, out, mean, rstd, a, b, weight, bias, N, C, eps);
 }
 
+// The scratch (floats) that layernorm_backward needs for C channels, any N.
+inline size_t layernorm_backward_scratch_floats(int C) { return column_partials_floats(C, 2); }
+
 // Accumulates (+=) into dinp (N, C), dweight (C,), dbias (C,), given dout (N, C), the forward's
-// inp (N, C), weight (C,), and its saved mean, rstd (N,).
-inline void layernorm_backward(floatX* dinp, float* dweight, float* dbias, const floatX* dout,
-                               const floatX* inp, const floatX* weight, const float* mean,
-                               const float* rstd, int N, int C, cudaStream_t stream) {
+// inp (N, C), weight (C,), and its saved mean, rstd (N,). scratch: layernorm_backward_scratch_floats(C).
+inline void layernorm_backward(floatX* dinp, float* dweight, float* dbias, float* scratch,
+                               const floatX* dout, const floatX* inp, const floatX* weight,
+                               const float* mean, const float* rstd, int N, int C,
+                               cudaStream_t stream) {
     if (N == 0) return;
     const int grid = (N + LAYERNORM_ROWS_PER_BLOCK - 1) / LAYERNORM_ROWS_PER_BLOCK;
     layernorm_backward_input_kernel<<<grid, 32 * LAYERNORM_ROWS_PER_BLOCK, 0, stream>>>(
         dinp, dout, inp, weight, mean, rstd, N, C);
-    layernorm_backward_params_kernel<<<(C + 31) / 32, dim3(32, LAYERNORM_ROWS_PER_BLOCK), 0,
-                                       stream>>>(dweight, dbias, dout, inp, mean, rstd, N, C);
+    const ColumnChunks p = column_chunks(N, C, column_pack(C, dout, inp));
+    const dim3 params_grid((unsigned)p.column_blocks, (unsigned)p.chunks);
+    const dim3 params_block(COLUMN_SUM_WIDTH, COLUMN_SUM_ROW_LANES);
+    if (p.pack == COLUMN_PACK)
+        layernorm_backward_params_kernel<COLUMN_PACK><<<params_grid, params_block, 0, stream>>>(
+            scratch, dout, inp, mean, rstd, N, C, p.chunk_rows);
+    else
+        layernorm_backward_params_kernel<1><<<params_grid, params_block, 0, stream>>>(
+            scratch, dout, inp, mean, rstd, N, C, p.chunk_rows);
+    add_column_partials(dweight, dbias, scratch, 2, p, C, stream);
 }

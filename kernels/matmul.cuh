@@ -6,11 +6,12 @@
 //                    of 8, cuBLASLt's rule for the aux matrix)
 //   matmul_backward: dinp[N,IC] = dout[N,OC] · weight[OC,IC]   (overwritten; skipped if null)
 //                    dweight[OC,IC] += dout^T · inp             (fp32, accumulated)
-//                    dbias[OC] += column sums of dout          (fp32, accumulated; skipped if null)
+//                    dbias[OC] += column sums of dout          (fp32, accumulated; skipped if null;
+//                    scratch: matmul_dbias_scratch_floats(OC) floats, see kernels/reduce.cuh)
 // Precision: inputs and outputs floatX (bf16, or fp32 with ENABLE_FP32), accumulation fp32
 // (CUBLAS_COMPUTE_32F: true fp32 in the fp32 build, no TF32); dweight is a bf16 x bf16 product into
-// fp32 C/D with beta = 1. dbias is a small deterministic kernel (cuBLASLt's BGRADB epilogue
-// overwrites, it cannot accumulate).
+// fp32 C/D with beta = 1. dbias is a deterministic two-stage column sum of our own (cuBLASLt's
+// BGRADB epilogue overwrites, it cannot accumulate).
 //
 // Call matmul_setup() once before any matmul and matmul_teardown() at the end: one cuBLASLt handle,
 // one 32 MiB workspace, and a plan per problem (descriptor, layouts, algorithm from the heuristic)
@@ -41,6 +42,7 @@
 #include <map>
 
 #include "kernels/cuda_common.h"
+#include "kernels/reduce.cuh"
 #if defined(__CUDACC__)
 #include <cublasLt.h>
 #else
@@ -65,24 +67,23 @@ static const cudaDataType MATMUL_FLOATX_TYPE = CUDA_R_16BF;
 #endif
 
 // ----------------------------------------------------------------------------------------------
-// dbias[o] += sum over n of dout[n, o]. Block (32, 32) covers 32 columns: thread (x, y) sums rows
-// y, y + 32, ... of column blockIdx.x * 32 + x, then thread (x, 0) adds the 32 partial sums of its
-// column in a fixed order. No atomics: the result is the same on every run.
-static const int DBIAS_COLUMNS = 32, DBIAS_ROW_LANES = 32;
-
-__global__ void matmul_dbias_kernel(float* dbias, const floatX* dout, int N, int OC) {
-    __shared__ float partial[DBIAS_ROW_LANES][DBIAS_COLUMNS + 1];
-    const int o = blockIdx.x * DBIAS_COLUMNS + threadIdx.x;
-    float sum = 0.0f;
-    if (o < OC)
-        for (int n = threadIdx.y; n < N; n += DBIAS_ROW_LANES) sum += (float)dout[(size_t)n * OC + o];
-    partial[threadIdx.y][threadIdx.x] = sum;
-    __syncthreads();
-    if (threadIdx.y == 0 && o < OC) {
-        float total = 0.0f;
-        for (int r = 0; r < DBIAS_ROW_LANES; r++) total += partial[r][threadIdx.x];
-        dbias[o] += total;
+// dbias[o] += sum over n of dout[n, o], in kernels/reduce.cuh's two deterministic stages. This is
+// stage 1: block (x, k) of the grid (column blocks, row chunks) sums the rows of chunk k for its
+// COLUMN_SUM_WIDTH * pack columns into partials[k][o]; add_column_partials adds the chunks.
+template <int pack>
+__global__ void matmul_dbias_partials_kernel(float* __restrict__ partials,
+                                             const floatX* __restrict__ dout, int N, int OC,
+                                             int chunk_rows) {
+    const int o = (blockIdx.x * COLUMN_SUM_WIDTH + threadIdx.x) * pack;  // this thread's first column
+    const int row_end = min(N, (int)(blockIdx.y + 1) * chunk_rows);
+    float sum[pack] = {};
+    if (o < OC) {
+        for (int n = blockIdx.y * chunk_rows + threadIdx.y; n < row_end; n += COLUMN_SUM_ROW_LANES) {
+            const FloatXPack<pack> dy = load_pack<pack>(dout + (size_t)n * OC + o);
+            for (int j = 0; j < pack; j++) sum[j] += (float)dy.v[j];
+        }
     }
+    write_column_partials<pack>(partials, sum, OC);
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -233,9 +234,13 @@ inline void matmul_forward(floatX* out, const floatX* inp, const floatX* weight,
                     stream);
 }
 
-inline void matmul_backward(floatX* dinp, float* dweight, float* dbias, const floatX* dout,
-                            const floatX* inp, const floatX* weight, int N, int IC, int OC,
-                            cudaStream_t stream) {
+// The scratch (floats) that matmul_backward's dbias needs for OC output channels, any N.
+inline size_t matmul_dbias_scratch_floats(int OC) { return column_partials_floats(OC, 1); }
+
+// scratch: matmul_dbias_scratch_floats(OC) floats when dbias is non-null (else unused; may be null).
+inline void matmul_backward(floatX* dinp, float* dweight, float* dbias, float* scratch,
+                            const floatX* dout, const floatX* inp, const floatX* weight, int N,
+                            int IC, int OC, cudaStream_t stream) {
     if (N == 0) return;   // no rows: nothing to add
     if (dinp)
         matmul_cublaslt(dinp, MATMUL_FLOATX_TYPE, weight, dout, IC, N, OC, false, false, 0.0f, nullptr,
@@ -243,9 +248,15 @@ inline void matmul_backward(floatX* dinp, float* dweight, float* dbias, const fl
     matmul_cublaslt(dweight, CUDA_R_32F, inp, dout, IC, OC, N, false, true, 1.0f, nullptr, nullptr,
                     stream);
     if (dbias) {
-        const dim3 block(DBIAS_COLUMNS, DBIAS_ROW_LANES);
-        const unsigned grid = (unsigned)((OC + DBIAS_COLUMNS - 1) / DBIAS_COLUMNS);
-        matmul_dbias_kernel<<<grid, block, 0, stream>>>(dbias, dout, N, OC);
+        const ColumnChunks p = column_chunks(N, OC, column_pack(OC, dout));
+        const dim3 grid((unsigned)p.column_blocks, (unsigned)p.chunks);
+        const dim3 block(COLUMN_SUM_WIDTH, COLUMN_SUM_ROW_LANES);
+        if (p.pack == COLUMN_PACK)
+            matmul_dbias_partials_kernel<COLUMN_PACK><<<grid, block, 0, stream>>>(scratch, dout, N, OC, p.chunk_rows);
+        else
+            matmul_dbias_partials_kernel<1><<<grid, block, 0, stream>>>(scratch, dout, N, OC, p.chunk_rows);
+        CUDA_CHECK(cudaGetLastError());
+        add_column_partials(dbias, nullptr, scratch, 1, p, OC, stream);
         CUDA_CHECK(cudaGetLastError());
     }
 }

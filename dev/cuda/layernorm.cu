@@ -6,6 +6,7 @@
 //   ./dev/cuda/layernorm 1    (GPU only) times version 1, forward and backward, at GPT-2 124M's
 //                             shape (B*T = 8192 rows of C = 768)
 // Builds with g++ on the CPU execution layer (both thread orders, ASan, -DENABLE_FP32) and nvcc.
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -110,15 +111,26 @@ static void test_layernorm(const char* order, int N, int C, float eps, std::mt19
     DeviceBuffer<floatX> d_a(a.size()), d_b(b.size()), d_x(x.size()), d_w(C), d_bias(C);
     DeviceBuffer<floatX> d_out(x.size()), d_res(x.size()), d_out2(x.size()), d_dy(x.size()), d_dx(x.size());
     DeviceBuffer<float> d_mean(N), d_rstd(N), d_mean2(N), d_rstd2(N), d_dw(C), d_db(C);
+    DeviceBuffer<float> d_scratch(layernorm_backward_scratch_floats(C));
     d_a.upload(a); d_b.upload(b); d_x.upload(x); d_w.upload(w); d_bias.upload(bias); d_dy.upload(dy);
     d_dx.upload(dx0); d_dw.upload(dw0); d_db.upload(db0);
+    // the scratch starts as NaN: a partial read but never written would show in dweight or dbias
+    d_scratch.upload(std::vector<float>(d_scratch.n, NAN));
     layernorm_forward(d_out.ptr, d_mean.ptr, d_rstd.ptr, d_x.ptr, d_w.ptr, d_bias.ptr, N, C, eps, nullptr);
     fused_residual_layernorm_forward(d_res.ptr, d_out2.ptr, d_mean2.ptr, d_rstd2.ptr, d_a.ptr, d_b.ptr,
                                      d_w.ptr, d_bias.ptr, N, C, eps, nullptr);
-    layernorm_backward(d_dx.ptr, d_dw.ptr, d_db.ptr, d_dy.ptr, d_x.ptr, d_w.ptr, d_mean.ptr,
+    layernorm_backward(d_dx.ptr, d_dw.ptr, d_db.ptr, d_scratch.ptr, d_dy.ptr, d_x.ptr, d_w.ptr, d_mean.ptr,
                        d_rstd.ptr, N, C, nullptr);
     CUDA_CHECK(cudaGetLastError());
     CUDA_CHECK(cudaDeviceSynchronize());
+    const std::vector<float> got_dw = d_dw.download(), got_db = d_db.download();
+    // again from the same starting gradients: the parameter sums must be bit-identical
+    d_dx.upload(dx0); d_dw.upload(dw0); d_db.upload(db0);
+    layernorm_backward(d_dx.ptr, d_dw.ptr, d_db.ptr, d_scratch.ptr, d_dy.ptr, d_x.ptr, d_w.ptr, d_mean.ptr,
+                       d_rstd.ptr, N, C, nullptr);
+    CUDA_CHECK(cudaDeviceSynchronize());
+    report("backward dweight, dbias twice: bit-identical", N, C, eps, order,
+           got_dw == d_dw.download() && got_db == d_db.download() ? 0.0 : 1.0, 0.0);
 
     std::vector<double> out(x.size()), mean(N), rstd(N);
     std::vector<double> dx = to_double(dx0), dw = to_double(dw0), db = to_double(db0);
@@ -140,8 +152,25 @@ static void test_layernorm(const char* order, int N, int C, float eps, std::mt19
     report("fused mean", N, C, eps, order, max_rel_error(d_mean2.download().data(), mean.data(), N, 1.0), 1e-6);
     report("fused rstd", N, C, eps, order, max_rel_error(d_rstd2.download().data(), rstd.data(), N, 1e-3), 1e-5);
     report("backward dinp", N, C, eps, order, err(d_dx, dx, 1.0), TOL_DINP);
-    report("backward dweight", N, C, eps, order, max_rel_error(d_dw.download().data(), dw.data(), C, 1.0), 2e-5 * std::sqrt((double)N));
-    report("backward dbias", N, C, eps, order, max_rel_error(d_db.download().data(), db.data(), C, 1.0), 2e-5 * std::sqrt((double)N));
+    report("backward dweight", N, C, eps, order, max_rel_error(got_dw.data(), dw.data(), C, 1.0), 2e-5 * std::sqrt((double)N));
+    report("backward dbias", N, C, eps, order, max_rel_error(got_db.data(), db.data(), C, 1.0), 2e-5 * std::sqrt((double)N));
+}
+
+// The parameter gradients over many rows: kernels/reduce.cuh's column sums cut the rows into chunks
+// (column_chunks); shapes with several chunks, the last one short, through both load widths. The
+// cut printed is the launcher's own.
+static void test_layernorm_param_chunks(const char* order, std::mt19937_64& rng) {
+    struct Shape { int N, C; };
+    // C = 768: 16-byte loads (bf16 and fp32), 64-row chunks; C = 513: one column per load, 66-row
+    // chunks (more than the minimum)
+    const Shape shapes[] = {{1000, 768}, {2100, 513}};
+    for (const Shape& s : shapes) {
+        const ColumnChunks p = column_chunks(s.N, s.C, column_pack(s.C, nullptr, nullptr));
+        if (strcmp(order, "forward") == 0 || strcmp(order, "gpu") == 0)
+            printf("layernorm params N=%d C=%d: %d-column loads, grid %d x %d, chunks of %d rows (the last %d)\n",
+                   s.N, s.C, p.pack, p.column_blocks, p.chunks, p.chunk_rows, s.N - (p.chunks - 1) * p.chunk_rows);
+        test_layernorm(order, s.N, s.C, 1e-5f, rng);
+    }
 }
 
 // Version 1 at GPT-2 124M's shape: forward, fused forward, backward, each timed alone.
@@ -152,7 +181,7 @@ static void benchmark(int version) {
     const std::vector<floatX> w = random_floatX(C, 0.5, 1.5, rng), b = random_floatX(C, -1, 1, rng);
     DeviceBuffer<floatX> d_x(x.size()), d_x2(x.size()), d_w(C), d_b(C), d_out(x.size()), d_res(x.size());
     DeviceBuffer<floatX> d_dy(x.size()), d_dx(x.size());
-    DeviceBuffer<float> d_mean(N), d_rstd(N), d_dw(C), d_db(C);
+    DeviceBuffer<float> d_mean(N), d_rstd(N), d_dw(C), d_db(C), d_scratch(layernorm_backward_scratch_floats(C));
     d_x.upload(x); d_x2.upload(x); d_w.upload(w); d_b.upload(b); d_dy.upload(x); d_dx.upload(x);
     CUDA_CHECK(cudaMemset(d_dw.ptr, 0, C * sizeof(float)));
     CUDA_CHECK(cudaMemset(d_db.ptr, 0, C * sizeof(float)));
@@ -164,7 +193,7 @@ static void benchmark(int version) {
                                          d_w.ptr, d_b.ptr, N, C, 1e-5f, nullptr);
     });
     const double bwd_ms = benchmark_ms([&] {
-        layernorm_backward(d_dx.ptr, d_dw.ptr, d_db.ptr, d_dy.ptr, d_x.ptr, d_w.ptr, d_mean.ptr,
+        layernorm_backward(d_dx.ptr, d_dw.ptr, d_db.ptr, d_scratch.ptr, d_dy.ptr, d_x.ptr, d_w.ptr, d_mean.ptr,
                            d_rstd.ptr, N, C, nullptr);
     });
     // the least traffic each pass needs, in N*C floatX: forward reads x, writes out (2); fused
@@ -191,6 +220,7 @@ int main(int argc, char** argv) {
         test_layernorm(order, 300, 97, 1e-5f, rng);
         test_layernorm(order, 1, 1, 1e-5f, rng);     // normalised value 0: out = bias
         test_layernorm(order, 16, 64, 0.5f, rng);    // an eps that moves rstd by ~20%: it is used
+        test_layernorm_param_chunks(order, rng);
     });
     return test_exit();
 }
