@@ -8,6 +8,8 @@
 //   version 3  version 2 with the tile loads double-buffered by cp.async (sm_80+): the next
 //              non-skipped tile is copied while the current one is computed; its dk/dv pass reads
 //              K and V from shared memory (no register spills at hs 128). Same results as version 2.
+//   version 4  (Hopper sm_90a, forward only, hs 64) version 2's forward on warpgroup MMA (wgmma);
+//              at the end of the file, not used by the launchers until a GPU has measured it.
 // attention_forward / attention_backward pick version 3 in the bf16 build for hs 64 or 128,
 // version 1 otherwise.
 //
@@ -1258,4 +1260,175 @@ inline void attention_backward(floatX* dqkv, const floatX* dout, const floatX* q
     const int* bounds = attention_scratch_bounds(end, B, T, stream);
     attention_backward3(dqkv, dout, qkv, out, lse, end, bounds, bounds + attention_scratch().capacity, B, T, NH, C,
                         stream);
+}
+
+// ----------------------------------------------------------------------------------------------
+// Version 4 (Hopper, sm_90a; forward only, head size 64): version 2's tiles, classes and online
+// softmax with both products on warpgroup MMA (kernels/ptx.cuh, dev/simt/TENSOR.md "Warpgroup
+// MMA"). A block is one warpgroup (128 threads) and 64 queries; warp w owns query rows
+// 16w..16w+15 as in version 2 (a wgmma accumulator's rows: the same fragment as mma.sync's C).
+// Q, K and V tiles are staged in shared memory as 64 rows of 128 bytes (hs 64 in bf16) with the
+// 128-byte swizzle (row r's 16-byte chunk c at chunk c XOR r % 8), each tile 1024-byte aligned:
+//   S = Q K^T   wgmma, A = Q and B = K both K-major (the tile rows), 4 steps of 16 dims: the
+//               descriptor's start moves 32 bytes along the swizzled rows; SBO 1024 (8 rows)
+//   O += P V    wgmma, A = P from registers (S's accumulators rounded to bf16: the C fragments of
+//               keys 16kk..16kk+15 are the A fragment of step kk), B = V N-major (dims
+//               contiguous in a row), 4 steps of 16 keys: 2048 bytes each
+// Each product is issued, committed and waited for at once (no overlap of the two yet), and the
+// tiles are loaded as in version 2 (no cp.async). Not used by the launchers the trainer calls
+// until a GPU has measured it. The same lse and outputs as version 2 up to the tensor cores' sums.
+constexpr int ATTN4_HS = 64;
+constexpr uint32_t ATTN4_TILE_BYTES = ATTN2_TILE * ATTN4_HS * 2;  // 64 rows of 128 bytes
+
+// Copies the head slices (64 dims) of tokens [t0, t1) into rows 0.. of a 128B-swizzled tile
+// (1024-byte aligned), zeros past t1. Every thread of the block takes 16-byte chunks.
+__device__ inline void attention4_stage(unsigned char* tile, const floatX* src, int t0, int t1, size_t stride) {
+    for (int chunk = threadIdx.x; chunk < ATTN2_TILE * 8; chunk += blockDim.x) {
+        const int r = chunk / 8, c = chunk % 8;
+        __nv_bfloat16* d = reinterpret_cast<__nv_bfloat16*>(tile + r * 128 + (c ^ (r % 8)) * 16);
+        if (t0 + r < t1) {
+            const floatX* s = src + (size_t)(t0 + r) * stride + c * 8;
+#if defined(ENABLE_FP32)
+            for (int j = 0; j < 8; j++) d[j] = __float2bfloat16(s[j]);
+#else
+            *reinterpret_cast<int4*>(d) = *reinterpret_cast<const int4*>(s);  // 16-byte aligned: C % 8 == 0
+#endif
+        } else {
+            for (int j = 0; j < 8; j++) d[j] = __float2bfloat16(0.0f);
+        }
+    }
+}
+
+__global__ void attention4_available_kernel(int* out) { *out = wgmma_available() ? 1 : 0; }
+
+// grid (ceil(T / 64), NH, B), 128 threads (one warpgroup). Dynamic shared memory
+// attention4_smem(): q, k and v tiles (ATTN4_TILE_BYTES each, 1024-byte aligned), end_tile[64].
+__global__ void __launch_bounds__(128) attention_forward4_kernel(floatX* __restrict__ out, float* __restrict__ lse,
+                                          const floatX* __restrict__ qkv, const int* __restrict__ end,
+                                          const int* __restrict__ end_min, const int* __restrict__ end_max,
+                                          int T, int NH, int C) {
+    constexpr int HS = ATTN4_HS;
+    DYNAMIC_SHARED(unsigned char, smem);
+    unsigned char* q_tile = reinterpret_cast<unsigned char*>(((uintptr_t)smem + 1023) & ~(uintptr_t)1023);
+    unsigned char* k_tile = q_tile + ATTN4_TILE_BYTES;
+    unsigned char* v_tile = k_tile + ATTN4_TILE_BYTES;
+    int* end_tile = reinterpret_cast<int*>(v_tile + ATTN4_TILE_BYTES);
+    const int h = blockIdx.y, b = blockIdx.z;
+    const int warp = threadIdx.x / 32, g = threadIdx.x % 32 / 4, tig = threadIdx.x % 4;
+    const int q0 = blockIdx.x * ATTN2_TILE, q1 = min(q0 + ATTN2_TILE, T);
+    const int tiles = (T + ATTN2_TILE - 1) / ATTN2_TILE;
+    const size_t C3 = (size_t)3 * C;
+    const floatX* row = qkv + (size_t)b * T * C3;
+    const int* row_end = end + (size_t)b * T;
+    const int query[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};  // this thread's two rows
+    const float scale = 1.0f / sqrtf((float)HS);
+
+    attention4_stage(q_tile, row + h * HS, q0, q1, C3);  // published by the first tile's fence
+    uint64_t q_desc[4], k_desc[4], v_desc[4];            // step kk of each product
+    for (int kk = 0; kk < 4; kk++) {
+        q_desc[kk] = wgmma_descriptor(q_tile + 32 * kk, 16, 1024, WgmmaSwizzle::B128);
+        k_desc[kk] = wgmma_descriptor(k_tile + 32 * kk, 16, 1024, WgmmaSwizzle::B128);
+        v_desc[kk] = wgmma_descriptor(v_tile + 2048 * kk, 16, 1024, WgmmaSwizzle::B128);
+    }
+
+    float o[HS / 8][4] = {};                          // O[16 rows][64 dims] of the warp, n8 tiles
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // per row; l is this thread's share
+    float* o_acc = &o[0][0];
+    for (int k0 = 0; k0 < q1; k0 += ATTN2_TILE) {
+        const int k1 = min(k0 + ATTN2_TILE, T), tile = b * tiles + k0 / ATTN2_TILE;
+        const TileClass cls = attention_tile_class(q0, q1, k0, k1, end_min[tile], end_max[tile]);
+        if (cls == TILE_SKIP) continue;  // the same for the whole block: never loaded
+        const bool masked = cls == TILE_PARTIAL || k1 - k0 < ATTN2_TILE;  // a cut tile has zero rows
+        __syncthreads();  // every thread waited for the previous tile's wgmma: its tiles may be overwritten
+        attention4_stage(k_tile, row + C + h * HS, k0, k1, C3);
+        attention4_stage(v_tile, row + 2 * C + h * HS, k0, k1, C3);
+        if ((int)threadIdx.x < ATTN2_TILE)
+            end_tile[threadIdx.x] = k0 + (int)threadIdx.x < k1 ? row_end[k0 + threadIdx.x] : 0;
+        fence_proxy_async();  // this thread's tile writes, visible to wgmma
+        __syncthreads();
+
+        // S = Q K^T (64 queries x 64 keys; this thread: rows query[], keys 8n + 2 tig + {0, 1})
+        float s[ATTN2_TILE / 8][4];
+        wgmma_fence();
+        for (int kk = 0; kk < 4; kk++) wgmma_m64n64k16_bf16_ss<0, 0>(&s[0][0], q_desc[kk], k_desc[kk], kk > 0);
+        wgmma_commit_group();
+        wgmma_wait_group<0>();
+        wgmma_fence_operand(reinterpret_cast<float(&)[32]>(s));
+        for (int n = 0; n < ATTN2_TILE / 8; n++)
+            for (int i = 0; i < 4; i++) {
+                const int key = n * 8 + 2 * tig + i % 2;  // within the tile
+                s[n][i] *= scale;
+                if (masked && !(k0 + key < k1 && attention_visible(query[i / 2], k0 + key, end_tile[key])))
+                    s[n][i] = -INFINITY;
+            }
+        // online softmax, row by row, as version 2 (the four threads of a quad share a row)
+        for (int r = 0; r < 2; r++) {
+            float mx = m[r];
+            for (int n = 0; n < ATTN2_TILE / 8; n++) mx = fmaxf(mx, fmaxf(s[n][2 * r], s[n][2 * r + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(ATTN_FULL_MASK, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(ATTN_FULL_MASK, mx, 2));
+            const float base = mx == -INFINITY ? 0.0f : mx;  // no key seen yet: no -inf - -inf
+            const float alpha = expf(m[r] - base);            // 0 while m is -inf
+            m[r] = mx;
+            l[r] *= alpha;
+            for (int n = 0; n < ATTN2_TILE / 8; n++)
+                for (int j = 2 * r; j < 2 * r + 2; j++) {
+                    s[n][j] = expf(s[n][j] - base);  // masked: exp(-inf) = 0
+                    l[r] += s[n][j];
+                }
+            for (int d = 0; d < HS / 8; d++) {
+                o[d][2 * r] *= alpha;
+                o[d][2 * r + 1] *= alpha;
+            }
+        }
+        // O += P V, P rounded to bf16: the A fragment of keys 16kk.. is S's n8 tiles 2kk and 2kk+1
+        uint32_t p[4][4];
+        for (int kk = 0; kk < 4; kk++) {
+            p[kk][0] = attention2_pack_bf16(s[2 * kk][0], s[2 * kk][1]);
+            p[kk][1] = attention2_pack_bf16(s[2 * kk][2], s[2 * kk][3]);
+            p[kk][2] = attention2_pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+            p[kk][3] = attention2_pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+        }
+        wgmma_fence_operand(reinterpret_cast<float(&)[32]>(o));
+        for (int kk = 0; kk < 4; kk++) wgmma_fence_operand(p[kk]);
+        wgmma_fence();
+        for (int kk = 0; kk < 4; kk++) wgmma_m64n64k16_bf16_rs<1>(o_acc, p[kk], v_desc[kk], 1);
+        wgmma_commit_group();
+        wgmma_wait_group<0>();
+        wgmma_fence_operand(reinterpret_cast<float(&)[32]>(o));
+        for (int kk = 0; kk < 4; kk++) wgmma_fence_operand(p[kk]);
+    }
+    attention2_forward_store<HS>(out, lse, o, m, l, query, b, h, T, NH, C);
+}
+
+inline size_t attention4_smem() { return 3 * ATTN4_TILE_BYTES + ATTN2_TILE * sizeof(int) + 1024; }
+
+// Whether version 4 runs here: the kernels were built for sm_90a (a Hopper GPU), or on the CPU
+// emulation. Asked of the device once.
+inline bool attention_forward4_available() {
+    static int available = -1;
+    if (available < 0) {
+        int* flag;
+        CUDA_CHECK(cudaMalloc(&flag, sizeof(int)));
+        attention4_available_kernel<<<1, 1>>>(flag);
+        CUDA_CHECK(cudaGetLastError());
+        CUDA_CHECK(cudaMemcpy(&available, flag, sizeof(int), cudaMemcpyDeviceToHost));
+        CUDA_CHECK(cudaFree(flag));
+    }
+    return available == 1;
+}
+
+// Version 4: as attention_forward2 (the same arguments), head size 64, on a build for sm_90a.
+inline void attention_forward4(floatX* out, float* lse, const floatX* qkv, const int* end, const int* end_min,
+                               const int* end_max, int B, int T, int NH, int C, cudaStream_t stream) {
+    const int hs = attention_head_size(C, NH, "attention_forward4");
+    if (hs != ATTN4_HS || !attention_forward4_available()) {
+        fprintf(stderr, "%s:%d: attention_forward4: head size %d%s; version 4 takes 64 on a Hopper build "
+                "(nvcc -arch=sm_90a)\n", __FILE__, __LINE__, hs,
+                attention_forward4_available() ? "" : ", and this build has no wgmma");
+        exit(1);
+    }
+    const dim3 grid((T + ATTN2_TILE - 1) / ATTN2_TILE, NH, B);
+    attention_forward4_kernel<<<grid, 128, attention4_smem(), stream>>>(out, lse, qkv, end, end_min, end_max, T, NH, C);
+    CUDA_CHECK(cudaGetLastError());
 }

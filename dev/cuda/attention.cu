@@ -2,11 +2,12 @@
 // double (cpu/attention.h over cpu::PackedRows), and on a GPU benchmarks it.
 //   ./dev/cuda/attention      the checks: the tile classifier against a brute-force classification;
 //                             forward out and lse, backward dq, dk, dv, of version 1 and (bf16
-//                             build) versions 2 and 3 and the launchers the trainer calls,
+//                             build) versions 2 and 3 (and version 4's forward, with version 3's
+//                             backward) and the launchers the trainer calls,
 //                             bitwise repeatability (and, under dev/simt, version 3 bit-identical
 //                             to version 2), on masks from the real packer and adversarial ones
 //                             (every thread order under dev/simt)
-//   ./dev/cuda/attention N    (GPU) time and TFLOP/s of version N (1, 2 or 3) on packed rows at T = 1024,
+//   ./dev/cuda/attention N    (GPU) time and TFLOP/s of version N (1 to 4) on packed rows at T = 1024,
 //                             and the fraction of 64x64 tiles skipped / full / partial
 // Builds in the precision of floatX: bf16 by default, fp32 with -DENABLE_FP32 (dev/cuda/attention_fp32).
 // Benchmark modes in full (N = 0: the launchers the trainer calls; --suite: issue 12's suite, whose
@@ -56,10 +57,12 @@ static void forward_version(int version, floatX* out, float* lse, const floatX* 
         DeviceBuffer<int> end_min(n), end_max(n);
         attention_end_bounds(end_min.ptr, end_max.ptr, end, B, T, nullptr);
         if (version == 2) attention_forward2(out, lse, qkv, end, end_min.ptr, end_max.ptr, B, T, NH, C, nullptr);
-        else attention_forward3(out, lse, qkv, end, end_min.ptr, end_max.ptr, B, T, NH, C, nullptr);
+        else if (version == 3) attention_forward3(out, lse, qkv, end, end_min.ptr, end_max.ptr, B, T, NH, C, nullptr);
+        else attention_forward4(out, lse, qkv, end, end_min.ptr, end_max.ptr, B, T, NH, C, nullptr);
         CUDA_CHECK(cudaDeviceSynchronize());
     }
 }
+// (version 4 has only a forward: its backward here is version 3's, fed version 4's out and lse)
 static void backward_version(int version, floatX* dqkv, const floatX* dout, const floatX* qkv, const floatX* out,
                              const float* lse, const int* end, int B, int T, int NH, int C) {
     if (version == 0) {
@@ -441,6 +444,19 @@ static void run_checks() {
                                      pack_first(random_pairs(12, 200, LAYOUT_SHARED, rng), 2, 200, LAYOUT_SHARED, true), 2, 128, rng);
         check_versions_2_3_same_bits(order, "hs=128 tile edges", units_batch(2, 130, {{64, 66}, {65, 65}}), 2, 256, rng);
 #endif
+        // version 4 (Hopper wgmma, forward only, head size 64; its backward is version 3's): the
+        // shapes above with hs 64; skipped on a GPU build without wgmma (not sm_90a)
+        if (attention_forward4_available()) {
+            check_case(4, order, "packer shared packed", pack_first(random_pairs(10, 128, LAYOUT_SHARED, rng), 2, 128, LAYOUT_SHARED, true),
+                       2, 128, rng);
+            check_case(4, order, "packer baseline unpacked", pack_first(random_pairs(2, 80, LAYOUT_BASELINE, rng), 2, 80, LAYOUT_BASELINE, false),
+                       1, 64, rng);
+            check_case(4, order, "tile edges", units_batch(4, 130, {{64, 64}, {65, 63}, {64, 66}, {}}), 1, 64, rng);
+            check_case(4, order, "long unit", units_batch(1, 193, {{193}}), 1, 64, rng);
+            check_case(4, order, "skips after the first tile", skip_after_first_batch(2, 327), 2, 128, rng);
+        } else {
+            test_skip(("attention v4 order=" + std::string(order)).c_str(), "version 4 needs wgmma: a build for sm_90a");
+        }
         // the launchers the trainer calls (version 3 here, end_min / end_max in their scratch memory)
         check_case(0, order, "launchers", pack_first(random_pairs(6, 96, LAYOUT_SHARED, rng), 2, 96, LAYOUT_SHARED, true),
                    2, 128, rng);
@@ -452,7 +468,7 @@ static void run_checks() {
 // ----------------------------------------------------------------------------------------------
 // Benchmark. Timing needs a GPU; the plan (masks, visible pairs, tile classes: host code in
 // dev/cuda/attention_plan.h) is computed anywhere, so --plan-only runs under the CPU emulation too.
-//   ./dev/cuda/attention N     version N (0: the launchers train_dpo calls, 1, 2, 3) on one case:
+//   ./dev/cuda/attention N     version N (0: the launchers train_dpo calls, 1, 2, 3, 4) on one case:
 //                              HH-like random pairs packed into 8 shared rows of T = 1024
 //   ./dev/cuda/attention N --suite [--hh PAIRS.bin] [--only all|hh|syn] [--tokens N]
 //                              [--masks DIR] [--tsv FILE] [--budget SECONDS] [--plan-only]
@@ -482,7 +498,7 @@ struct BenchOptions {
 static void bench_usage(const char* prog) {
     fprintf(stderr,
             "usage: %s                 run the checks\n"
-            "       %s N               benchmark version N (0 launchers, 1, 2, 3) on one case (GPU)\n"
+            "       %s N               benchmark version N (0 launchers, 1, 2, 3, 4) on one case (GPU)\n"
             "       %s N --suite [--hh PAIRS.bin] [--only all|hh|syn] [--tokens N] [--masks DIR]\n"
             "                [--tsv FILE] [--budget SECONDS] [--plan-only]\n",
             prog, prog, prog);
@@ -563,7 +579,8 @@ static void bench_forward(int version, floatX* out, float* lse, const floatX* qk
     } else {  // the classifier's kernel counts: the trainer's launcher runs it at each call
         attention_end_bounds(end_min, end_max, end, B, T, nullptr);
         if (version == 2) attention_forward2(out, lse, qkv, end, end_min, end_max, B, T, NH, C, nullptr);
-        else attention_forward3(out, lse, qkv, end, end_min, end_max, B, T, NH, C, nullptr);
+        else if (version == 3) attention_forward3(out, lse, qkv, end, end_min, end_max, B, T, NH, C, nullptr);
+        else attention_forward4(out, lse, qkv, end, end_min, end_max, B, T, NH, C, nullptr);
     }
 }
 static void bench_backward(int version, floatX* dqkv, const floatX* dout, const floatX* qkv, const floatX* out,
@@ -615,9 +632,13 @@ static void bench_time_cases(const BenchOptions& o, const std::vector<BenchCase>
         exit(1);
     }
 #endif
-    if (o.version > 3) {
+    if (o.version > 4) {
         fprintf(stderr, "versions: 0 (the launchers), 1 (simple), 2 (tensor cores, bf16, head size 64 or 128), "
-                        "3 (2 with cp.async pipelining)\n");
+                        "3 (2 with cp.async pipelining), 4 (Hopper wgmma forward, head size 64; backward 3's)\n");
+        exit(1);
+    }
+    if (o.version == 4 && !attention_forward4_available()) {
+        fprintf(stderr, "version 4 needs wgmma: build for sm_90a (nvcc -arch=sm_90a) and run on a Hopper GPU\n");
         exit(1);
     }
     const int head_sizes[2] = {64, 128}, heads[2] = {12, 8};  // C = 768 (GPT-2 small) and 1024
@@ -652,6 +673,7 @@ static void bench_time_cases(const BenchOptions& o, const std::vector<BenchCase>
         CUDA_CHECK(cudaMemcpy(d_end.ptr, c.end.data(), c.end.size() * sizeof(int), cudaMemcpyHostToDevice));
         for (int h = 0; h < 2; h++) {
             const int hs = head_sizes[h], NH = heads[h], C = NH * hs, B = c.B, T = c.T;
+            if (o.version == 4 && hs != ATTN4_HS) continue;  // version 4: head size 64 only
             double ms[3];
             ms[0] = median_ms([&] {
                 bench_forward(o.version, d_out.ptr, d_lse.ptr, d_qkv.ptr, d_end.ptr, d_min.ptr, d_max.ptr, B, T, NH, C);

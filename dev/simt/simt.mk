@@ -101,7 +101,7 @@ dev/simt/test_wgmma dev/simt/test_wgmma_asan build/nvcc/dev/simt/test_wgmma.stat
 build/nvcc/%.sm90a.status: %.cu $(SIMT_KERNEL_HEADERS) kernels/cuda_common.h dev/simt/kernel_test.h dev/test_util.h dev/simt/wgmma_cases.h $(PRECISION_STAMP)
 	@mkdir -p $(dir $@)
 	@if [ ! -x "$(NVCC)" ]; then echo "SKIP nvcc not found at $(NVCC)" > $@; \
-	elif $(NVCC) -std=c++17 -I. -gencode arch=compute_90a,code=sm_90a $(PRECISION_FLAGS) -c $< -o $(basename $@).o > $@.log 2>&1; \
+	elif $(NVCC) $(filter-out -gencode arch=%,$(SIMT_NVCC_FLAGS)) -gencode arch=compute_90a,code=sm_90a -c $< -o $(basename $@).o > $@.log 2>&1; \
 	then echo PASS > $@; cat $@.log >> $@; rm -f $@.log $(basename $@).o; \
 	else echo FAIL > $@; cat $@.log >> $@; rm -f $@.log; fi
 SIMT_NVCC_STATUS += $(patsubst %,build/nvcc/%.sm90a.status,$(SIMT_NVCC_SM90A))
