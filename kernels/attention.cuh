@@ -362,6 +362,7 @@ struct Attention2Block {
     const int* end;       // end[] of row b
     const int* end_min;   // row b's per-key-tile bounds (attention_end_bounds_kernel)
     const int* end_max;
+    int end_lo, end_hi;   // those of the block's own tile (its keys' bounds in the dk/dv pass)
 
     __device__ Attention2Block(const floatX* qkv, const int* end_all, const int* end_min_all, const int* end_max_all,
                                int T_, int NH_, int C_)
@@ -372,6 +373,8 @@ struct Attention2Block {
         const int tiles = (T + ATTN2_TILE - 1) / ATTN2_TILE;
         end_min = end_min_all + (size_t)b * tiles;
         end_max = end_max_all + (size_t)b * tiles;
+        end_lo = end_min[blockIdx.x];
+        end_hi = end_max[blockIdx.x];
     }
     // head h of row b's token 0 in a [B,T,C] tensor (out, dout: tokens C apart)
     __device__ const floatX* head(const floatX* x) const { return x + (size_t)b * T * C + h * HS; }
@@ -384,7 +387,7 @@ struct Attention2Block {
     }
     // the class of query tile [qt0, qt0 + 64) for the block's keys (dk/dv)
     __device__ TileClass query_tile_class(int qt0) const {
-        return attention_tile_class(qt0, min(qt0 + ATTN2_TILE, T), t0, t1, end_min[blockIdx.x], end_max[blockIdx.x]);
+        return attention_tile_class(qt0, min(qt0 + ATTN2_TILE, T), t0, t1, end_lo, end_hi);
     }
 };
 
@@ -760,7 +763,7 @@ __global__ void attention_backward2_dkv_kernel(floatX* __restrict__ dqkv, const 
     attention2_row_fragments<HS>(v_frag, do_tile, blk.warp);
 
     float dk[HS / 8][4] = {}, dv[HS / 8][4] = {};
-    const int q_stop = min(blk.end_max[blockIdx.x], T);
+    const int q_stop = min(blk.end_hi, T);
     for (int qt0 = k0; qt0 < q_stop; qt0 += ATTN2_TILE) {
         const int qt1 = min(qt0 + ATTN2_TILE, T);
         const TileClass cls = blk.query_tile_class(qt0);
@@ -1027,17 +1030,21 @@ __global__ void attention_backward3_dkv_kernel(floatX* __restrict__ dqkv, const 
     float* D_stage = lse_stage + 2 * ATTN2_TILE;
     const Attention2Block<HS> blk(qkv, end, end_min, end_max, T, NH, C);  // keys [t0, t1), this lane's rows
     const int end_key[2] = {blk.rows[0] < T ? blk.end[blk.rows[0]] : 0, blk.rows[1] < T ? blk.end[blk.rows[1]] : 0};
+    // computed once, outside the loop: at hs = 128 this kernel is at nvcc's 255 registers, and
+    // recomputing these in the loop made it spill (dev/cuda/README.md)
+    const floatX* dout_head = blk.head(dout);
+    const float* row_lse = blk.per_query(lse);
+    const float* row_D = blk.per_query(D);
     // Q, dO, lse and D of the query tile [qt0, qt0 + 64) into stage s
     auto issue_queries = [&](int qt0, int s) {
         const int qt1 = min(qt0 + ATTN2_TILE, T);
         attention3_issue_stage<HS>(smem + (2 + 2 * s) * TILE, blk.q, qt0, qt1, blk.C3);
-        attention3_issue_stage<HS>(smem + (3 + 2 * s) * TILE, blk.head(dout), qt0, qt1, C);
-        attention3_query_lse_D(lse_stage + s * ATTN2_TILE, D_stage + s * ATTN2_TILE, blk.per_query(lse),
-                               blk.per_query(D), qt0, qt1);
+        attention3_issue_stage<HS>(smem + (3 + 2 * s) * TILE, dout_head, qt0, qt1, C);
+        attention3_query_lse_D(lse_stage + s * ATTN2_TILE, D_stage + s * ATTN2_TILE, row_lse, row_D, qt0, qt1);
     };
 
     // the block's K and V join the first query tile's group
-    const int q_stop = min(blk.end_max[blockIdx.x], T);
+    const int q_stop = min(blk.end_hi, T);
     attention3_issue_stage<HS>(smem, blk.q + C, blk.t0, blk.t1, blk.C3);
     attention3_issue_stage<HS>(smem + TILE, blk.q + 2 * C, blk.t0, blk.t1, blk.C3);
     int qt0 = attention3_next_query_tile<HS>(blk.t0, q_stop, blk);
