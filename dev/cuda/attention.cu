@@ -489,9 +489,12 @@ static void run_checks() {
                                      pack_first(random_pairs(12, 200, LAYOUT_SHARED, rng), 2, 200, LAYOUT_SHARED, true), 2, 128, rng);
         check_versions_2_3_same_bits(order, "hs=128 tile edges", units_batch(2, 130, {{64, 66}, {65, 65}}), 2, 256, rng);
 #endif
-        // the launchers the trainer calls (version 3 here, end_min / end_max in their scratch memory)
+        // the launchers the trainer calls (version 3 here, end_min / end_max and D in their scratch
+        // memory), then a larger micro-batch: both scratch arrays grow
         check_case(0, order, "launchers", pack_first(random_pairs(6, 96, LAYOUT_SHARED, rng), 2, 96, LAYOUT_SHARED, true),
                    2, 128, rng);
+        check_case(0, order, "launchers larger batch",
+                   pack_first(random_pairs(12, 160, LAYOUT_SHARED, rng), 3, 160, LAYOUT_SHARED, true), 2, 128, rng);
 #endif
     });
     attention_teardown();
