@@ -941,13 +941,15 @@ __device__ inline void attention3_row_lse_D(float lse_row[2], float D_row[2], co
 }
 
 // Backward version 3, pass 1: dq, as attention_backward2_dq_kernel with K and V pipelined and D
-// from the D pass. Grid, threads and shared memory as the forward's.
+// from the D pass. Grid, threads and shared memory as the forward's. At hs = 64 the launch bound
+// keeps it at <= 168 registers, 3 blocks of 128 threads per SM (nvcc chose 172 without it: 2).
 template <int HS>
-__global__ void attention_backward3_dq_kernel(floatX* __restrict__ dqkv, const floatX* __restrict__ dout,
-                                              const floatX* __restrict__ qkv, const float* __restrict__ lse,
-                                              const float* __restrict__ D, const int* __restrict__ end,
-                                              const int* __restrict__ end_min, const int* __restrict__ end_max,
-                                              int T, int NH, int C) {
+__global__ void __launch_bounds__(32 * ATTN2_WARPS, HS == 64 ? 3 : 1)
+    attention_backward3_dq_kernel(floatX* __restrict__ dqkv, const floatX* __restrict__ dout,
+                                  const floatX* __restrict__ qkv, const float* __restrict__ lse,
+                                  const float* __restrict__ D, const int* __restrict__ end,
+                                  const int* __restrict__ end_min, const int* __restrict__ end_max, int T, int NH,
+                                  int C) {
     constexpr int TILE = ATTN2_TILE * (HS + 8);
     DYNAMIC_SHARED(__nv_bfloat16, smem);  // as in the forward
     int* end_stage = reinterpret_cast<int*>(smem + 4 * TILE);
