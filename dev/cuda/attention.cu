@@ -1,6 +1,7 @@
 // dev/cuda/attention.cu: checks kernels/attention.cuh against the CPU reference attention in
 // double (cpu/attention.h over cpu::PackedRows), and on a GPU benchmarks it.
 //   ./dev/cuda/attention      the checks: the tile classifier against a brute-force classification;
+//                             version 3's D pass against a dot product in double;
 //                             forward out and lse, backward dq, dk, dv, of version 1 and (bf16
 //                             build) versions 2 and 3 and the launchers the trainer calls,
 //                             bitwise repeatability (and, under dev/simt, version 3 bit-identical
