@@ -533,7 +533,8 @@ __device__ inline void attention2_forward_store(floatX* out, float* lse, float o
         floatX* o_row = out + ((size_t)blk.b * blk.T + query) * blk.C + blk.h * HS;
         for (int d = 0; d < HS / 8; d++)
             for (int j = 0; j < 2; j++) o_row[d * 8 + 2 * tig + j] = (floatX)(o[d][2 * r + j] * inv_l);
-        if (tig == 0) lse[((size_t)blk.b * blk.NH + blk.h) * blk.T + query] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
+        if (tig == 0)
+            lse[((size_t)blk.b * blk.NH + blk.h) * blk.T + query] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
     }
 }
 
@@ -600,7 +601,7 @@ __device__ inline void attention2_dq_tile(float dq[HS / 8][4], const uint32_t q_
 
 // D = dO · O of one query's HS-wide head slice, in fp32, summed from dimension 0 up in 16-byte
 // chunks: the one order in which versions 2 and 3 compute D (version 2 in its two passes, version
-// 3 once in attention_backward_D_kernel), so every pass of either version uses the same D.
+// 3 once in attention_backward3_D_kernel), so every pass of either version uses the same D.
 template <int HS>
 __device__ inline float attention2_dout_dot_out(const floatX* dout, const floatX* out) {
     constexpr int PER_CHUNK = 16 / sizeof(floatX);
@@ -731,7 +732,8 @@ __device__ inline void attention2_query_lse_D(float* lse_tile, float* D_tile, co
                                               const floatX* row_out, const float* row_lse, int qt0, int qt1, int C) {
     if ((int)threadIdx.x >= ATTN2_TILE) return;
     const int q = qt0 + threadIdx.x;
-    D_tile[threadIdx.x] = q < qt1 ? attention2_dout_dot_out<HS>(row_dout + (size_t)q * C, row_out + (size_t)q * C) : 0.0f;
+    const size_t tok = (size_t)q * C;
+    D_tile[threadIdx.x] = q < qt1 ? attention2_dout_dot_out<HS>(row_dout + tok, row_out + tok) : 0.0f;
     lse_tile[threadIdx.x] = q < qt1 ? row_lse[q] : 0.0f;
 }
 
@@ -860,7 +862,8 @@ __device__ inline void attention3_issue_kv(__nv_bfloat16* stage, int* end_dst, c
     const int k1 = min(k0 + ATTN2_TILE, blk.T);
     attention3_issue_stage<HS>(stage, blk.q + blk.C, k0, k1, blk.C3);
     attention3_issue_stage<HS>(stage + ATTN2_TILE * (HS + 8), blk.q + 2 * blk.C, k0, k1, blk.C3);
-    if ((int)threadIdx.x < ATTN2_TILE) end_dst[threadIdx.x] = k0 + (int)threadIdx.x < k1 ? blk.end[k0 + threadIdx.x] : 0;
+    if ((int)threadIdx.x < ATTN2_TILE)
+        end_dst[threadIdx.x] = k0 + (int)threadIdx.x < k1 ? blk.end[k0 + threadIdx.x] : 0;
 }
 
 // Dynamic shared memory of the forward and the dq pass: K and V in two stages, end[] in two stages.
