@@ -1,6 +1,7 @@
 // dev/cuda/attention.cu: checks kernels/attention.cuh against the CPU reference attention in
 // double (cpu/attention.h over cpu::PackedRows), and on a GPU benchmarks it.
 //   ./dev/cuda/attention      the checks: the tile classifier against a brute-force classification;
+//                             version 3's D pass against a dot product in double;
 //                             forward out and lse, backward dq, dk, dv, of version 1 and (bf16
 //                             build) versions 2 and 3 (and version 4's forward, with version 3's
 //                             backward) and the launchers the trainer calls,
@@ -72,11 +73,12 @@ static void backward_version(int version, floatX* dqkv, const floatX* dout, cons
     } else {
         const size_t n = (size_t)B * attention_key_tiles(T);
         DeviceBuffer<int> end_min(n), end_max(n);
+        DeviceBuffer<float> D((size_t)B * NH * T);  // version 3's D pass writes it
         attention_end_bounds(end_min.ptr, end_max.ptr, end, B, T, nullptr);
         if (version == 2)
             attention_backward2(dqkv, dout, qkv, out, lse, end, end_min.ptr, end_max.ptr, B, T, NH, C, nullptr);
         else
-            attention_backward3(dqkv, dout, qkv, out, lse, end, end_min.ptr, end_max.ptr, B, T, NH, C, nullptr);
+            attention_backward3(dqkv, D.ptr, dout, qkv, out, lse, end, end_min.ptr, end_max.ptr, B, T, NH, C, nullptr);
         CUDA_CHECK(cudaDeviceSynchronize());
     }
 }
@@ -290,6 +292,49 @@ static void check_versions_2_3_same_bits(const char* order, const char* label, c
                 name, "out, lse or dqkv differ");
 }
 
+// Version 3's D pass alone: D[b,h,q] = dout · out of every (row, head, query), padding included,
+// against the dot product in double. An fp32 sum of n terms in any order is within n·2^-24 of the
+// sum of their magnitudes (the bf16 build's products are exact in fp32; the fp32 build's add one
+// rounding each, hence hs + 1), so the bound is exact error analysis, not a measured margin; a wrong
+// layout or a missing term is an error of the size of a term. B·NH·T is not a multiple of the 256
+// threads of a block, so the last block's threads past the end are tested too.
+static void check_D_pass(const char* order, int B, int T, int NH, int C, std::mt19937_64& rng) {
+    const int hs = C / NH;
+    const size_t BT = (size_t)B * T;
+    std::vector<float> dout_f(BT * C), out_f(BT * C);
+    fill_uniform(dout_f, -1.0f, 1.0f, rng);
+    fill_uniform(out_f, -2.0f, 2.0f, rng);
+    const std::vector<floatX> dout = to_floatX(dout_f), out = to_floatX(out_f);
+    DeviceBuffer<floatX> d_dout(dout.size()), d_out(out.size());
+    DeviceBuffer<float> d_D((size_t)B * NH * T);
+    d_dout.upload(dout);
+    d_out.upload(out);
+    attention_backward3_D(d_D.ptr, d_dout.ptr, d_out.ptr, B, T, NH, C, nullptr);
+    CUDA_CHECK(cudaDeviceSynchronize());
+    const std::vector<float> D = d_D.download();
+    int wrong = 0;
+    char first[160] = "";
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+            for (int q = 0; q < T; q++) {
+                const size_t tok = ((size_t)b * T + q) * C + h * hs;
+                double want = 0.0, magnitude = 0.0;
+                for (int d = 0; d < hs; d++) {
+                    const double term = (double)(float)dout[tok + d] * (double)(float)out[tok + d];
+                    want += term;
+                    magnitude += std::fabs(term);
+                }
+                const double got = D[((size_t)b * NH + h) * T + q], bound = (hs + 1) * std::ldexp(magnitude, -24);
+                if (!(std::fabs(got - want) <= bound) && wrong++ == 0)
+                    snprintf(first, sizeof first, "b=%d h=%d q=%d: D %.9g, dot in double %.9g (bound %.3g)", b, h, q,
+                             got, want, bound);
+            }
+    char name[160];
+    snprintf(name, sizeof name, "attention v3 D pass B=%d T=%d NH=%d hs=%d %s order=%s", B, T, NH, hs, PRECISION_NAME,
+             order);
+    test_report(wrong == 0, name, "%d of %d entries off; first: %s", wrong, B * NH * T, first);
+}
+
 // A batch written unit by unit: row r gets shared units of the given lengths (each split as
 // P = len/3, C = len/3 - 1, R = the rest, so P + C + 1 + R = len); rows not listed stay padding.
 static Batch units_batch(int B, int T, const std::vector<std::vector<int>>& unit_lens) {
@@ -409,6 +454,10 @@ static void run_checks() {
         check_case(1, order, "hs=64 T=45", units_batch(2, 45, {{13, 20, 12}, {40}}), 1, 64, rng);
         check_case(1, order, "hs=128 T=19", units_batch(1, 19, {{5, 14}}), 1, 128, rng);
 
+        // version 3's D pass (it compiles and runs in both builds)
+        check_D_pass(order, 2, 130, 3, 192, rng);
+        check_D_pass(order, 1, 45, 2, 256, rng);
+
         // versions 2 and 3 (bf16, head size 64 or 128, tiles of 64; 3 pipelines the loads)
 #if defined(ENABLE_FP32)
         test_skip(("attention v2 v3 order=" + std::string(order)).c_str(), "versions 2 and 3 compute in bf16: tested in the bf16 build");
@@ -457,9 +506,12 @@ static void run_checks() {
         } else {
             test_skip(("attention v4 order=" + std::string(order)).c_str(), "version 4 needs wgmma: a build for sm_90a");
         }
-        // the launchers the trainer calls (version 3 here, end_min / end_max in their scratch memory)
+        // the launchers the trainer calls (version 3 here, end_min / end_max and D in their scratch
+        // memory), then a larger micro-batch: both scratch arrays grow
         check_case(0, order, "launchers", pack_first(random_pairs(6, 96, LAYOUT_SHARED, rng), 2, 96, LAYOUT_SHARED, true),
                    2, 128, rng);
+        check_case(0, order, "launchers larger batch",
+                   pack_first(random_pairs(12, 160, LAYOUT_SHARED, rng), 3, 160, LAYOUT_SHARED, true), 2, 128, rng);
 #endif
     });
     attention_teardown();
@@ -583,8 +635,9 @@ static void bench_forward(int version, floatX* out, float* lse, const floatX* qk
         else attention_forward4(out, lse, qkv, end, end_min, end_max, B, T, NH, C, nullptr);
     }
 }
-static void bench_backward(int version, floatX* dqkv, const floatX* dout, const floatX* qkv, const floatX* out,
-                           const float* lse, const int* end, int* end_min, int* end_max, int B, int T, int NH, int C) {
+static void bench_backward(int version, floatX* dqkv, float* D, const floatX* dout, const floatX* qkv,
+                           const floatX* out, const float* lse, const int* end, int* end_min, int* end_max, int B,
+                           int T, int NH, int C) {
     if (version == 0) {
         attention_backward(dqkv, dout, qkv, out, lse, end, B, T, NH, C, nullptr);
     } else if (version == 1) {
@@ -592,7 +645,7 @@ static void bench_backward(int version, floatX* dqkv, const floatX* dout, const 
     } else {
         attention_end_bounds(end_min, end_max, end, B, T, nullptr);
         if (version == 2) attention_backward2(dqkv, dout, qkv, out, lse, end, end_min, end_max, B, T, NH, C, nullptr);
-        else attention_backward3(dqkv, dout, qkv, out, lse, end, end_min, end_max, B, T, NH, C, nullptr);
+        else attention_backward3(dqkv, D, dout, qkv, out, lse, end, end_min, end_max, B, T, NH, C, nullptr);
     }
 }
 
@@ -657,7 +710,7 @@ static void bench_time_cases(const BenchOptions& o, const std::vector<BenchCase>
     }
     DeviceBuffer<floatX> d_qkv(max_bt * 3 * max_c), d_out(max_bt * max_c), d_dout(max_bt * max_c),
         d_dqkv(max_bt * 3 * max_c);
-    DeviceBuffer<float> d_lse(max_bt * 12);
+    DeviceBuffer<float> d_lse(max_bt * 12), d_D(max_bt * 12);  // [B,NH,T], NH <= 12
     DeviceBuffer<int> d_end(max_bt), d_min(max_tiles), d_max(max_tiles);
     for (DeviceBuffer<floatX>* buf : {&d_qkv, &d_dout})
         for (size_t at = 0; at < buf->n; at += block.size())
@@ -679,13 +732,13 @@ static void bench_time_cases(const BenchOptions& o, const std::vector<BenchCase>
                 bench_forward(o.version, d_out.ptr, d_lse.ptr, d_qkv.ptr, d_end.ptr, d_min.ptr, d_max.ptr, B, T, NH, C);
             });
             ms[1] = median_ms([&] {
-                bench_backward(o.version, d_dqkv.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, d_end.ptr, d_min.ptr,
-                               d_max.ptr, B, T, NH, C);
+                bench_backward(o.version, d_dqkv.ptr, d_D.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, d_end.ptr,
+                               d_min.ptr, d_max.ptr, B, T, NH, C);
             });
             ms[2] = median_ms([&] {
                 bench_forward(o.version, d_out.ptr, d_lse.ptr, d_qkv.ptr, d_end.ptr, d_min.ptr, d_max.ptr, B, T, NH, C);
-                bench_backward(o.version, d_dqkv.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, d_end.ptr, d_min.ptr,
-                               d_max.ptr, B, T, NH, C);
+                bench_backward(o.version, d_dqkv.ptr, d_D.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, d_end.ptr,
+                               d_min.ptr, d_max.ptr, B, T, NH, C);
             });
             double tflops[3];
             for (int p = 0; p < 3; p++) tflops[p] = kPassFlopFactor[p] * hs * NH * (double)c.visible / ms[p] * 1e-9;
