@@ -1393,17 +1393,11 @@ __global__ void __launch_bounds__(128) attention_forward4_kernel(floatX* __restr
     unsigned char* k_tile = q_tile + ATTN4_TILE_BYTES;
     unsigned char* v_tile = k_tile + ATTN4_TILE_BYTES;
     int* end_tile = reinterpret_cast<int*>(v_tile + ATTN4_TILE_BYTES);
-    const int h = blockIdx.y, b = blockIdx.z;
-    const int warp = threadIdx.x / 32, g = threadIdx.x % 32 / 4, tig = threadIdx.x % 4;
-    const int q0 = blockIdx.x * ATTN2_TILE, q1 = min(q0 + ATTN2_TILE, T);
-    const int tiles = (T + ATTN2_TILE - 1) / ATTN2_TILE;
-    const size_t C3 = (size_t)3 * C;
-    const floatX* row = qkv + (size_t)b * T * C3;
-    const int* row_end = end + (size_t)b * T;
-    const int query[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};  // this thread's two rows
+    const Attention2Block<HS> blk(qkv, end, end_min, end_max, T, NH, C);  // this thread's rows: blk.rows
+    const int tig = threadIdx.x % 4;
     const float scale = 1.0f / sqrtf((float)HS);
 
-    attention4_stage(q_tile, row + h * HS, q0, q1, C3);  // published by the first tile's fence
+    attention4_stage(q_tile, blk.q, blk.t0, blk.t1, blk.C3);  // published by the first tile's fence
     uint64_t q_desc[4], k_desc[4], v_desc[4];            // step kk of each product
     for (int kk = 0; kk < 4; kk++) {
         q_desc[kk] = wgmma_descriptor(q_tile + 32 * kk, 16, 1024, WgmmaSwizzle::B128);
@@ -1414,20 +1408,20 @@ __global__ void __launch_bounds__(128) attention_forward4_kernel(floatX* __restr
     float o[HS / 8][4] = {};                          // O[16 rows][64 dims] of the warp, n8 tiles
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // per row; l is this thread's share
     float* o_acc = &o[0][0];
-    for (int k0 = 0; k0 < q1; k0 += ATTN2_TILE) {
-        const int k1 = min(k0 + ATTN2_TILE, T), tile = b * tiles + k0 / ATTN2_TILE;
-        const TileClass cls = attention_tile_class(q0, q1, k0, k1, end_min[tile], end_max[tile]);
+    for (int k0 = 0; k0 < blk.t1; k0 += ATTN2_TILE) {
+        const int k1 = min(k0 + ATTN2_TILE, T);
+        const TileClass cls = blk.key_tile_class(k0);
         if (cls == TILE_SKIP) continue;  // the same for the whole block: never loaded
         const bool masked = cls == TILE_PARTIAL || k1 - k0 < ATTN2_TILE;  // a cut tile has zero rows
         __syncthreads();  // every thread waited for the previous tile's wgmma: its tiles may be overwritten
-        attention4_stage(k_tile, row + C + h * HS, k0, k1, C3);
-        attention4_stage(v_tile, row + 2 * C + h * HS, k0, k1, C3);
+        attention4_stage(k_tile, blk.q + C, k0, k1, blk.C3);
+        attention4_stage(v_tile, blk.q + 2 * C, k0, k1, blk.C3);
         if ((int)threadIdx.x < ATTN2_TILE)
-            end_tile[threadIdx.x] = k0 + (int)threadIdx.x < k1 ? row_end[k0 + threadIdx.x] : 0;
+            end_tile[threadIdx.x] = k0 + (int)threadIdx.x < k1 ? blk.end[k0 + threadIdx.x] : 0;
         fence_proxy_async();  // this thread's tile writes, visible to wgmma
         __syncthreads();
 
-        // S = Q K^T (64 queries x 64 keys; this thread: rows query[], keys 8n + 2 tig + {0, 1})
+        // S = Q K^T (64 queries x 64 keys; this thread: rows blk.rows[], keys 8n + 2 tig + {0, 1})
         float s[ATTN2_TILE / 8][4];
         wgmma_fence();
         for (int kk = 0; kk < 4; kk++) wgmma_m64n64k16_bf16_ss<0, 0>(&s[0][0], q_desc[kk], k_desc[kk], kk > 0);
@@ -1438,7 +1432,7 @@ __global__ void __launch_bounds__(128) attention_forward4_kernel(floatX* __restr
             for (int i = 0; i < 4; i++) {
                 const int key = n * 8 + 2 * tig + i % 2;  // within the tile
                 s[n][i] *= scale;
-                if (masked && !(k0 + key < k1 && attention_visible(query[i / 2], k0 + key, end_tile[key])))
+                if (masked && !(k0 + key < k1 && attention_visible(blk.rows[i / 2], k0 + key, end_tile[key])))
                     s[n][i] = -INFINITY;
             }
         // online softmax, row by row, as version 2 (the four threads of a quad share a row)
@@ -1478,7 +1472,7 @@ __global__ void __launch_bounds__(128) attention_forward4_kernel(floatX* __restr
         wgmma_fence_operand(reinterpret_cast<float(&)[32]>(o));
         for (int kk = 0; kk < 4; kk++) wgmma_fence_operand(p[kk]);
     }
-    attention2_forward_store<HS>(out, lse, o, m, l, query, b, h, T, NH, C);
+    attention2_forward_store<HS>(out, lse, o, m, l, blk);
 }
 
 inline size_t attention4_smem() { return 3 * ATTN4_TILE_BYTES + ATTN2_TILE * sizeof(int) + 1024; }

@@ -260,7 +260,7 @@ static void check_case(int version, const char* order, const char* label, const 
 // cp.async) and runs the same per-tile code in the same order, so under the emulator out, lse and
 // dqkv must be bit-identical. (On a GPU nvcc may schedule the two kernels' arithmetic differently,
 // e.g. contract other multiply-adds; there each version is checked against the reference only.)
-static void check_versions_2_3_same_bits(const char* order, const char* label, const Batch& batch, int NH, int C,
+[[maybe_unused]] static void check_versions_2_3_same_bits(const char* order, const char* label, const Batch& batch, int NH, int C,
                                          std::mt19937_64& rng) {
     const int B = batch.B, T = batch.T;
     const size_t BT = (size_t)B * T;
@@ -413,7 +413,7 @@ static Batch random_ends_batch(int B, int T, std::mt19937_64& rng) {
 // Rows in which key tile 0 (keys 0..63) is visible to every later query (end = T), and every other
 // key only to the queries up to the end of its own 64-key tile: a query block sees tile 0, skips
 // every tile between, and sees its diagonal tile. Not a packer layout; every end[k] > k.
-static Batch skip_after_first_batch(int B, int T) {
+[[maybe_unused]] static Batch skip_after_first_batch(int B, int T) {
     Batch b;
     b.reset(B, T);
     for (int r = 0; r < B; r++) {
