@@ -23,8 +23,7 @@ MPIRUN="mpirun --allow-run-as-root --oversubscribe"
 tmp=$(mktemp -d)
 mpirun_pid=
 trap '[ -n "$mpirun_pid" ] && kill -9 "$mpirun_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
-. dev/test_lib.sh  # report, killed_rank_check
-step_losses() { grep -v '"eval_' "$1" | sed -n 's/.*"step": \([0-9]*\), "loss": \([^,]*\),.*/\1 \2/p'; }
+. dev/test_lib.sh  # report, step_losses, killed_rank_check
 # compare_losses A B: same steps, losses within 1e-6 relative
 compare_losses() {
     paste <(step_losses "$1") <(step_losses "$2") | awk '

@@ -7,10 +7,7 @@ set -u
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-
-report() {  # report STATUS NAME WHY
-  if [ "$1" -eq 0 ]; then echo "PASS $2"; else echo "FAIL $2: $3"; fi
-}
+. dev/test_lib.sh  # report
 
 headers=(common/*.h)
 
@@ -32,7 +29,7 @@ done
 # header, two at a time.
 if ! command -v nvcc >/dev/null 2>&1; then
   echo "SKIP header_alone_nvcc: nvcc is not installed"
-  exit 0
+  exit $((fails > 0))
 fi
 printf '%s\n' "${headers[@]}" | xargs -P 2 -I{} sh -c '
   name=$(basename {} .h)
@@ -42,3 +39,4 @@ for h in "${headers[@]}"; do
   name=$(basename "$h" .h)
   report "$(cat "$tmp/$name.nvcc_rc")" "header_alone_nvcc_$name" "$(head -c 600 "$tmp/$name.nvcc")"
 done
+exit $((fails > 0))

@@ -5,12 +5,7 @@ set -u
 BIN=./train_dpo_cpu
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-fails=0
-report() {  # report OK NAME WHY
-    if [ "$1" = 0 ]; then echo "PASS $2"; else echo "FAIL $2: $3"; fails=$((fails + 1)); fi
-}
-# the "loss" of every step record, in order
-step_losses() { grep -v '"eval_' "$1" | sed -n 's/.*"step": \([0-9]*\), "loss": \([^,]*\),.*/\1 \2/p'; }
+. dev/test_lib.sh  # report, step_losses
 small="--batch-pairs 8 --eval-every 0 --log-every 100 --threads 2"
 
 # 1. resume: 12 steps straight == 6 steps, stop, resume, 6 steps (bitwise: losses and weights)

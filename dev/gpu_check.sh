@@ -20,7 +20,8 @@
 #      most 90 s, the training one the rest but 20 s for the report; either is skipped, and the
 #      report says so, when less than 30 s is left for it;
 #   5. writes a markdown report dev/reports/gpu_check-<UTC date and time>.md and prints its path.
-# Without a GPU it says so, compiles everything for sm_80 and sm_90, and exits 0 (1 if a build fails).
+# Without a GPU it says so, compiles everything for sm_80 and sm_90 (programs using wgmma also for
+# sm_90a), and exits 0 (1 if a build fails). On a GPU of compute capability 9.0 it builds for sm_90a.
 # Exit status with a GPU: 0 if every build, test, sanitizer run and exact probe passed, else 1.
 # The mma probe is a measurement (the emulation does not model the tensor cores' rounding), so its
 # differences are reported, not failed.
@@ -61,6 +62,9 @@ if [ -n "$gpu_line" ]; then
   IFS=',' read -r gpu_name gpu_driver gpu_cap gpu_memory <<< "$gpu_line"
   gpu_name=$(echo $gpu_name); gpu_driver=$(echo $gpu_driver); gpu_memory=$(echo $gpu_memory)
   arch=$(echo "$gpu_cap" | tr -d ' .')
+  # compute capability 9.0: sm_90a, the target with Hopper's wgmma (kernels/ptx.cuh), which
+  # dev/simt/test_wgmma and the wgmma probe need; code for sm_90a runs only on 9.0 devices
+  [ "$arch" = 90 ] && arch=90a
   ARCH_FLAGS="-arch=sm_$arch"
   echo "gpu_check: $gpu_name (driver $gpu_driver, compute capability $(echo $gpu_cap), $gpu_memory)"
   # a CUDA runtime newer than the driver supports fails every call with cudaErrorInsufficientDriver
@@ -74,7 +78,7 @@ if [ -n "$gpu_line" ]; then
   echo "gpu_check: $driver_note"
 else
   ARCH_FLAGS="-gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90"
-  echo "gpu_check: no GPU found (nvidia-smi absent or reports none): build-only pass for sm_80 and sm_90"
+  echo "gpu_check: no GPU found (nvidia-smi absent or reports none): build-only pass for sm_80 and sm_90 (and sm_90a for wgmma users)"
 fi
 
 # ---- 2. build (one nvcc per source, in parallel; a log per program)
@@ -87,16 +91,18 @@ layers=$(ls dev/cuda/*.cu 2>/dev/null)
 sources=$(ls dev/cuda/*.cu dev/simt/test_*.cu dev/cuda/probes/probe_*.cu 2>/dev/null)
 # -fopenmp for the host code: layer programs call their cpu/ references (LayerNorm's uses OpenMP)
 build_one() {  # source -> $OUT/<name>, status in $OUT/<name>.build ("ok", "failed" or "skipped: ...")
-  local src=$1 name nccl=""
+  local src=$1 name nccl="" arch_flags=$ARCH_FLAGS
   name=$(basename "${src%.*}")
+  # without a GPU, programs that use wgmma are also built for sm_90a (their only real target)
+  if [ -z "$gpu_line" ] && grep -q 'wgmma' "$src"; then arch_flags="$arch_flags -gencode arch=compute_90a,code=sm_90a"; fi
   if grep -q 'kernels/nccl_common.h' "$src"; then
     [ -n "$NCCL_FLAGS" ] || { echo "skipped: no NCCL" > "$OUT/$name.build"; return; }
     nccl=$NCCL_FLAGS
   fi
-  if $NVCC -O2 -std=c++17 -lineinfo -I. -I/usr/include/x86_64-linux-gnu/openblas-openmp -Xcompiler -fopenmp $ARCH_FLAGS "$src" -o "$OUT/$name" $NVCC_LIBS $nccl > "$OUT/$name.build.log" 2>&1
+  if $NVCC -O2 -std=c++17 -lineinfo -I. -I/usr/include/x86_64-linux-gnu/openblas-openmp -Xcompiler -fopenmp $arch_flags "$src" -o "$OUT/$name" $NVCC_LIBS $nccl > "$OUT/$name.build.log" 2>&1
   then echo ok > "$OUT/$name.build"; else echo failed > "$OUT/$name.build"; fi
 }
-export -f build_one; export NVCC ARCH_FLAGS NVCC_LIBS NCCL_FLAGS OUT
+export -f build_one; export NVCC ARCH_FLAGS NVCC_LIBS NCCL_FLAGS OUT gpu_line
 echo "gpu_check: building $(echo $sources | wc -w) programs and probe_compare with $JOBS jobs"
 printf '%s\n' $sources dev/cuda/probes/probe_compare.cpp | xargs -P "$JOBS" -I{} bash -c 'build_one {}'
 build_ok=1
@@ -178,6 +184,8 @@ for src in $probes; do
   probe_text+="#### $name"$'\n\n```\n'
   if [ "$(cat "$OUT/$name.build")" != ok ]; then
     probe_text+="not built"$'\n'; all_ok=0
+  elif [ "$name" = probe_wgmma ] && [ "$arch" != 90a ]; then
+    probe_text+="skipped: wgmma needs a GPU of compute capability 9.0 (sm_90a); this one is $arch"$'\n'
   elif ! timeout "$TIMEOUT" "./$OUT/$name" > "$OUT/$name.gpu.txt" 2> "$OUT/$name.gpu.err"; then
     probe_text+="failed on the GPU: $(tail -5 "$OUT/$name.gpu.err")"$'\n'; all_ok=0
   elif [ ! -f "build/probes-cpu/$name.txt" ]; then
@@ -336,8 +344,9 @@ dirty=$(git status --porcelain 2>/dev/null | grep -v '^??' | head -1)
   echo
   echo "## Instruction probes: GPU against the CPU emulation"
   echo
-  echo "Bit patterns compared value by value. ldmatrix and bf16 must be identical (bf16 NaNs may differ"
-  echo "in payload: host and device CUDA pick different NaNs); mma_case<k> is a"
+  echo "Bit patterns compared value by value. ldmatrix, wgmma and bf16 must be identical (bf16 NaNs may differ"
+  echo "in payload: host and device CUDA pick different NaNs; the wgmma inputs make every sum exact, so a"
+  echo "difference is a layout the emulation gets wrong); mma_case<k> is a"
   echo "measurement of how the tensor cores' accumulation differs from the emulation's (fp32, k order,"
   echo "round to nearest); see dev/simt/TENSOR.md for the cases."
   echo

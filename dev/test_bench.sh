@@ -15,10 +15,7 @@ set -u
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-fails=0
-report() {  # report OK NAME WHY
-    if [ "$1" = 0 ]; then echo "PASS $2"; else echo "FAIL $2: $3"; fails=$((fails + 1)); fi
-}
+. dev/test_lib.sh  # report
 
 for f in dev/bench_torch_dpo.py dev/bench_table.py; do
     out=$(python3 -c "import py_compile, sys; py_compile.compile(sys.argv[1], cfile=sys.argv[2], doraise=True)" \

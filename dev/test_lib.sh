@@ -6,6 +6,9 @@ report() {  # report OK NAME WHY: PASS when OK is 0, else FAIL with WHY (and cou
     if [ "$1" = 0 ]; then echo "PASS $2"; else echo "FAIL $2: $3"; fails=$((fails + 1)); fi
 }
 
+# "step loss" of every step record of a log.jsonl, in order
+step_losses() { grep -v '"eval_' "$1" | sed -n 's/.*"step": \([0-9]*\), "loss": \([^,]*\),.*/\1 \2/p'; }
+
 # "step loss grad_norm" of every step record of a log.jsonl, in order
 step_values() { grep -v '"eval_' "$1" 2>/dev/null | sed -n 's/.*"step": \([0-9]*\), "loss": \([^,]*\),.*"grad_norm": \([^,]*\),.*/\1 \2 \3/p'; }
 

@@ -6,10 +6,7 @@
 set -u
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-fails=0
-report() {  # report OK NAME WHY
-    if [ "$1" = 0 ]; then echo "PASS $2"; else echo "FAIL $2: $3"; fails=$((fails + 1)); fi
-}
+. dev/test_lib.sh  # report
 if ! ./dev/install_deps.sh plot >"$tmp/deps.txt" 2>&1; then
     echo "SKIP plot_run: python3-matplotlib could not be installed: $(tail -c 300 "$tmp/deps.txt")"
     exit 0

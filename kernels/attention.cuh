@@ -7,7 +7,10 @@
 //              and a two-pass deterministic backward. Same lse as version 1.
 //   version 3  version 2 with the tile loads double-buffered by cp.async (sm_80+): the next
 //              non-skipped tile is copied while the current one is computed; its dk/dv pass reads
-//              K and V from shared memory (no register spills at hs 128). Same results as version 2.
+//              K and V from shared memory (no register spills at hs 128); its backward computes
+//              D = dout · out once, in a pass of its own. Same results as version 2.
+//   version 4  (Hopper sm_90a, forward only, hs 64) version 2's forward on warpgroup MMA (wgmma);
+//              at the end of the file, not used by the launchers until a GPU has measured it.
 // attention_forward / attention_backward pick version 3 in the bf16 build for hs 64 or 128,
 // version 1 otherwise.
 //
@@ -39,13 +42,15 @@
 // in fp32 per row, then P (rounded to bf16) times V accumulates O in fp32. Its backward has the
 // same two passes as version 1 on the same tiles: dq over query blocks, dk and dv over key tiles
 // (each walking only the queries [k0, end_max) of its keys); dS and P enter the mma in bf16.
-// Version 3's pipeline is described above its kernels.
+// Version 3's pipeline is described above its kernels. Every version 2/3 kernel starts from an
+// Attention2Block (its row, head, tokens and this lane's rows).
 // Kernels first, then the launchers.
 #pragma once
 #include <climits>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include "kernels/cuda_common.h"
 #include "kernels/attention_mask.h"
 #include "kernels/ptx.cuh"
@@ -346,6 +351,48 @@ __global__ void attention_end_bounds_kernel(int* __restrict__ end_min, int* __re
     }
 }
 
+// Where a version 2 or 3 block works, from its grid position: grid (ceil(T / 64), NH, B), 128
+// threads. The block takes head h of row b and the 64 tokens [t0, t1) of tile blockIdx.x: its
+// queries in the forward and the dq pass, its keys in the dk/dv pass. Warp w owns 16 of them and
+// this lane the two rows of an mma C fragment (g = lane / 4 and g + 8 of the warp's 16).
+template <int HS>
+struct Attention2Block {
+    int b, h, T, NH, C;
+    int warp, t0, t1, rows[2];
+    size_t C3;            // qkv's token stride
+    const floatX* q;      // head h of row b's token 0 in qkv[B,T,3C] (tokens C3 apart; K at q + C, V at q + 2C)
+    const int* end;       // end[] of row b
+    const int* end_min;   // row b's per-key-tile bounds (attention_end_bounds_kernel)
+    const int* end_max;
+    int end_lo, end_hi;   // those of the block's own tile (its keys' bounds in the dk/dv pass)
+
+    __device__ Attention2Block(const floatX* qkv, const int* end_all, const int* end_min_all, const int* end_max_all,
+                               int T_, int NH_, int C_)
+        : b(blockIdx.z), h(blockIdx.y), T(T_), NH(NH_), C(C_), warp(threadIdx.x / 32),
+          t0(blockIdx.x * ATTN2_TILE), t1(min(t0 + ATTN2_TILE, T_)),
+          rows{t0 + warp * 16 + (int)threadIdx.x % 32 / 4, t0 + warp * 16 + (int)threadIdx.x % 32 / 4 + 8},
+          C3((size_t)3 * C_), q(qkv + (size_t)b * T_ * C3 + h * HS), end(end_all + (size_t)b * T_) {
+        const int tiles = (T + ATTN2_TILE - 1) / ATTN2_TILE;
+        end_min = end_min_all + (size_t)b * tiles;
+        end_max = end_max_all + (size_t)b * tiles;
+        end_lo = end_min[blockIdx.x];
+        end_hi = end_max[blockIdx.x];
+    }
+    // head h of row b's token 0 in a [B,T,C] tensor (out, dout: tokens C apart)
+    __device__ const floatX* head(const floatX* x) const { return x + (size_t)b * T * C + h * HS; }
+    // query 0 of (row b, head h) in a [B,NH,T] tensor (lse, D)
+    __device__ const float* per_query(const float* x) const { return x + ((size_t)b * NH + h) * T; }
+    // the class of key tile [k0, k0 + 64) for the block's queries (forward, dq)
+    __device__ TileClass key_tile_class(int k0) const {
+        const int t = k0 / ATTN2_TILE;
+        return attention_tile_class(t0, t1, k0, min(k0 + ATTN2_TILE, T), end_min[t], end_max[t]);
+    }
+    // the class of query tile [qt0, qt0 + 64) for the block's keys (dk/dv)
+    __device__ TileClass query_tile_class(int qt0) const {
+        return attention_tile_class(qt0, min(qt0 + ATTN2_TILE, T), t0, t1, end_lo, end_hi);
+    }
+};
+
 // Copies the HS-wide head slices of tokens [t0, t1) (src points at token 0's slice; tokens are
 // `stride` elements apart) into rows 0.. of a [ATTN2_TILE][HS + 8] bf16 tile, zeros past t1.
 // Every thread of the block takes 8-element chunks.
@@ -474,20 +521,22 @@ __device__ inline void attention2_forward_tile(float o[HS / 8][4], float m[2], f
 }
 
 // The forward's end: each row's sum over its quad (the same order on every lane), out = O / l and
-// lse = m + log l for the lane's rows below T (-inf and 0 for a row that saw nothing).
+// lse = m + log l for the lane's rows (blk.rows) below T (-inf and 0 for a row that saw nothing).
 template <int HS>
 __device__ inline void attention2_forward_store(floatX* out, float* lse, float o[HS / 8][4], const float m[2], float l[2],
-                                                const int query[2], int b, int h, int T, int NH, int C) {
+                                                const Attention2Block<HS>& blk) {
     const int tig = threadIdx.x % 4;
     for (int r = 0; r < 2; r++) {
         l[r] += __shfl_xor_sync(ATTN_FULL_MASK, l[r], 1);
         l[r] += __shfl_xor_sync(ATTN_FULL_MASK, l[r], 2);
-        if (query[r] >= T) continue;
+        const int query = blk.rows[r];
+        if (query >= blk.T) continue;
         const float inv_l = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
-        floatX* o_row = out + ((size_t)b * T + query[r]) * C + h * HS;
+        floatX* o_row = out + ((size_t)blk.b * blk.T + query) * blk.C + blk.h * HS;
         for (int d = 0; d < HS / 8; d++)
             for (int j = 0; j < 2; j++) o_row[d * 8 + 2 * tig + j] = (floatX)(o[d][2 * r + j] * inv_l);
-        if (tig == 0) lse[((size_t)b * NH + h) * T + query[r]] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
+        if (tig == 0)
+            lse[((size_t)blk.b * blk.NH + blk.h) * blk.T + query] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
     }
 }
 
@@ -503,37 +552,30 @@ __global__ void attention_forward2_kernel(floatX* __restrict__ out, float* __res
     __shared__ __align__(16) __nv_bfloat16 k_tile[ATTN2_TILE * LD];
     __shared__ __align__(16) __nv_bfloat16 v_tile[ATTN2_TILE * LD];
     __shared__ int end_tile[ATTN2_TILE];
-    const int h = blockIdx.y, b = blockIdx.z;
-    const int warp = threadIdx.x / 32, g = threadIdx.x % 32 / 4;
-    const int q0 = blockIdx.x * ATTN2_TILE, q1 = min(q0 + ATTN2_TILE, T);
-    const int tiles = (T + ATTN2_TILE - 1) / ATTN2_TILE;
-    const size_t C3 = (size_t)3 * C;
-    const floatX* row = qkv + (size_t)b * T * C3;
-    const int* row_end = end + (size_t)b * T;
-    const int query[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};  // this lane's two rows
+    const Attention2Block<HS> blk(qkv, end, end_min, end_max, T, NH, C);  // queries [t0, t1), this lane's rows
 
     // Q goes through k_tile into registers: A fragments of the warp's 16 rows, 16 dims at a time
-    attention2_stage<HS>(k_tile, row + h * HS, q0, q1, C3);
+    attention2_stage<HS>(k_tile, blk.q, blk.t0, blk.t1, blk.C3);
     __syncthreads();
     uint32_t q_frag[HS / 16][4];
-    attention2_row_fragments<HS>(q_frag, k_tile, warp);
+    attention2_row_fragments<HS>(q_frag, k_tile, blk.warp);
 
     float o[HS / 8][4] = {};                          // O[16 rows][HS], n8 tiles of dims
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // per row; l is this lane's share
-    for (int k0 = 0; k0 < q1; k0 += ATTN2_TILE) {
-        const int k1 = min(k0 + ATTN2_TILE, T), tile = b * tiles + k0 / ATTN2_TILE;
-        const TileClass cls = attention_tile_class(q0, q1, k0, k1, end_min[tile], end_max[tile]);
+    for (int k0 = 0; k0 < blk.t1; k0 += ATTN2_TILE) {
+        const int k1 = min(k0 + ATTN2_TILE, T);
+        const TileClass cls = blk.key_tile_class(k0);
         if (cls == TILE_SKIP) continue;  // the same for the whole block: never loaded
         const bool masked = cls == TILE_PARTIAL || k1 - k0 < ATTN2_TILE;  // a cut tile has zero rows
         __syncthreads();  // every warp is done with the previous tile (and with Q's staging)
-        attention2_stage<HS>(k_tile, row + C + h * HS, k0, k1, C3);
-        attention2_stage<HS>(v_tile, row + 2 * C + h * HS, k0, k1, C3);
+        attention2_stage<HS>(k_tile, blk.q + C, k0, k1, blk.C3);
+        attention2_stage<HS>(v_tile, blk.q + 2 * C, k0, k1, blk.C3);
         if ((int)threadIdx.x < ATTN2_TILE)
-            end_tile[threadIdx.x] = k0 + (int)threadIdx.x < k1 ? row_end[k0 + threadIdx.x] : 0;
+            end_tile[threadIdx.x] = k0 + (int)threadIdx.x < k1 ? blk.end[k0 + threadIdx.x] : 0;
         __syncthreads();
-        attention2_forward_tile<HS>(o, m, l, q_frag, k_tile, v_tile, end_tile, k0, k1, masked, query);
+        attention2_forward_tile<HS>(o, m, l, q_frag, k_tile, v_tile, end_tile, k0, k1, masked, blk.rows);
     }
-    attention2_forward_store<HS>(out, lse, o, m, l, query, b, h, T, NH, C);
+    attention2_forward_store<HS>(out, lse, o, m, l, blk);
 }
 
 // One key tile of the dq pass for the warp's 16 query rows (this lane: query[0], query[1], their
@@ -559,32 +601,47 @@ __device__ inline void attention2_dq_tile(float dq[HS / 8][4], const uint32_t q_
     attention2_accumulate<HS>(dq, s, k_tile);  // dQ += dS K
 }
 
-// lse and D = dO · O of the lane's two query rows (the quad's four lanes split the dot product;
+// D = dO · O of one query's HS-wide head slice, in fp32, summed from dimension 0 up in 16-byte
+// chunks: the one order in which versions 2 and 3 compute D (version 2 in its two passes, version
+// 3 once in attention_backward3_D_kernel), so every pass of either version uses the same D.
+template <int HS>
+__device__ inline float attention2_dout_dot_out(const floatX* dout, const floatX* out) {
+    constexpr int PER_CHUNK = 16 / sizeof(floatX);
+    float D = 0.0f;
+    for (int d0 = 0; d0 < HS; d0 += PER_CHUNK) {
+        // 16-byte aligned: a head slice starts at a multiple of hs (64 or 128) elements
+        const int4 a_chunk = *reinterpret_cast<const int4*>(dout + d0);
+        const int4 o_chunk = *reinterpret_cast<const int4*>(out + d0);
+        floatX a[PER_CHUNK], o[PER_CHUNK];
+        memcpy(a, &a_chunk, sizeof a_chunk);
+        memcpy(o, &o_chunk, sizeof o_chunk);
+        for (int j = 0; j < PER_CHUNK; j++) D += (float)a[j] * (float)o[j];
+    }
+    return D;
+}
+
+// lse and D = dO · O of the lane's two query rows (each of the quad's four lanes computes both;
 // rows past T get 0).
 template <int HS>
 __device__ inline void attention2_row_lse_D(float lse_row[2], float D[2], const floatX* dout, const floatX* out,
-                                            const float* lse, const int query[2], int b, int h, int T, int NH, int C) {
-    const int tig = threadIdx.x % 4;
+                                            const float* lse, const Attention2Block<HS>& blk) {
     for (int r = 0; r < 2; r++) {
-        const size_t tok = ((size_t)b * T + query[r]) * C + h * HS;
-        float partial = 0.0f;
-        if (query[r] < T)
-            for (int d = tig; d < HS; d += 4) partial += (float)dout[tok + d] * (float)out[tok + d];
-        partial += __shfl_xor_sync(ATTN_FULL_MASK, partial, 1);
-        D[r] = partial + __shfl_xor_sync(ATTN_FULL_MASK, partial, 2);
-        lse_row[r] = query[r] < T ? lse[((size_t)b * NH + h) * T + query[r]] : 0.0f;
+        const int query = blk.rows[r];
+        const size_t tok = (size_t)query * blk.C;
+        D[r] = query < blk.T ? attention2_dout_dot_out<HS>(blk.head(dout) + tok, blk.head(out) + tok) : 0.0f;
+        lse_row[r] = query < blk.T ? blk.per_query(lse)[query] : 0.0f;
     }
 }
 
 // dq = scale dQ of the lane's rows below T.
 template <int HS>
-__device__ inline void attention2_dq_store(floatX* dqkv, const float dq[HS / 8][4], const int query[2], int b, int h,
-                                           int T, int C) {
+__device__ inline void attention2_dq_store(floatX* dqkv, const float dq[HS / 8][4], const Attention2Block<HS>& blk) {
     const int tig = threadIdx.x % 4;
     const float scale = 1.0f / sqrtf((float)HS);
     for (int r = 0; r < 2; r++) {
-        if (query[r] >= T) continue;
-        floatX* dq_row = dqkv + ((size_t)b * T + query[r]) * 3 * C + h * HS;
+        const int query = blk.rows[r];
+        if (query >= blk.T) continue;
+        floatX* dq_row = dqkv + ((size_t)blk.b * blk.T + query) * blk.C3 + blk.h * HS;
         for (int d = 0; d < HS / 8; d++)
             for (int j = 0; j < 2; j++) dq_row[d * 8 + 2 * tig + j] = (floatX)(dq[d][2 * r + j] * scale);
     }
@@ -603,41 +660,34 @@ __global__ void attention_backward2_dq_kernel(floatX* __restrict__ dqkv, const f
     __shared__ __align__(16) __nv_bfloat16 k_tile[ATTN2_TILE * LD];
     __shared__ __align__(16) __nv_bfloat16 v_tile[ATTN2_TILE * LD];
     __shared__ int end_tile[ATTN2_TILE];
-    const int h = blockIdx.y, b = blockIdx.z;
-    const int warp = threadIdx.x / 32, g = threadIdx.x % 32 / 4;
-    const int q0 = blockIdx.x * ATTN2_TILE, q1 = min(q0 + ATTN2_TILE, T);
-    const int tiles = (T + ATTN2_TILE - 1) / ATTN2_TILE;
-    const size_t C3 = (size_t)3 * C;
-    const floatX* row = qkv + (size_t)b * T * C3;
-    const int* row_end = end + (size_t)b * T;
-    const int query[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+    const Attention2Block<HS> blk(qkv, end, end_min, end_max, T, NH, C);  // queries [t0, t1), this lane's rows
 
     // Q and dO of the warp's 16 rows as A fragments (staged through k_tile and v_tile)
-    attention2_stage<HS>(k_tile, row + h * HS, q0, q1, C3);
-    attention2_stage<HS>(v_tile, dout + (size_t)b * T * C + h * HS, q0, q1, C);
+    attention2_stage<HS>(k_tile, blk.q, blk.t0, blk.t1, blk.C3);
+    attention2_stage<HS>(v_tile, blk.head(dout), blk.t0, blk.t1, C);
     __syncthreads();
     uint32_t q_frag[HS / 16][4], do_frag[HS / 16][4];
-    attention2_row_fragments<HS>(q_frag, k_tile, warp);
-    attention2_row_fragments<HS>(do_frag, v_tile, warp);
+    attention2_row_fragments<HS>(q_frag, k_tile, blk.warp);
+    attention2_row_fragments<HS>(do_frag, v_tile, blk.warp);
     float lse_row[2], D[2];
-    attention2_row_lse_D<HS>(lse_row, D, dout, out, lse, query, b, h, T, NH, C);
+    attention2_row_lse_D<HS>(lse_row, D, dout, out, lse, blk);
 
     float dq[HS / 8][4] = {};
-    for (int k0 = 0; k0 < q1; k0 += ATTN2_TILE) {
-        const int k1 = min(k0 + ATTN2_TILE, T), tile = b * tiles + k0 / ATTN2_TILE;
-        const TileClass cls = attention_tile_class(q0, q1, k0, k1, end_min[tile], end_max[tile]);
+    for (int k0 = 0; k0 < blk.t1; k0 += ATTN2_TILE) {
+        const int k1 = min(k0 + ATTN2_TILE, T);
+        const TileClass cls = blk.key_tile_class(k0);
         if (cls == TILE_SKIP) continue;
         // keys past T (a cut tile) are zero rows: masked, since exp(-lse) of a zero score may overflow
         const bool masked = cls == TILE_PARTIAL || k1 - k0 < ATTN2_TILE;
         __syncthreads();
-        attention2_stage<HS>(k_tile, row + C + h * HS, k0, k1, C3);
-        attention2_stage<HS>(v_tile, row + 2 * C + h * HS, k0, k1, C3);
+        attention2_stage<HS>(k_tile, blk.q + C, k0, k1, blk.C3);
+        attention2_stage<HS>(v_tile, blk.q + 2 * C, k0, k1, blk.C3);
         if ((int)threadIdx.x < ATTN2_TILE)
-            end_tile[threadIdx.x] = k0 + (int)threadIdx.x < k1 ? row_end[k0 + threadIdx.x] : 0;
+            end_tile[threadIdx.x] = k0 + (int)threadIdx.x < k1 ? blk.end[k0 + threadIdx.x] : 0;
         __syncthreads();
-        attention2_dq_tile<HS>(dq, q_frag, do_frag, k_tile, v_tile, end_tile, k0, k1, masked, query, lse_row, D);
+        attention2_dq_tile<HS>(dq, q_frag, do_frag, k_tile, v_tile, end_tile, k0, k1, masked, blk.rows, lse_row, D);
     }
-    attention2_dq_store<HS>(dqkv, dq, query, b, h, T, C);
+    attention2_dq_store<HS>(dqkv, dq, blk);
 }
 
 // The element-wise part of a dk/dv tile: from S^T and dP^T of the warp's 16 keys (this lane's rows
@@ -659,35 +709,33 @@ __device__ inline void attention2_dkv_probabilities(float st[ATTN2_TILE / 8][4],
         }
 }
 
-// dk = scale dK and dv = dV of the lane's key rows below T.
+// dk = scale dK and dv = dV of the lane's key rows (blk.rows) below T.
 template <int HS>
 __device__ inline void attention2_dkv_store(floatX* dqkv, const float dk[HS / 8][4], const float dv[HS / 8][4],
-                                            const int key[2], int b, int h, int T, int C) {
+                                            const Attention2Block<HS>& blk) {
     const int tig = threadIdx.x % 4;
     const float scale = 1.0f / sqrtf((float)HS);
     for (int r = 0; r < 2; r++) {
-        if (key[r] >= T) continue;
-        floatX* dkey = dqkv + ((size_t)b * T + key[r]) * 3 * C + C + h * HS;
+        const int key = blk.rows[r];
+        if (key >= blk.T) continue;
+        floatX* dkey = dqkv + ((size_t)blk.b * blk.T + key) * blk.C3 + blk.C + blk.h * HS;
         for (int d = 0; d < HS / 8; d++)
             for (int j = 0; j < 2; j++) {
                 dkey[d * 8 + 2 * tig + j] = (floatX)(dk[d][2 * r + j] * scale);
-                dkey[C + d * 8 + 2 * tig + j] = (floatX)dv[d][2 * r + j];
+                dkey[blk.C + d * 8 + 2 * tig + j] = (floatX)dv[d][2 * r + j];
             }
     }
 }
 
 // lse_tile[64] and D_tile[64] (D = dO · O) of the queries [qt0, qt1), 0 past qt1; threads 0..63.
+// row_dout, row_out: head h of the row's token 0 (Attention2Block::head); row_lse: its query 0.
 template <int HS>
-__device__ inline void attention2_query_lse_D(float* lse_tile, float* D_tile, const floatX* row_dout, const floatX* out,
-                                              const float* row_lse, int qt0, int qt1, int b, int h, int T, int C) {
+__device__ inline void attention2_query_lse_D(float* lse_tile, float* D_tile, const floatX* row_dout,
+                                              const floatX* row_out, const float* row_lse, int qt0, int qt1, int C) {
     if ((int)threadIdx.x >= ATTN2_TILE) return;
     const int q = qt0 + threadIdx.x;
-    float D = 0.0f;
-    if (q < qt1) {
-        const floatX* o = out + ((size_t)b * T + q) * C + h * HS;
-        for (int d = 0; d < HS; d++) D += (float)row_dout[(size_t)q * C + h * HS + d] * (float)o[d];
-    }
-    D_tile[threadIdx.x] = D;
+    const size_t tok = (size_t)q * C;
+    D_tile[threadIdx.x] = q < qt1 ? attention2_dout_dot_out<HS>(row_dout + tok, row_out + tok) : 0.0f;
     lse_tile[threadIdx.x] = q < qt1 ? row_lse[q] : 0.0f;
 }
 
@@ -707,47 +755,39 @@ __global__ void attention_backward2_dkv_kernel(floatX* __restrict__ dqkv, const 
     __shared__ __align__(16) __nv_bfloat16 q_tile[ATTN2_TILE * LD];
     __shared__ __align__(16) __nv_bfloat16 do_tile[ATTN2_TILE * LD];
     __shared__ float lse_tile[ATTN2_TILE], D_tile[ATTN2_TILE];
-    const int h = blockIdx.y, b = blockIdx.z;
-    const int warp = threadIdx.x / 32, g = threadIdx.x % 32 / 4;
-    const int k0 = blockIdx.x * ATTN2_TILE, k1 = min(k0 + ATTN2_TILE, T);
-    const int tile = b * ((T + ATTN2_TILE - 1) / ATTN2_TILE) + blockIdx.x;
-    const size_t C3 = (size_t)3 * C;
-    const floatX* row = qkv + (size_t)b * T * C3;
-    const floatX* row_dout = dout + (size_t)b * T * C;
-    const float* row_lse = lse + ((size_t)b * NH + h) * T;
-    const int key[2] = {k0 + warp * 16 + g, k0 + warp * 16 + g + 8};
-    const int end_key[2] = {key[0] < T ? end[(size_t)b * T + key[0]] : 0,
-                            key[1] < T ? end[(size_t)b * T + key[1]] : 0};
+    const Attention2Block<HS> blk(qkv, end, end_min, end_max, T, NH, C);  // keys [t0, t1), this lane's rows
+    const int k0 = blk.t0, k1 = blk.t1;
+    const int end_key[2] = {blk.rows[0] < T ? blk.end[blk.rows[0]] : 0, blk.rows[1] < T ? blk.end[blk.rows[1]] : 0};
 
-    attention2_stage<HS>(q_tile, row + C + h * HS, k0, k1, C3);
-    attention2_stage<HS>(do_tile, row + 2 * C + h * HS, k0, k1, C3);
+    attention2_stage<HS>(q_tile, blk.q + C, k0, k1, blk.C3);
+    attention2_stage<HS>(do_tile, blk.q + 2 * C, k0, k1, blk.C3);
     __syncthreads();
     uint32_t k_frag[HS / 16][4], v_frag[HS / 16][4];
-    attention2_row_fragments<HS>(k_frag, q_tile, warp);
-    attention2_row_fragments<HS>(v_frag, do_tile, warp);
+    attention2_row_fragments<HS>(k_frag, q_tile, blk.warp);
+    attention2_row_fragments<HS>(v_frag, do_tile, blk.warp);
 
     float dk[HS / 8][4] = {}, dv[HS / 8][4] = {};
-    const int q_stop = min(end_max[tile], T);
+    const int q_stop = min(blk.end_hi, T);
     for (int qt0 = k0; qt0 < q_stop; qt0 += ATTN2_TILE) {
         const int qt1 = min(qt0 + ATTN2_TILE, T);
-        const TileClass cls = attention_tile_class(qt0, qt1, k0, k1, end_min[tile], end_max[tile]);
+        const TileClass cls = blk.query_tile_class(qt0);
         if (cls == TILE_SKIP) continue;
         // query columns past T (a last tile cut short) have zero Q and dO, lse 0 and D 0: p = 1 but
         // every product with them is 0, so only partial tiles need the mask
         const bool masked = cls == TILE_PARTIAL;
         __syncthreads();
-        attention2_stage<HS>(q_tile, row + h * HS, qt0, qt1, C3);
-        attention2_stage<HS>(do_tile, row_dout + h * HS, qt0, qt1, C);
-        attention2_query_lse_D<HS>(lse_tile, D_tile, row_dout, out, row_lse, qt0, qt1, b, h, T, C);
+        attention2_stage<HS>(q_tile, blk.q, qt0, qt1, blk.C3);
+        attention2_stage<HS>(do_tile, blk.head(dout), qt0, qt1, C);
+        attention2_query_lse_D<HS>(lse_tile, D_tile, blk.head(dout), blk.head(out), blk.per_query(lse), qt0, qt1, C);
         __syncthreads();
         float st[ATTN2_TILE / 8][4], dpt[ATTN2_TILE / 8][4];
         attention2_times_tile_t<HS>(st, k_frag, q_tile);
         attention2_times_tile_t<HS>(dpt, v_frag, do_tile);
-        attention2_dkv_probabilities<HS>(st, dpt, qt0, qt1, masked, key, end_key, lse_tile, D_tile);
+        attention2_dkv_probabilities<HS>(st, dpt, qt0, qt1, masked, blk.rows, end_key, lse_tile, D_tile);
         attention2_accumulate<HS>(dv, st, do_tile);  // dV += P^T dO
         attention2_accumulate<HS>(dk, dpt, q_tile);  // dK += dS^T Q
     }
-    attention2_dkv_store<HS>(dqkv, dk, dv, key, b, h, T, C);
+    attention2_dkv_store<HS>(dqkv, dk, dv, blk);
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -772,6 +812,13 @@ __global__ void attention_backward2_dkv_kernel(floatX* __restrict__ dqkv, const 
 // registers) beside the dK and dV accumulators (2 x 64) and S^T, dP^T (2 x 32): more than the 255
 // registers a thread has, so nvcc spills. Version 3 reads K and V's A fragments from shared memory
 // with ldmatrix, 16 dims at a time, as each product needs them.
+//
+// D = dO · O per query: version 2 computes it inside both backward passes, the dk/dv pass once per
+// (key tile, query tile), from O and dO rows loaded for nothing else. Version 3 computes it once
+// per backward (attention_backward3_D_kernel, a [B,NH,T] fp32 array: FlashAttention-2's
+// preprocessing pass); its dk/dv pass loads 64 floats of it per query tile and never reads `out`,
+// its dq pass loads its rows' D once. Both versions sum D in the same order
+// (attention2_dout_dot_out), so their results stay bit-identical.
 
 // The copies of the HS-wide head slices of tokens [t0, t1) (src points at token 0's slice, tokens
 // `stride` elements apart) into rows 0.. of a [ATTN2_TILE][HS + 8] tile: cp.async per 16-byte chunk,
@@ -794,33 +841,31 @@ __device__ inline void attention3_issue_stage(__nv_bfloat16* dst, const floatX* 
 #endif
 }
 
-// The first key tile at or after k0 that the queries [q0, q1) of a row do not skip (end_min /
-// end_max: the row's per-tile bounds); q1 or more if there is none.
-__device__ inline int attention3_next_key_tile(int k0, int q0, int q1, int T, const int* row_end_min,
-                                               const int* row_end_max) {
-    for (; k0 < q1; k0 += ATTN2_TILE) {
-        const int t = k0 / ATTN2_TILE;
-        if (attention_tile_class(q0, q1, k0, min(k0 + ATTN2_TILE, T), row_end_min[t], row_end_max[t]) != TILE_SKIP)
-            return k0;
-    }
+// The first key tile at or after k0 that the block's queries do not skip; blk.t1 or more if there
+// is none.
+template <int HS>
+__device__ inline int attention3_next_key_tile(int k0, const Attention2Block<HS>& blk) {
+    while (k0 < blk.t1 && blk.key_tile_class(k0) == TILE_SKIP) k0 += ATTN2_TILE;
     return k0;
 }
 
-// The first query tile at or after qt0, below q_stop, that sees a key of [k0, k1) (whose end[]
-// bounds are end_lo, end_hi); q_stop or more if there is none.
-__device__ inline int attention3_next_query_tile(int qt0, int q_stop, int k0, int k1, int T, int end_lo, int end_hi) {
-    for (; qt0 < q_stop; qt0 += ATTN2_TILE)
-        if (attention_tile_class(qt0, min(qt0 + ATTN2_TILE, T), k0, k1, end_lo, end_hi) != TILE_SKIP) return qt0;
+// The first query tile at or after qt0, below q_stop, that sees a key of the block; q_stop or more
+// if there is none.
+template <int HS>
+__device__ inline int attention3_next_query_tile(int qt0, int q_stop, const Attention2Block<HS>& blk) {
+    while (qt0 < q_stop && blk.query_tile_class(qt0) == TILE_SKIP) qt0 += ATTN2_TILE;
     return qt0;
 }
 
-// K and V of keys [k0, k1) into one stage (k_dst, v_dst), their end[] into end_dst (0 past k1).
+// K and V of the keys [k0, k0 + 64) (cut by T) into one stage (K at stage, V at stage + 64 (HS + 8)),
+// their end[] into end_dst (0 past T).
 template <int HS>
-__device__ inline void attention3_issue_kv(__nv_bfloat16* k_dst, __nv_bfloat16* v_dst, int* end_dst,
-                                           const floatX* row_k, const int* row_end, int k0, int k1, size_t C3, int C) {
-    attention3_issue_stage<HS>(k_dst, row_k, k0, k1, C3);
-    attention3_issue_stage<HS>(v_dst, row_k + C, k0, k1, C3);
-    if ((int)threadIdx.x < ATTN2_TILE) end_dst[threadIdx.x] = k0 + (int)threadIdx.x < k1 ? row_end[k0 + threadIdx.x] : 0;
+__device__ inline void attention3_issue_kv(__nv_bfloat16* stage, int* end_dst, const Attention2Block<HS>& blk, int k0) {
+    const int k1 = min(k0 + ATTN2_TILE, blk.T);
+    attention3_issue_stage<HS>(stage, blk.q + blk.C, k0, k1, blk.C3);
+    attention3_issue_stage<HS>(stage + ATTN2_TILE * (HS + 8), blk.q + 2 * blk.C, k0, k1, blk.C3);
+    if ((int)threadIdx.x < ATTN2_TILE)
+        end_dst[threadIdx.x] = k0 + (int)threadIdx.x < k1 ? blk.end[k0 + threadIdx.x] : 0;
 }
 
 // Dynamic shared memory of the forward and the dq pass: K and V in two stages, end[] in two stages.
@@ -842,113 +887,111 @@ __global__ void attention_forward3_kernel(floatX* __restrict__ out, float* __res
     constexpr int TILE = ATTN2_TILE * (HS + 8);
     DYNAMIC_SHARED(__nv_bfloat16, smem);  // stage s: K at smem + 2s TILE, V after it; then end[2][64]
     int* end_stage = reinterpret_cast<int*>(smem + 4 * TILE);
-    const int h = blockIdx.y, b = blockIdx.z;
-    const int warp = threadIdx.x / 32, g = threadIdx.x % 32 / 4;
-    const int q0 = blockIdx.x * ATTN2_TILE, q1 = min(q0 + ATTN2_TILE, T);
-    const int tiles = (T + ATTN2_TILE - 1) / ATTN2_TILE;
-    const size_t C3 = (size_t)3 * C;
-    const floatX* row = qkv + (size_t)b * T * C3;
-    const int* row_end = end + (size_t)b * T;
-    const int* row_end_min = end_min + b * tiles;
-    const int* row_end_max = end_max + b * tiles;
-    const int query[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+    const Attention2Block<HS> blk(qkv, end, end_min, end_max, T, NH, C);  // queries [t0, t1), this lane's rows
 
     // the first tile's copies fly while Q goes through stage 1 into registers
-    int k0 = attention3_next_key_tile(0, q0, q1, T, row_end_min, row_end_max);
-    if (k0 < q1)
-        attention3_issue_kv<HS>(smem, smem + TILE, end_stage, row + C + h * HS, row_end, k0, min(k0 + ATTN2_TILE, T), C3, C);
+    int k0 = attention3_next_key_tile<HS>(0, blk);
+    if (k0 < blk.t1) attention3_issue_kv<HS>(smem, end_stage, blk, k0);
     cp_async_commit_group();
-    attention2_stage<HS>(smem + 2 * TILE, row + h * HS, q0, q1, C3);
+    attention2_stage<HS>(smem + 2 * TILE, blk.q, blk.t0, blk.t1, blk.C3);
     __syncthreads();
     uint32_t q_frag[HS / 16][4];
-    attention2_row_fragments<HS>(q_frag, smem + 2 * TILE, warp);
+    attention2_row_fragments<HS>(q_frag, smem + 2 * TILE, blk.warp);
     __syncthreads();  // stage 1 is free for the next tile
 
     float o[HS / 8][4] = {};
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-    for (int stage = 0; k0 < q1; stage ^= 1) {
+    for (int stage = 0; k0 < blk.t1; stage ^= 1) {
         const int k1 = min(k0 + ATTN2_TILE, T);
-        const int k_next = attention3_next_key_tile(k0 + ATTN2_TILE, q0, q1, T, row_end_min, row_end_max);
-        if (k_next < q1) {
-            __nv_bfloat16* next = smem + 2 * (stage ^ 1) * TILE;
-            attention3_issue_kv<HS>(next, next + TILE, end_stage + (stage ^ 1) * ATTN2_TILE, row + C + h * HS, row_end,
-                                    k_next, min(k_next + ATTN2_TILE, T), C3, C);
-        }
+        const int k_next = attention3_next_key_tile<HS>(k0 + ATTN2_TILE, blk);
+        if (k_next < blk.t1)
+            attention3_issue_kv<HS>(smem + 2 * (stage ^ 1) * TILE, end_stage + (stage ^ 1) * ATTN2_TILE, blk, k_next);
         cp_async_commit_group();
         cp_async_wait_group<1>();
         __syncthreads();
-        const int t = k0 / ATTN2_TILE;
-        const TileClass cls = attention_tile_class(q0, q1, k0, k1, row_end_min[t], row_end_max[t]);
-        const bool masked = cls == TILE_PARTIAL || k1 - k0 < ATTN2_TILE;  // a cut tile has zero rows
+        const bool masked = blk.key_tile_class(k0) == TILE_PARTIAL || k1 - k0 < ATTN2_TILE;  // a cut tile has zero rows
         const __nv_bfloat16* k_tile = smem + 2 * stage * TILE;
         attention2_forward_tile<HS>(o, m, l, q_frag, k_tile, k_tile + TILE, end_stage + stage * ATTN2_TILE, k0, k1,
-                                    masked, query);
+                                    masked, blk.rows);
         __syncthreads();
         k0 = k_next;
     }
-    attention2_forward_store<HS>(out, lse, o, m, l, query, b, h, T, NH, C);
+    attention2_forward_store<HS>(out, lse, o, m, l, blk);
 }
 
-// Backward version 3, pass 1: dq, as attention_backward2_dq_kernel with K and V pipelined. Grid,
-// threads and shared memory as the forward's.
+// The D pass of version 3's backward (FlashAttention-2's preprocessing): D[b,h,q] = dO · O of
+// every query and head in fp32, computed once per backward and read by both passes (version 2
+// recomputes it in each, the dk/dv pass once per query tile of every key tile). One thread per
+// (b, h, q), q fastest (so D is written coalesced); each reads its two head slices in 16-byte
+// chunks. grid ceil(B NH T / 256), 256 threads.
 template <int HS>
-__global__ void attention_backward3_dq_kernel(floatX* __restrict__ dqkv, const floatX* __restrict__ dout,
-                                              const floatX* __restrict__ qkv, const floatX* __restrict__ out,
-                                              const float* __restrict__ lse, const int* __restrict__ end,
-                                              const int* __restrict__ end_min, const int* __restrict__ end_max,
-                                              int T, int NH, int C) {
+__global__ void attention_backward3_D_kernel(float* __restrict__ D, const floatX* __restrict__ dout,
+                                             const floatX* __restrict__ out, int B, int T, int NH, int C) {
+    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)B * NH * T) return;
+    const int q = (int)(i % T), h = (int)(i / T % NH), b = (int)(i / T / NH);
+    const size_t tok = ((size_t)b * T + q) * C + h * HS;
+    D[i] = attention2_dout_dot_out<HS>(dout + tok, out + tok);
+}
+
+// lse and D of the lane's two query rows from the [B,NH,T] arrays (rows past T get 0).
+template <int HS>
+__device__ inline void attention3_row_lse_D(float lse_row[2], float D_row[2], const float* lse, const float* D,
+                                            const Attention2Block<HS>& blk) {
+    for (int r = 0; r < 2; r++) {
+        const int query = blk.rows[r];
+        lse_row[r] = query < blk.T ? blk.per_query(lse)[query] : 0.0f;
+        D_row[r] = query < blk.T ? blk.per_query(D)[query] : 0.0f;
+    }
+}
+
+// Backward version 3, pass 1: dq, as attention_backward2_dq_kernel with K and V pipelined and D
+// from the D pass. Grid, threads and shared memory as the forward's. At hs = 64 the launch bound
+// keeps it at <= 168 registers, 3 blocks of 128 threads per SM (nvcc chose 172 without it: 2).
+template <int HS>
+__global__ void __launch_bounds__(32 * ATTN2_WARPS, HS == 64 ? 3 : 1)
+    attention_backward3_dq_kernel(floatX* __restrict__ dqkv, const floatX* __restrict__ dout,
+                                  const floatX* __restrict__ qkv, const float* __restrict__ lse,
+                                  const float* __restrict__ D, const int* __restrict__ end,
+                                  const int* __restrict__ end_min, const int* __restrict__ end_max, int T, int NH,
+                                  int C) {
     constexpr int TILE = ATTN2_TILE * (HS + 8);
     DYNAMIC_SHARED(__nv_bfloat16, smem);  // as in the forward
     int* end_stage = reinterpret_cast<int*>(smem + 4 * TILE);
-    const int h = blockIdx.y, b = blockIdx.z;
-    const int warp = threadIdx.x / 32, g = threadIdx.x % 32 / 4;
-    const int q0 = blockIdx.x * ATTN2_TILE, q1 = min(q0 + ATTN2_TILE, T);
-    const int tiles = (T + ATTN2_TILE - 1) / ATTN2_TILE;
-    const size_t C3 = (size_t)3 * C;
-    const floatX* row = qkv + (size_t)b * T * C3;
-    const int* row_end = end + (size_t)b * T;
-    const int* row_end_min = end_min + b * tiles;
-    const int* row_end_max = end_max + b * tiles;
-    const int query[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+    const Attention2Block<HS> blk(qkv, end, end_min, end_max, T, NH, C);  // queries [t0, t1), this lane's rows
 
     // the first tile's copies fly while Q and dO go through stage 1 into registers
-    int k0 = attention3_next_key_tile(0, q0, q1, T, row_end_min, row_end_max);
-    if (k0 < q1)
-        attention3_issue_kv<HS>(smem, smem + TILE, end_stage, row + C + h * HS, row_end, k0, min(k0 + ATTN2_TILE, T), C3, C);
+    int k0 = attention3_next_key_tile<HS>(0, blk);
+    if (k0 < blk.t1) attention3_issue_kv<HS>(smem, end_stage, blk, k0);
     cp_async_commit_group();
-    attention2_stage<HS>(smem + 2 * TILE, row + h * HS, q0, q1, C3);
-    attention2_stage<HS>(smem + 3 * TILE, dout + (size_t)b * T * C + h * HS, q0, q1, C);
+    attention2_stage<HS>(smem + 2 * TILE, blk.q, blk.t0, blk.t1, blk.C3);
+    attention2_stage<HS>(smem + 3 * TILE, blk.head(dout), blk.t0, blk.t1, C);
     __syncthreads();
     uint32_t q_frag[HS / 16][4], do_frag[HS / 16][4];
-    attention2_row_fragments<HS>(q_frag, smem + 2 * TILE, warp);
-    attention2_row_fragments<HS>(do_frag, smem + 3 * TILE, warp);
+    attention2_row_fragments<HS>(q_frag, smem + 2 * TILE, blk.warp);
+    attention2_row_fragments<HS>(do_frag, smem + 3 * TILE, blk.warp);
     __syncthreads();  // stage 1 is free for the next tile
-    float lse_row[2], D[2];
-    attention2_row_lse_D<HS>(lse_row, D, dout, out, lse, query, b, h, T, NH, C);
+    float lse_row[2], D_row[2];
+    attention3_row_lse_D<HS>(lse_row, D_row, lse, D, blk);
 
     float dq[HS / 8][4] = {};
-    for (int stage = 0; k0 < q1; stage ^= 1) {
+    for (int stage = 0; k0 < blk.t1; stage ^= 1) {
         const int k1 = min(k0 + ATTN2_TILE, T);
-        const int k_next = attention3_next_key_tile(k0 + ATTN2_TILE, q0, q1, T, row_end_min, row_end_max);
-        if (k_next < q1) {
-            __nv_bfloat16* next = smem + 2 * (stage ^ 1) * TILE;
-            attention3_issue_kv<HS>(next, next + TILE, end_stage + (stage ^ 1) * ATTN2_TILE, row + C + h * HS, row_end,
-                                    k_next, min(k_next + ATTN2_TILE, T), C3, C);
-        }
+        const int k_next = attention3_next_key_tile<HS>(k0 + ATTN2_TILE, blk);
+        if (k_next < blk.t1)
+            attention3_issue_kv<HS>(smem + 2 * (stage ^ 1) * TILE, end_stage + (stage ^ 1) * ATTN2_TILE, blk, k_next);
         cp_async_commit_group();
         cp_async_wait_group<1>();
         __syncthreads();
-        const int t = k0 / ATTN2_TILE;
-        const TileClass cls = attention_tile_class(q0, q1, k0, k1, row_end_min[t], row_end_max[t]);
         // keys past T (a cut tile) are zero rows: masked, since exp(-lse) of a zero score may overflow
-        const bool masked = cls == TILE_PARTIAL || k1 - k0 < ATTN2_TILE;
+        const bool masked = blk.key_tile_class(k0) == TILE_PARTIAL || k1 - k0 < ATTN2_TILE;
         const __nv_bfloat16* k_tile = smem + 2 * stage * TILE;
         attention2_dq_tile<HS>(dq, q_frag, do_frag, k_tile, k_tile + TILE, end_stage + stage * ATTN2_TILE, k0, k1,
-                               masked, query, lse_row, D);
+                               masked, blk.rows, lse_row, D_row);
         __syncthreads();
         k0 = k_next;
     }
-    attention2_dq_store<HS>(dqkv, dq, query, b, h, T, C);
+    attention2_dq_store<HS>(dqkv, dq, blk);
 }
 
 // s[16][64] = A[16][HS] · tile[64][HS]^T with A rows 16*warp.. of a staged [64][HS + 8] tile in
@@ -966,13 +1009,23 @@ __device__ inline void attention3_rows_times_tile_t(float s[ATTN2_TILE / 8][4], 
     }
 }
 
+// lse_tile[64] and D_tile[64] of the queries [qt0, qt1) (0 past qt1) from the rows row_lse and
+// row_D of the [B,NH,T] arrays, by plain loads: threads 0..63 lse, threads 64..127 D.
+__device__ inline void attention3_query_lse_D(float* lse_tile, float* D_tile, const float* row_lse, const float* row_D,
+                                              int qt0, int qt1) {
+    const int j = threadIdx.x % ATTN2_TILE;
+    if ((int)threadIdx.x < ATTN2_TILE) lse_tile[j] = qt0 + j < qt1 ? row_lse[qt0 + j] : 0.0f;
+    else if ((int)threadIdx.x < 2 * ATTN2_TILE) D_tile[j] = qt0 + j < qt1 ? row_D[qt0 + j] : 0.0f;
+}
+
 // Backward version 3, pass 2: dk, dv, as attention_backward2_dkv_kernel with Q, dO (and lse, D)
-// pipelined over the query tiles of [k0, end_max), and K, V read from shared memory. grid
-// (ceil(T / 64), NH, B), 128 threads, attention3_dkv_pass_smem(HS) bytes of dynamic shared memory.
+// pipelined over the query tiles of [k0, end_max), K and V read from shared memory, and D from the
+// D pass (`out` is not read). grid (ceil(T / 64), NH, B), 128 threads, attention3_dkv_pass_smem(HS)
+// bytes of dynamic shared memory.
 template <int HS>
 __global__ void attention_backward3_dkv_kernel(floatX* __restrict__ dqkv, const floatX* __restrict__ dout,
-                                               const floatX* __restrict__ qkv, const floatX* __restrict__ out,
-                                               const float* __restrict__ lse, const int* __restrict__ end,
+                                               const floatX* __restrict__ qkv, const float* __restrict__ lse,
+                                               const float* __restrict__ D, const int* __restrict__ end,
                                                const int* __restrict__ end_min, const int* __restrict__ end_max,
                                                int T, int NH, int C) {
     constexpr int TILE = ATTN2_TILE * (HS + 8);
@@ -982,59 +1035,53 @@ __global__ void attention_backward3_dkv_kernel(floatX* __restrict__ dqkv, const 
     const __nv_bfloat16* v_keep = smem + TILE;
     float* lse_stage = reinterpret_cast<float*>(smem + 6 * TILE);
     float* D_stage = lse_stage + 2 * ATTN2_TILE;
-    const int h = blockIdx.y, b = blockIdx.z;
-    const int warp = threadIdx.x / 32, g = threadIdx.x % 32 / 4;
-    const int k0 = blockIdx.x * ATTN2_TILE, k1 = min(k0 + ATTN2_TILE, T);
-    const int tile = b * ((T + ATTN2_TILE - 1) / ATTN2_TILE) + blockIdx.x;
-    const int end_lo = end_min[tile], end_hi = end_max[tile];
-    const size_t C3 = (size_t)3 * C;
-    const floatX* row = qkv + (size_t)b * T * C3;
-    const floatX* row_dout = dout + (size_t)b * T * C;
-    const float* row_lse = lse + ((size_t)b * NH + h) * T;
-    const int key[2] = {k0 + warp * 16 + g, k0 + warp * 16 + g + 8};
-    const int end_key[2] = {key[0] < T ? end[(size_t)b * T + key[0]] : 0,
-                            key[1] < T ? end[(size_t)b * T + key[1]] : 0};
+    const Attention2Block<HS> blk(qkv, end, end_min, end_max, T, NH, C);  // keys [t0, t1), this lane's rows
+    const int end_key[2] = {blk.rows[0] < T ? blk.end[blk.rows[0]] : 0, blk.rows[1] < T ? blk.end[blk.rows[1]] : 0};
+    // computed once, outside the loop: at hs = 128 this kernel is at nvcc's 255 registers, and
+    // recomputing these in the loop made it spill (dev/cuda/README.md)
+    const floatX* dout_head = blk.head(dout);
+    const float* row_lse = blk.per_query(lse);
+    const float* row_D = blk.per_query(D);
     // Q, dO, lse and D of the query tile [qt0, qt0 + 64) into stage s
     auto issue_queries = [&](int qt0, int s) {
         const int qt1 = min(qt0 + ATTN2_TILE, T);
-        attention3_issue_stage<HS>(smem + (2 + 2 * s) * TILE, row + h * HS, qt0, qt1, C3);
-        attention3_issue_stage<HS>(smem + (3 + 2 * s) * TILE, row_dout + h * HS, qt0, qt1, C);
-        attention2_query_lse_D<HS>(lse_stage + s * ATTN2_TILE, D_stage + s * ATTN2_TILE, row_dout, out, row_lse, qt0,
-                                   qt1, b, h, T, C);
+        attention3_issue_stage<HS>(smem + (2 + 2 * s) * TILE, blk.q, qt0, qt1, blk.C3);
+        attention3_issue_stage<HS>(smem + (3 + 2 * s) * TILE, dout_head, qt0, qt1, C);
+        attention3_query_lse_D(lse_stage + s * ATTN2_TILE, D_stage + s * ATTN2_TILE, row_lse, row_D, qt0, qt1);
     };
 
     // the block's K and V join the first query tile's group
-    const int q_stop = min(end_hi, T);
-    attention3_issue_stage<HS>(smem, row + C + h * HS, k0, k1, C3);
-    attention3_issue_stage<HS>(smem + TILE, row + 2 * C + h * HS, k0, k1, C3);
-    int qt0 = attention3_next_query_tile(k0, q_stop, k0, k1, T, end_lo, end_hi);
+    const int q_stop = min(blk.end_hi, T);
+    attention3_issue_stage<HS>(smem, blk.q + C, blk.t0, blk.t1, blk.C3);
+    attention3_issue_stage<HS>(smem + TILE, blk.q + 2 * C, blk.t0, blk.t1, blk.C3);
+    int qt0 = attention3_next_query_tile<HS>(blk.t0, q_stop, blk);
     if (qt0 < q_stop) issue_queries(qt0, 0);
     cp_async_commit_group();
 
     float dk[HS / 8][4] = {}, dv[HS / 8][4] = {};
     for (int stage = 0; qt0 < q_stop; stage ^= 1) {
         const int qt1 = min(qt0 + ATTN2_TILE, T);
-        const int qt_next = attention3_next_query_tile(qt0 + ATTN2_TILE, q_stop, k0, k1, T, end_lo, end_hi);
+        const int qt_next = attention3_next_query_tile<HS>(qt0 + ATTN2_TILE, q_stop, blk);
         if (qt_next < q_stop) issue_queries(qt_next, stage ^ 1);
         cp_async_commit_group();
         cp_async_wait_group<1>();
         __syncthreads();
         // query columns past T (a last tile cut short) have zero Q and dO, lse 0 and D 0: p = 1 but
         // every product with them is 0, so only partial tiles need the mask
-        const bool masked = attention_tile_class(qt0, qt1, k0, k1, end_lo, end_hi) == TILE_PARTIAL;
+        const bool masked = blk.query_tile_class(qt0) == TILE_PARTIAL;
         const __nv_bfloat16* q_tile = smem + (2 + 2 * stage) * TILE;
         const __nv_bfloat16* do_tile = q_tile + TILE;
         float st[ATTN2_TILE / 8][4], dpt[ATTN2_TILE / 8][4];
-        attention3_rows_times_tile_t<HS>(st, k_keep, warp, q_tile);    // S^T = K Q^T
-        attention3_rows_times_tile_t<HS>(dpt, v_keep, warp, do_tile);  // dP^T = V dO^T
-        attention2_dkv_probabilities<HS>(st, dpt, qt0, qt1, masked, key, end_key, lse_stage + stage * ATTN2_TILE,
+        attention3_rows_times_tile_t<HS>(st, k_keep, blk.warp, q_tile);    // S^T = K Q^T
+        attention3_rows_times_tile_t<HS>(dpt, v_keep, blk.warp, do_tile);  // dP^T = V dO^T
+        attention2_dkv_probabilities<HS>(st, dpt, qt0, qt1, masked, blk.rows, end_key, lse_stage + stage * ATTN2_TILE,
                                          D_stage + stage * ATTN2_TILE);
         attention2_accumulate<HS>(dv, st, do_tile);  // dV += P^T dO
         attention2_accumulate<HS>(dk, dpt, q_tile);  // dK += dS^T Q
         __syncthreads();
         qt0 = qt_next;
     }
-    attention2_dkv_store<HS>(dqkv, dk, dv, key, b, h, T, C);
+    attention2_dkv_store<HS>(dqkv, dk, dv, blk);
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -1163,7 +1210,26 @@ inline void attention_forward3(floatX* out, float* lse, const floatX* qkv, const
     CUDA_CHECK(cudaGetLastError());
 }
 
-inline void attention_backward3(floatX* dqkv, const floatX* dout, const floatX* qkv, const floatX* out,
+// Version 3's D pass: D[B,NH,T] (fp32, overwritten) = dout · out of each query and head, from
+// dout[B,T,C] and out[B,T,C]. Head size 64 or 128.
+inline void attention_backward3_D(float* D, const floatX* dout, const floatX* out, int B, int T, int NH, int C,
+                                  cudaStream_t stream) {
+    const int hs = attention_head_size(C, NH, "attention_backward3_D");
+    if (!attention_forward2_supports(hs)) {
+        fprintf(stderr, "%s:%d: attention_backward3_D: head size %d; the D pass takes 64 or 128\n", __FILE__,
+                __LINE__, hs);
+        exit(1);
+    }
+    const size_t queries = (size_t)B * NH * T;
+    if (queries == 0) return;
+    const int threads = 256, blocks = (int)((queries + threads - 1) / threads);
+    if (hs == 64) attention_backward3_D_kernel<64><<<blocks, threads, 0, stream>>>(D, dout, out, B, T, NH, C);
+    else attention_backward3_D_kernel<128><<<blocks, threads, 0, stream>>>(D, dout, out, B, T, NH, C);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+// D: [B,NH,T] fp32 scratch, overwritten (the D pass's output, read by the dq and dk/dv passes).
+inline void attention_backward3(floatX* dqkv, float* D, const floatX* dout, const floatX* qkv, const floatX* out,
                                 const float* lse, const int* end, const int* end_min, const int* end_max, int B,
                                 int T, int NH, int C, cudaStream_t stream) {
     const int hs = attention_head_size(C, NH, "attention_backward3");
@@ -1173,33 +1239,36 @@ inline void attention_backward3(floatX* dqkv, const floatX* dout, const floatX* 
         exit(1);
     }
     if (B == 0 || T == 0) return;
+    attention_backward3_D(D, dout, out, B, T, NH, C, stream);
     const dim3 grid(attention_key_tiles(T), NH, B);
     const size_t smem_dq = attention3_kv_pass_smem(hs), smem_dkv = attention3_dkv_pass_smem(hs);
     const cudaFuncAttribute max_smem = cudaFuncAttributeMaxDynamicSharedMemorySize;
     if (hs == 64) {
         CUDA_CHECK(cudaFuncSetAttribute(attention_backward3_dq_kernel<64>, max_smem, (int)smem_dq));
         CUDA_CHECK(cudaFuncSetAttribute(attention_backward3_dkv_kernel<64>, max_smem, (int)smem_dkv));
-        attention_backward3_dq_kernel<64><<<grid, 32 * ATTN2_WARPS, smem_dq, stream>>>(dqkv, dout, qkv, out, lse, end,
+        attention_backward3_dq_kernel<64><<<grid, 32 * ATTN2_WARPS, smem_dq, stream>>>(dqkv, dout, qkv, lse, D, end,
                                                                                      end_min, end_max, T, NH, C);
-        attention_backward3_dkv_kernel<64><<<grid, 32 * ATTN2_WARPS, smem_dkv, stream>>>(dqkv, dout, qkv, out, lse, end,
+        attention_backward3_dkv_kernel<64><<<grid, 32 * ATTN2_WARPS, smem_dkv, stream>>>(dqkv, dout, qkv, lse, D, end,
                                                                                        end_min, end_max, T, NH, C);
     } else {
         CUDA_CHECK(cudaFuncSetAttribute(attention_backward3_dq_kernel<128>, max_smem, (int)smem_dq));
         CUDA_CHECK(cudaFuncSetAttribute(attention_backward3_dkv_kernel<128>, max_smem, (int)smem_dkv));
-        attention_backward3_dq_kernel<128><<<grid, 32 * ATTN2_WARPS, smem_dq, stream>>>(dqkv, dout, qkv, out, lse, end,
+        attention_backward3_dq_kernel<128><<<grid, 32 * ATTN2_WARPS, smem_dq, stream>>>(dqkv, dout, qkv, lse, D, end,
                                                                                       end_min, end_max, T, NH, C);
-        attention_backward3_dkv_kernel<128><<<grid, 32 * ATTN2_WARPS, smem_dkv, stream>>>(dqkv, dout, qkv, out, lse,
-                                                                                        end, end_min, end_max, T, NH, C);
+        attention_backward3_dkv_kernel<128><<<grid, 32 * ATTN2_WARPS, smem_dkv, stream>>>(dqkv, dout, qkv, lse, D, end,
+                                                                                        end_min, end_max, T, NH, C);
     }
     CUDA_CHECK(cudaGetLastError());
 }
 
-// Device memory for end_min / end_max behind attention_forward / attention_backward: grown on
-// demand (a cudaMalloc the first time a micro-batch is larger than any before), freed by
-// attention_teardown().
+// Device memory behind attention_forward / attention_backward: end_min / end_max, and version
+// 3's D [B,NH,T]. Each grown on demand (a cudaMalloc the first time a micro-batch is larger than
+// any before), both freed by attention_teardown().
 struct AttentionScratch {
     int* bounds = nullptr;  // end_min, then end_max
     size_t capacity = 0;    // ints per array
+    float* D = nullptr;     // the backward's D
+    size_t D_capacity = 0;  // floats
 };
 inline AttentionScratch& attention_scratch() {
     static AttentionScratch scratch;
@@ -1208,6 +1277,7 @@ inline AttentionScratch& attention_scratch() {
 inline void attention_teardown() {
     AttentionScratch& s = attention_scratch();
     if (s.bounds) CUDA_CHECK(cudaFree(s.bounds));
+    if (s.D) CUDA_CHECK(cudaFree(s.D));
     s = AttentionScratch{};
 }
 
@@ -1228,12 +1298,24 @@ inline int* attention_scratch_bounds(const int* end, int B, int T, cudaStream_t 
     AttentionScratch& s = attention_scratch();
     const size_t n = (size_t)B * attention_key_tiles(T);
     if (n > s.capacity) {
-        attention_teardown();
+        if (s.bounds) CUDA_CHECK(cudaFree(s.bounds));
         CUDA_CHECK(cudaMalloc(&s.bounds, 2 * n * sizeof(int)));
         s.capacity = n;
     }
     attention_end_bounds(s.bounds, s.bounds + s.capacity, end, B, T, stream);
     return s.bounds;
+}
+
+// Version 3's D [B,NH,T] in the scratch memory (overwritten by each backward).
+inline float* attention_scratch_D(int B, int NH, int T) {
+    AttentionScratch& s = attention_scratch();
+    const size_t n = (size_t)B * NH * T;
+    if (n > s.D_capacity) {
+        if (s.D) CUDA_CHECK(cudaFree(s.D));
+        CUDA_CHECK(cudaMalloc(&s.D, n * sizeof(float)));
+        s.D_capacity = n;
+    }
+    return s.D;
 }
 
 // out[B,T,C], lse[B,NH,T] from qkv[B,T,3C] and the mask end[B*T] (version 3 or 1, see above).
@@ -1256,6 +1338,171 @@ inline void attention_backward(floatX* dqkv, const floatX* dout, const floatX* q
         return;
     }
     const int* bounds = attention_scratch_bounds(end, B, T, stream);
-    attention_backward3(dqkv, dout, qkv, out, lse, end, bounds, bounds + attention_scratch().capacity, B, T, NH, C,
-                        stream);
+    attention_backward3(dqkv, attention_scratch_D(B, NH, T), dout, qkv, out, lse, end, bounds,
+                        bounds + attention_scratch().capacity, B, T, NH, C, stream);
+}
+
+// ----------------------------------------------------------------------------------------------
+// Version 4 (Hopper, sm_90a; forward only, head size 64): version 2's tiles, classes and online
+// softmax with both products on warpgroup MMA (kernels/ptx.cuh, dev/simt/TENSOR.md "Warpgroup
+// MMA"). A block is one warpgroup (128 threads) and 64 queries; warp w owns query rows
+// 16w..16w+15 as in version 2 (a wgmma accumulator's rows: the same fragment as mma.sync's C).
+// Q, K and V tiles are staged in shared memory as 64 rows of 128 bytes (hs 64 in bf16) with the
+// 128-byte swizzle (row r's 16-byte chunk c at chunk c XOR r % 8), each tile 1024-byte aligned:
+//   S = Q K^T   wgmma, A = Q and B = K both K-major (the tile rows), 4 steps of 16 dims: the
+//               descriptor's start moves 32 bytes along the swizzled rows; SBO 1024 (8 rows)
+//   O += P V    wgmma, A = P from registers (S's accumulators rounded to bf16: the C fragments of
+//               keys 16kk..16kk+15 are the A fragment of step kk), B = V N-major (dims
+//               contiguous in a row), 4 steps of 16 keys: 2048 bytes each
+// Each product is issued, committed and waited for at once (no overlap of the two yet), and the
+// tiles are loaded as in version 2 (no cp.async). Not used by the launchers the trainer calls
+// until a GPU has measured it. The same lse and outputs as version 2 up to the tensor cores' sums.
+constexpr int ATTN4_HS = 64;
+constexpr uint32_t ATTN4_TILE_BYTES = ATTN2_TILE * ATTN4_HS * 2;  // 64 rows of 128 bytes
+
+// Copies the head slices (64 dims) of tokens [t0, t1) into rows 0.. of a 128B-swizzled tile
+// (1024-byte aligned), zeros past t1. Every thread of the block takes 16-byte chunks.
+__device__ inline void attention4_stage(unsigned char* tile, const floatX* src, int t0, int t1, size_t stride) {
+    for (int chunk = threadIdx.x; chunk < ATTN2_TILE * 8; chunk += blockDim.x) {
+        const int r = chunk / 8, c = chunk % 8;
+        __nv_bfloat16* d = reinterpret_cast<__nv_bfloat16*>(tile + r * 128 + (c ^ (r % 8)) * 16);
+        if (t0 + r < t1) {
+            const floatX* s = src + (size_t)(t0 + r) * stride + c * 8;
+#if defined(ENABLE_FP32)
+            for (int j = 0; j < 8; j++) d[j] = __float2bfloat16(s[j]);
+#else
+            *reinterpret_cast<int4*>(d) = *reinterpret_cast<const int4*>(s);  // 16-byte aligned: C % 8 == 0
+#endif
+        } else {
+            for (int j = 0; j < 8; j++) d[j] = __float2bfloat16(0.0f);
+        }
+    }
+}
+
+__global__ void attention4_available_kernel(int* out) { *out = wgmma_available() ? 1 : 0; }
+
+// grid (ceil(T / 64), NH, B), 128 threads (one warpgroup). Dynamic shared memory
+// attention4_smem(): q, k and v tiles (ATTN4_TILE_BYTES each, 1024-byte aligned), end_tile[64].
+__global__ void __launch_bounds__(128) attention_forward4_kernel(floatX* __restrict__ out, float* __restrict__ lse,
+                                          const floatX* __restrict__ qkv, const int* __restrict__ end,
+                                          const int* __restrict__ end_min, const int* __restrict__ end_max,
+                                          int T, int NH, int C) {
+    constexpr int HS = ATTN4_HS;
+    DYNAMIC_SHARED(unsigned char, smem);
+    unsigned char* q_tile = reinterpret_cast<unsigned char*>(((uintptr_t)smem + 1023) & ~(uintptr_t)1023);
+    unsigned char* k_tile = q_tile + ATTN4_TILE_BYTES;
+    unsigned char* v_tile = k_tile + ATTN4_TILE_BYTES;
+    int* end_tile = reinterpret_cast<int*>(v_tile + ATTN4_TILE_BYTES);
+    const Attention2Block<HS> blk(qkv, end, end_min, end_max, T, NH, C);  // this thread's rows: blk.rows
+    const int tig = threadIdx.x % 4;
+    const float scale = 1.0f / sqrtf((float)HS);
+
+    attention4_stage(q_tile, blk.q, blk.t0, blk.t1, blk.C3);  // published by the first tile's fence
+    uint64_t q_desc[4], k_desc[4], v_desc[4];            // step kk of each product
+    for (int kk = 0; kk < 4; kk++) {
+        q_desc[kk] = wgmma_descriptor(q_tile + 32 * kk, 16, 1024, WgmmaSwizzle::B128);
+        k_desc[kk] = wgmma_descriptor(k_tile + 32 * kk, 16, 1024, WgmmaSwizzle::B128);
+        v_desc[kk] = wgmma_descriptor(v_tile + 2048 * kk, 16, 1024, WgmmaSwizzle::B128);
+    }
+
+    float o[HS / 8][4] = {};                          // O[16 rows][64 dims] of the warp, n8 tiles
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // per row; l is this thread's share
+    float* o_acc = &o[0][0];
+    for (int k0 = 0; k0 < blk.t1; k0 += ATTN2_TILE) {
+        const int k1 = min(k0 + ATTN2_TILE, T);
+        const TileClass cls = blk.key_tile_class(k0);
+        if (cls == TILE_SKIP) continue;  // the same for the whole block: never loaded
+        const bool masked = cls == TILE_PARTIAL || k1 - k0 < ATTN2_TILE;  // a cut tile has zero rows
+        __syncthreads();  // every thread waited for the previous tile's wgmma: its tiles may be overwritten
+        attention4_stage(k_tile, blk.q + C, k0, k1, blk.C3);
+        attention4_stage(v_tile, blk.q + 2 * C, k0, k1, blk.C3);
+        if ((int)threadIdx.x < ATTN2_TILE)
+            end_tile[threadIdx.x] = k0 + (int)threadIdx.x < k1 ? blk.end[k0 + threadIdx.x] : 0;
+        fence_proxy_async();  // this thread's tile writes, visible to wgmma
+        __syncthreads();
+
+        // S = Q K^T (64 queries x 64 keys; this thread: rows blk.rows[], keys 8n + 2 tig + {0, 1})
+        float s[ATTN2_TILE / 8][4];
+        wgmma_fence();
+        for (int kk = 0; kk < 4; kk++) wgmma_m64n64k16_bf16_ss<0, 0>(&s[0][0], q_desc[kk], k_desc[kk], kk > 0);
+        wgmma_commit_group();
+        wgmma_wait_group<0>();
+        wgmma_fence_operand(reinterpret_cast<float(&)[32]>(s));
+        for (int n = 0; n < ATTN2_TILE / 8; n++)
+            for (int i = 0; i < 4; i++) {
+                const int key = n * 8 + 2 * tig + i % 2;  // within the tile
+                s[n][i] *= scale;
+                if (masked && !(k0 + key < k1 && attention_visible(blk.rows[i / 2], k0 + key, end_tile[key])))
+                    s[n][i] = -INFINITY;
+            }
+        // online softmax, row by row, as version 2 (the four threads of a quad share a row)
+        for (int r = 0; r < 2; r++) {
+            float mx = m[r];
+            for (int n = 0; n < ATTN2_TILE / 8; n++) mx = fmaxf(mx, fmaxf(s[n][2 * r], s[n][2 * r + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(ATTN_FULL_MASK, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(ATTN_FULL_MASK, mx, 2));
+            const float base = mx == -INFINITY ? 0.0f : mx;  // no key seen yet: no -inf - -inf
+            const float alpha = expf(m[r] - base);            // 0 while m is -inf
+            m[r] = mx;
+            l[r] *= alpha;
+            for (int n = 0; n < ATTN2_TILE / 8; n++)
+                for (int j = 2 * r; j < 2 * r + 2; j++) {
+                    s[n][j] = expf(s[n][j] - base);  // masked: exp(-inf) = 0
+                    l[r] += s[n][j];
+                }
+            for (int d = 0; d < HS / 8; d++) {
+                o[d][2 * r] *= alpha;
+                o[d][2 * r + 1] *= alpha;
+            }
+        }
+        // O += P V, P rounded to bf16: the A fragment of keys 16kk.. is S's n8 tiles 2kk and 2kk+1
+        uint32_t p[4][4];
+        for (int kk = 0; kk < 4; kk++) {
+            p[kk][0] = attention2_pack_bf16(s[2 * kk][0], s[2 * kk][1]);
+            p[kk][1] = attention2_pack_bf16(s[2 * kk][2], s[2 * kk][3]);
+            p[kk][2] = attention2_pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+            p[kk][3] = attention2_pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+        }
+        wgmma_fence_operand(reinterpret_cast<float(&)[32]>(o));
+        for (int kk = 0; kk < 4; kk++) wgmma_fence_operand(p[kk]);
+        wgmma_fence();
+        for (int kk = 0; kk < 4; kk++) wgmma_m64n64k16_bf16_rs<1>(o_acc, p[kk], v_desc[kk], 1);
+        wgmma_commit_group();
+        wgmma_wait_group<0>();
+        wgmma_fence_operand(reinterpret_cast<float(&)[32]>(o));
+        for (int kk = 0; kk < 4; kk++) wgmma_fence_operand(p[kk]);
+    }
+    attention2_forward_store<HS>(out, lse, o, m, l, blk);
+}
+
+inline size_t attention4_smem() { return 3 * ATTN4_TILE_BYTES + ATTN2_TILE * sizeof(int) + 1024; }
+
+// Whether version 4 runs here: the kernels were built for sm_90a (a Hopper GPU), or on the CPU
+// emulation. Asked of the device once.
+inline bool attention_forward4_available() {
+    static int available = -1;
+    if (available < 0) {
+        int* flag;
+        CUDA_CHECK(cudaMalloc(&flag, sizeof(int)));
+        attention4_available_kernel<<<1, 1>>>(flag);
+        CUDA_CHECK(cudaGetLastError());
+        CUDA_CHECK(cudaMemcpy(&available, flag, sizeof(int), cudaMemcpyDeviceToHost));
+        CUDA_CHECK(cudaFree(flag));
+    }
+    return available == 1;
+}
+
+// Version 4: as attention_forward2 (the same arguments), head size 64, on a build for sm_90a.
+inline void attention_forward4(floatX* out, float* lse, const floatX* qkv, const int* end, const int* end_min,
+                               const int* end_max, int B, int T, int NH, int C, cudaStream_t stream) {
+    const int hs = attention_head_size(C, NH, "attention_forward4");
+    if (hs != ATTN4_HS || !attention_forward4_available()) {
+        fprintf(stderr, "%s:%d: attention_forward4: head size %d%s; version 4 takes 64 on a Hopper build "
+                "(nvcc -arch=sm_90a)\n", __FILE__, __LINE__, hs,
+                attention_forward4_available() ? "" : ", and this build has no wgmma");
+        exit(1);
+    }
+    const dim3 grid((T + ATTN2_TILE - 1) / ATTN2_TILE, NH, B);
+    attention_forward4_kernel<<<grid, 128, attention4_smem(), stream>>>(out, lse, qkv, end, end_min, end_max, T, NH, C);
+    CUDA_CHECK(cudaGetLastError());
 }

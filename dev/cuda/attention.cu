@@ -1,12 +1,14 @@
 // dev/cuda/attention.cu: checks kernels/attention.cuh against the CPU reference attention in
 // double (cpu/attention.h over cpu::PackedRows), and on a GPU benchmarks it.
 //   ./dev/cuda/attention      the checks: the tile classifier against a brute-force classification;
+//                             version 3's D pass against a dot product in double;
 //                             forward out and lse, backward dq, dk, dv, of version 1 and (bf16
-//                             build) versions 2 and 3 and the launchers the trainer calls,
+//                             build) versions 2 and 3 (and version 4's forward, with version 3's
+//                             backward) and the launchers the trainer calls,
 //                             bitwise repeatability (and, under dev/simt, version 3 bit-identical
 //                             to version 2), on masks from the real packer and adversarial ones
 //                             (every thread order under dev/simt)
-//   ./dev/cuda/attention N    (GPU) time and TFLOP/s of version N (1, 2 or 3) on packed rows at T = 1024,
+//   ./dev/cuda/attention N    (GPU) time and TFLOP/s of version N (1 to 4) on packed rows at T = 1024,
 //                             and the fraction of 64x64 tiles skipped / full / partial
 // Builds in the precision of floatX: bf16 by default, fp32 with -DENABLE_FP32 (dev/cuda/attention_fp32).
 // Benchmark modes in full (N = 0: the launchers the trainer calls; --suite: issue 12's suite, whose
@@ -56,10 +58,12 @@ static void forward_version(int version, floatX* out, float* lse, const floatX* 
         DeviceBuffer<int> end_min(n), end_max(n);
         attention_end_bounds(end_min.ptr, end_max.ptr, end, B, T, nullptr);
         if (version == 2) attention_forward2(out, lse, qkv, end, end_min.ptr, end_max.ptr, B, T, NH, C, nullptr);
-        else attention_forward3(out, lse, qkv, end, end_min.ptr, end_max.ptr, B, T, NH, C, nullptr);
+        else if (version == 3) attention_forward3(out, lse, qkv, end, end_min.ptr, end_max.ptr, B, T, NH, C, nullptr);
+        else attention_forward4(out, lse, qkv, end, end_min.ptr, end_max.ptr, B, T, NH, C, nullptr);
         CUDA_CHECK(cudaDeviceSynchronize());
     }
 }
+// (version 4 has only a forward: its backward here is version 3's, fed version 4's out and lse)
 static void backward_version(int version, floatX* dqkv, const floatX* dout, const floatX* qkv, const floatX* out,
                              const float* lse, const int* end, int B, int T, int NH, int C) {
     if (version == 0) {
@@ -69,11 +73,12 @@ static void backward_version(int version, floatX* dqkv, const floatX* dout, cons
     } else {
         const size_t n = (size_t)B * attention_key_tiles(T);
         DeviceBuffer<int> end_min(n), end_max(n);
+        DeviceBuffer<float> D((size_t)B * NH * T);  // version 3's D pass writes it
         attention_end_bounds(end_min.ptr, end_max.ptr, end, B, T, nullptr);
         if (version == 2)
             attention_backward2(dqkv, dout, qkv, out, lse, end, end_min.ptr, end_max.ptr, B, T, NH, C, nullptr);
         else
-            attention_backward3(dqkv, dout, qkv, out, lse, end, end_min.ptr, end_max.ptr, B, T, NH, C, nullptr);
+            attention_backward3(dqkv, D.ptr, dout, qkv, out, lse, end, end_min.ptr, end_max.ptr, B, T, NH, C, nullptr);
         CUDA_CHECK(cudaDeviceSynchronize());
     }
 }
@@ -255,7 +260,7 @@ static void check_case(int version, const char* order, const char* label, const 
 // cp.async) and runs the same per-tile code in the same order, so under the emulator out, lse and
 // dqkv must be bit-identical. (On a GPU nvcc may schedule the two kernels' arithmetic differently,
 // e.g. contract other multiply-adds; there each version is checked against the reference only.)
-static void check_versions_2_3_same_bits(const char* order, const char* label, const Batch& batch, int NH, int C,
+[[maybe_unused]] static void check_versions_2_3_same_bits(const char* order, const char* label, const Batch& batch, int NH, int C,
                                          std::mt19937_64& rng) {
     const int B = batch.B, T = batch.T;
     const size_t BT = (size_t)B * T;
@@ -285,6 +290,49 @@ static void check_versions_2_3_same_bits(const char* order, const char* label, c
                     memcmp(lse[0].data(), lse[1].data(), lse[0].size() * sizeof(float)) == 0 &&
                     memcmp(dqkv[0].data(), dqkv[1].data(), dqkv[0].size() * sizeof(floatX)) == 0,
                 name, "out, lse or dqkv differ");
+}
+
+// Version 3's D pass alone: D[b,h,q] = dout · out of every (row, head, query), padding included,
+// against the dot product in double. An fp32 sum of n terms in any order is within n·2^-24 of the
+// sum of their magnitudes (the bf16 build's products are exact in fp32; the fp32 build's add one
+// rounding each, hence hs + 1), so the bound is exact error analysis, not a measured margin; a wrong
+// layout or a missing term is an error of the size of a term. B·NH·T is not a multiple of the 256
+// threads of a block, so the last block's threads past the end are tested too.
+static void check_D_pass(const char* order, int B, int T, int NH, int C, std::mt19937_64& rng) {
+    const int hs = C / NH;
+    const size_t BT = (size_t)B * T;
+    std::vector<float> dout_f(BT * C), out_f(BT * C);
+    fill_uniform(dout_f, -1.0f, 1.0f, rng);
+    fill_uniform(out_f, -2.0f, 2.0f, rng);
+    const std::vector<floatX> dout = to_floatX(dout_f), out = to_floatX(out_f);
+    DeviceBuffer<floatX> d_dout(dout.size()), d_out(out.size());
+    DeviceBuffer<float> d_D((size_t)B * NH * T);
+    d_dout.upload(dout);
+    d_out.upload(out);
+    attention_backward3_D(d_D.ptr, d_dout.ptr, d_out.ptr, B, T, NH, C, nullptr);
+    CUDA_CHECK(cudaDeviceSynchronize());
+    const std::vector<float> D = d_D.download();
+    int wrong = 0;
+    char first[160] = "";
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+            for (int q = 0; q < T; q++) {
+                const size_t tok = ((size_t)b * T + q) * C + h * hs;
+                double want = 0.0, magnitude = 0.0;
+                for (int d = 0; d < hs; d++) {
+                    const double term = (double)(float)dout[tok + d] * (double)(float)out[tok + d];
+                    want += term;
+                    magnitude += std::fabs(term);
+                }
+                const double got = D[((size_t)b * NH + h) * T + q], bound = (hs + 1) * std::ldexp(magnitude, -24);
+                if (!(std::fabs(got - want) <= bound) && wrong++ == 0)
+                    snprintf(first, sizeof first, "b=%d h=%d q=%d: D %.9g, dot in double %.9g (bound %.3g)", b, h, q,
+                             got, want, bound);
+            }
+    char name[160];
+    snprintf(name, sizeof name, "attention v3 D pass B=%d T=%d NH=%d hs=%d %s order=%s", B, T, NH, hs, PRECISION_NAME,
+             order);
+    test_report(wrong == 0, name, "%d of %d entries off; first: %s", wrong, B * NH * T, first);
 }
 
 // A batch written unit by unit: row r gets shared units of the given lengths (each split as
@@ -365,7 +413,7 @@ static Batch random_ends_batch(int B, int T, std::mt19937_64& rng) {
 // Rows in which key tile 0 (keys 0..63) is visible to every later query (end = T), and every other
 // key only to the queries up to the end of its own 64-key tile: a query block sees tile 0, skips
 // every tile between, and sees its diagonal tile. Not a packer layout; every end[k] > k.
-static Batch skip_after_first_batch(int B, int T) {
+[[maybe_unused]] static Batch skip_after_first_batch(int B, int T) {
     Batch b;
     b.reset(B, T);
     for (int r = 0; r < B; r++) {
@@ -406,6 +454,10 @@ static void run_checks() {
         check_case(1, order, "hs=64 T=45", units_batch(2, 45, {{13, 20, 12}, {40}}), 1, 64, rng);
         check_case(1, order, "hs=128 T=19", units_batch(1, 19, {{5, 14}}), 1, 128, rng);
 
+        // version 3's D pass (it compiles and runs in both builds)
+        check_D_pass(order, 2, 130, 3, 192, rng);
+        check_D_pass(order, 1, 45, 2, 256, rng);
+
         // versions 2 and 3 (bf16, head size 64 or 128, tiles of 64; 3 pipelines the loads)
 #if defined(ENABLE_FP32)
         test_skip(("attention v2 v3 order=" + std::string(order)).c_str(), "versions 2 and 3 compute in bf16: tested in the bf16 build");
@@ -441,9 +493,25 @@ static void run_checks() {
                                      pack_first(random_pairs(12, 200, LAYOUT_SHARED, rng), 2, 200, LAYOUT_SHARED, true), 2, 128, rng);
         check_versions_2_3_same_bits(order, "hs=128 tile edges", units_batch(2, 130, {{64, 66}, {65, 65}}), 2, 256, rng);
 #endif
-        // the launchers the trainer calls (version 3 here, end_min / end_max in their scratch memory)
+        // version 4 (Hopper wgmma, forward only, head size 64; its backward is version 3's): the
+        // shapes above with hs 64; skipped on a GPU build without wgmma (not sm_90a)
+        if (attention_forward4_available()) {
+            check_case(4, order, "packer shared packed", pack_first(random_pairs(10, 128, LAYOUT_SHARED, rng), 2, 128, LAYOUT_SHARED, true),
+                       2, 128, rng);
+            check_case(4, order, "packer baseline unpacked", pack_first(random_pairs(2, 80, LAYOUT_BASELINE, rng), 2, 80, LAYOUT_BASELINE, false),
+                       1, 64, rng);
+            check_case(4, order, "tile edges", units_batch(4, 130, {{64, 64}, {65, 63}, {64, 66}, {}}), 1, 64, rng);
+            check_case(4, order, "long unit", units_batch(1, 193, {{193}}), 1, 64, rng);
+            check_case(4, order, "skips after the first tile", skip_after_first_batch(2, 327), 2, 128, rng);
+        } else {
+            test_skip(("attention v4 order=" + std::string(order)).c_str(), "version 4 needs wgmma: a build for sm_90a");
+        }
+        // the launchers the trainer calls (version 3 here, end_min / end_max and D in their scratch
+        // memory), then a larger micro-batch: both scratch arrays grow
         check_case(0, order, "launchers", pack_first(random_pairs(6, 96, LAYOUT_SHARED, rng), 2, 96, LAYOUT_SHARED, true),
                    2, 128, rng);
+        check_case(0, order, "launchers larger batch",
+                   pack_first(random_pairs(12, 160, LAYOUT_SHARED, rng), 3, 160, LAYOUT_SHARED, true), 2, 128, rng);
 #endif
     });
     attention_teardown();
@@ -452,7 +520,7 @@ static void run_checks() {
 // ----------------------------------------------------------------------------------------------
 // Benchmark. Timing needs a GPU; the plan (masks, visible pairs, tile classes: host code in
 // dev/cuda/attention_plan.h) is computed anywhere, so --plan-only runs under the CPU emulation too.
-//   ./dev/cuda/attention N     version N (0: the launchers train_dpo calls, 1, 2, 3) on one case:
+//   ./dev/cuda/attention N     version N (0: the launchers train_dpo calls, 1, 2, 3, 4) on one case:
 //                              HH-like random pairs packed into 8 shared rows of T = 1024
 //   ./dev/cuda/attention N --suite [--hh PAIRS.bin] [--only all|hh|syn] [--tokens N]
 //                              [--masks DIR] [--tsv FILE] [--budget SECONDS] [--plan-only]
@@ -482,7 +550,7 @@ struct BenchOptions {
 static void bench_usage(const char* prog) {
     fprintf(stderr,
             "usage: %s                 run the checks\n"
-            "       %s N               benchmark version N (0 launchers, 1, 2, 3) on one case (GPU)\n"
+            "       %s N               benchmark version N (0 launchers, 1, 2, 3, 4) on one case (GPU)\n"
             "       %s N --suite [--hh PAIRS.bin] [--only all|hh|syn] [--tokens N] [--masks DIR]\n"
             "                [--tsv FILE] [--budget SECONDS] [--plan-only]\n",
             prog, prog, prog);
@@ -563,11 +631,13 @@ static void bench_forward(int version, floatX* out, float* lse, const floatX* qk
     } else {  // the classifier's kernel counts: the trainer's launcher runs it at each call
         attention_end_bounds(end_min, end_max, end, B, T, nullptr);
         if (version == 2) attention_forward2(out, lse, qkv, end, end_min, end_max, B, T, NH, C, nullptr);
-        else attention_forward3(out, lse, qkv, end, end_min, end_max, B, T, NH, C, nullptr);
+        else if (version == 3) attention_forward3(out, lse, qkv, end, end_min, end_max, B, T, NH, C, nullptr);
+        else attention_forward4(out, lse, qkv, end, end_min, end_max, B, T, NH, C, nullptr);
     }
 }
-static void bench_backward(int version, floatX* dqkv, const floatX* dout, const floatX* qkv, const floatX* out,
-                           const float* lse, const int* end, int* end_min, int* end_max, int B, int T, int NH, int C) {
+static void bench_backward(int version, floatX* dqkv, float* D, const floatX* dout, const floatX* qkv,
+                           const floatX* out, const float* lse, const int* end, int* end_min, int* end_max, int B,
+                           int T, int NH, int C) {
     if (version == 0) {
         attention_backward(dqkv, dout, qkv, out, lse, end, B, T, NH, C, nullptr);
     } else if (version == 1) {
@@ -575,7 +645,7 @@ static void bench_backward(int version, floatX* dqkv, const floatX* dout, const 
     } else {
         attention_end_bounds(end_min, end_max, end, B, T, nullptr);
         if (version == 2) attention_backward2(dqkv, dout, qkv, out, lse, end, end_min, end_max, B, T, NH, C, nullptr);
-        else attention_backward3(dqkv, dout, qkv, out, lse, end, end_min, end_max, B, T, NH, C, nullptr);
+        else attention_backward3(dqkv, D, dout, qkv, out, lse, end, end_min, end_max, B, T, NH, C, nullptr);
     }
 }
 
@@ -615,9 +685,13 @@ static void bench_time_cases(const BenchOptions& o, const std::vector<BenchCase>
         exit(1);
     }
 #endif
-    if (o.version > 3) {
+    if (o.version > 4) {
         fprintf(stderr, "versions: 0 (the launchers), 1 (simple), 2 (tensor cores, bf16, head size 64 or 128), "
-                        "3 (2 with cp.async pipelining)\n");
+                        "3 (2 with cp.async pipelining), 4 (Hopper wgmma forward, head size 64; backward 3's)\n");
+        exit(1);
+    }
+    if (o.version == 4 && !attention_forward4_available()) {
+        fprintf(stderr, "version 4 needs wgmma: build for sm_90a (nvcc -arch=sm_90a) and run on a Hopper GPU\n");
         exit(1);
     }
     const int head_sizes[2] = {64, 128}, heads[2] = {12, 8};  // C = 768 (GPT-2 small) and 1024
@@ -636,7 +710,7 @@ static void bench_time_cases(const BenchOptions& o, const std::vector<BenchCase>
     }
     DeviceBuffer<floatX> d_qkv(max_bt * 3 * max_c), d_out(max_bt * max_c), d_dout(max_bt * max_c),
         d_dqkv(max_bt * 3 * max_c);
-    DeviceBuffer<float> d_lse(max_bt * 12);
+    DeviceBuffer<float> d_lse(max_bt * 12), d_D(max_bt * 12);  // [B,NH,T], NH <= 12
     DeviceBuffer<int> d_end(max_bt), d_min(max_tiles), d_max(max_tiles);
     for (DeviceBuffer<floatX>* buf : {&d_qkv, &d_dout})
         for (size_t at = 0; at < buf->n; at += block.size())
@@ -652,18 +726,19 @@ static void bench_time_cases(const BenchOptions& o, const std::vector<BenchCase>
         CUDA_CHECK(cudaMemcpy(d_end.ptr, c.end.data(), c.end.size() * sizeof(int), cudaMemcpyHostToDevice));
         for (int h = 0; h < 2; h++) {
             const int hs = head_sizes[h], NH = heads[h], C = NH * hs, B = c.B, T = c.T;
+            if (o.version == 4 && hs != ATTN4_HS) continue;  // version 4: head size 64 only
             double ms[3];
             ms[0] = median_ms([&] {
                 bench_forward(o.version, d_out.ptr, d_lse.ptr, d_qkv.ptr, d_end.ptr, d_min.ptr, d_max.ptr, B, T, NH, C);
             });
             ms[1] = median_ms([&] {
-                bench_backward(o.version, d_dqkv.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, d_end.ptr, d_min.ptr,
-                               d_max.ptr, B, T, NH, C);
+                bench_backward(o.version, d_dqkv.ptr, d_D.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, d_end.ptr,
+                               d_min.ptr, d_max.ptr, B, T, NH, C);
             });
             ms[2] = median_ms([&] {
                 bench_forward(o.version, d_out.ptr, d_lse.ptr, d_qkv.ptr, d_end.ptr, d_min.ptr, d_max.ptr, B, T, NH, C);
-                bench_backward(o.version, d_dqkv.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, d_end.ptr, d_min.ptr,
-                               d_max.ptr, B, T, NH, C);
+                bench_backward(o.version, d_dqkv.ptr, d_D.ptr, d_dout.ptr, d_qkv.ptr, d_out.ptr, d_lse.ptr, d_end.ptr,
+                               d_min.ptr, d_max.ptr, B, T, NH, C);
             });
             double tflops[3];
             for (int p = 0; p < 3; p++) tflops[p] = kPassFlopFactor[p] * hs * NH * (double)c.visible / ms[p] * 1e-9;

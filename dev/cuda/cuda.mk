@@ -20,9 +20,16 @@ $(foreach t,$(GPU_LAYER_F_TESTS),$(t) $(t)_asan $(t)_fp32 build/nvcc/$(t).status
     cpu/encoder.h cpu/layernorm.h cpu/adamw.h cpu/dpo_loss.h cpu/parallel.h common/metrics.h \
     common/model_config.h data/batch.h dev/cuda/expect_exit.h
 
-CUDA_PROBES := dev/cuda/probes/probe_mma dev/cuda/probes/probe_ldmatrix dev/cuda/probes/probe_bf16
+CUDA_PROBES := dev/cuda/probes/probe_mma dev/cuda/probes/probe_ldmatrix dev/cuda/probes/probe_bf16 \
+               dev/cuda/probes/probe_wgmma
 SIMT_PROGRAMS += $(CUDA_PROBES)
 SIMT_NVCC_STATUS += $(patsubst %,build/nvcc/%.status,$(CUDA_PROBES))
+# the wgmma probe runs the cases of the wgmma test; it is also compiled for sm_90a (dev/simt/simt.mk)
+SIMT_NVCC_SM90A += dev/cuda/probes/probe_wgmma
+dev/cuda/probes/probe_wgmma build/nvcc/dev/cuda/probes/probe_wgmma.status: dev/simt/wgmma_cases.h
+# attention's version 4 uses wgmma: attention.cu is compiled for sm_90a too
+SIMT_NVCC_SM90A += dev/cuda/attention
+build/nvcc/dev/cuda/attention.sm90a.status: dev/cuda/attention_plan.h
 
 dev/cuda/probes/probe_compare: dev/cuda/probes/probe_compare.cpp
 	$(CXX) $(CXXFLAGS) $< -o $@ $(LDLIBS)

@@ -83,6 +83,28 @@ static PairLoop<Real> pair_loop(const ScoredTokens& b, const LossSpec& spec, dou
     return r;
 }
 
+// A micro-batch's scored tokens on the device, with the plan the kernel reads (built on the host);
+// launch() runs the kernel once: per-pair results (S,) and dlogp (M,).
+struct DeviceTokens {
+    const int S;
+    const DpoPairPlan plan;
+    DeviceBuffer<float> logp, mean_logit, ref_chosen, ref_rejected, dlogp;
+    DeviceBuffer<int> offsets, tokens;
+    DeviceBuffer<PairResult> results;
+    explicit DeviceTokens(const ScoredTokens& b)
+        : S(b.S), plan(dpo_pair_plan(b.slot.data(), b.side.data(), b.M, b.S)), logp(b.M),
+          mean_logit(b.M), ref_chosen(b.S), ref_rejected(b.S), dlogp(b.M),
+          offsets(plan.offsets.size()), tokens(b.M), results(b.S) {
+        logp.upload(b.logp); mean_logit.upload(b.mean_logit);
+        ref_chosen.upload(b.ref_chosen); ref_rejected.upload(b.ref_rejected);
+        offsets.upload(plan.offsets); tokens.upload(plan.tokens);
+    }
+    void launch(const LossSpec& spec, float scale) {
+        dpo_loss_forward_backward(results.ptr, dlogp.ptr, logp.ptr, mean_logit.ptr, offsets.ptr,
+                                  tokens.ptr, ref_chosen.ptr, ref_rejected.ptr, spec, S, scale, nullptr);
+    }
+};
+
 // Worst |got - want| / (|want| + floor) so far, and whether anything was NaN.
 struct Worst {
     double value = 0.0;
@@ -98,23 +120,15 @@ struct Outcome {
 };
 
 static void run_case(Outcome& out, const ScoredTokens& b, const LossSpec& spec, float scale) {
-    const DpoPairPlan plan = dpo_pair_plan(b.slot.data(), b.side.data(), b.M, b.S);
-    DeviceBuffer<float> d_logp(b.M), d_mean_logit(b.M), d_dlogp(b.M), d_ref_c(b.S), d_ref_r(b.S);
-    DeviceBuffer<int> d_offsets(plan.offsets.size()), d_tokens(b.M);
-    DeviceBuffer<PairResult> d_results(b.S);
-    d_logp.upload(b.logp); d_mean_logit.upload(b.mean_logit);
-    d_ref_c.upload(b.ref_chosen); d_ref_r.upload(b.ref_rejected);
-    d_offsets.upload(plan.offsets); d_tokens.upload(plan.tokens);
+    DeviceTokens d(b);
     auto run = [&]() {
-        dpo_loss_forward_backward(d_results.ptr, d_dlogp.ptr, d_logp.ptr, d_mean_logit.ptr,
-                                  d_offsets.ptr, d_tokens.ptr, d_ref_c.ptr, d_ref_r.ptr, spec, b.S,
-                                  scale, nullptr);
+        d.launch(spec, scale);
         CUDA_CHECK(cudaGetLastError());
         CUDA_CHECK(cudaDeviceSynchronize());
     };
     run();  // dlogp starts as whatever cudaMalloc left (NaN on the CPU layer): all M overwritten
-    const std::vector<PairResult> res = d_results.download();
-    const std::vector<float> dlogp = d_dlogp.download();
+    const std::vector<PairResult> res = d.results.download();
+    const std::vector<float> dlogp = d.dlogp.download();
     const PairLoop<double> want = pair_loop<double>(b, spec, scale);
     const PairLoop<float> cpu_float = pair_loop<float>(b, spec, scale);
 
@@ -139,8 +153,8 @@ static void run_case(Outcome& out, const ScoredTokens& b, const LossSpec& spec, 
         out.float_path.add(dlogp[m], cpu_float.dlogp[m], dfloor);
     }
     run();
-    const std::vector<PairResult> again = d_results.download();
-    const std::vector<float> dlogp_again = d_dlogp.download();
+    const std::vector<PairResult> again = d.results.download();
+    const std::vector<float> dlogp_again = d.dlogp.download();
     out.deterministic = out.deterministic &&
                         memcmp(again.data(), res.data(), res.size() * sizeof(PairResult)) == 0 &&
                         memcmp(dlogp_again.data(), dlogp.data(), dlogp.size() * sizeof(float)) == 0;
@@ -182,19 +196,8 @@ static void test_spec(const char* order, const char* what, const LossSpec& spec,
 static void benchmark(int version) {
     std::mt19937_64 rng(1);
     const ScoredTokens b = random_tokens(64, 511, true, rng);
-    const DpoPairPlan plan = dpo_pair_plan(b.slot.data(), b.side.data(), b.M, b.S);
-    DeviceBuffer<float> d_logp(b.M), d_mean_logit(b.M), d_dlogp(b.M), d_ref_c(b.S), d_ref_r(b.S);
-    DeviceBuffer<int> d_offsets(plan.offsets.size()), d_tokens(b.M);
-    DeviceBuffer<PairResult> d_results(b.S);
-    d_logp.upload(b.logp); d_mean_logit.upload(b.mean_logit);
-    d_ref_c.upload(b.ref_chosen); d_ref_r.upload(b.ref_rejected);
-    d_offsets.upload(plan.offsets); d_tokens.upload(plan.tokens);
-    LossSpec spec;
-    const double ms = benchmark_ms([&] {
-        dpo_loss_forward_backward(d_results.ptr, d_dlogp.ptr, d_logp.ptr, d_mean_logit.ptr,
-                                  d_offsets.ptr, d_tokens.ptr, d_ref_c.ptr, d_ref_r.ptr, spec, b.S,
-                                  1.0f / 64, nullptr);
-    });
+    DeviceTokens d(b);
+    const double ms = benchmark_ms([&] { d.launch(LossSpec(), 1.0f / 64); });
     printf("dpo_loss version %d: S=%d M=%d: %.4f ms (a launch of this size is latency-bound)\n",
            version, b.S, b.M, ms);
 }

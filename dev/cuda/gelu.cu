@@ -60,13 +60,9 @@ static void test_gelu(const char* order, size_t n, std::mt19937_64& rng) {
     test_report(e_bwd <= TOL, name, "max relative error %.3g > %.3g", e_bwd, TOL);
 }
 
-static int benchmark() {
-#if SIMT_CPU
-    printf("the benchmark needs a GPU: build this file with nvcc (dev/gpu_check.sh) and run it there\n");
-    return 0;
-#else
-    const size_t n = (size_t)8192 * 3072;   // B*T = 8192 tokens of the 124M model's MLP (4C)
-    const int warmup = 3, iters = 50;
+// Forward and backward (not in place) at the 124M model's MLP size (4C) for B*T = 8192 tokens.
+static void benchmark(int version) {
+    const size_t n = (size_t)8192 * 3072;
     std::mt19937_64 rng(1);
     std::vector<floatX> x(n), dy(n);
     std::vector<double> xd(n), dyd(n);
@@ -74,37 +70,18 @@ static int benchmark() {
     random_floatX(dy, dyd, -1, 1, rng);
     DeviceBuffer<floatX> d_x(n), d_out(n), d_dy(n), d_dx(n);
     d_x.upload(x); d_dy.upload(dy);
-    cudaEvent_t start, stop;
-    CUDA_CHECK(cudaEventCreate(&start));
-    CUDA_CHECK(cudaEventCreate(&stop));
-    auto time_ms = [&](auto&& call) {
-        for (int i = 0; i < warmup; i++) call();
-        CUDA_CHECK(cudaEventRecord(start));
-        for (int i = 0; i < iters; i++) call();
-        CUDA_CHECK(cudaEventRecord(stop));
-        CUDA_CHECK(cudaEventSynchronize(stop));
-        float ms = 0;
-        CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-        return ms / iters;
-    };
-    const float fwd = time_ms([&] { gelu_forward(d_out.ptr, d_x.ptr, n, nullptr); });
-    const float bwd = time_ms([&] { gelu_backward(d_dx.ptr, d_dy.ptr, d_x.ptr, n, nullptr); });
+    const double fwd = benchmark_ms([&] { gelu_forward(d_out.ptr, d_x.ptr, n, nullptr); }, 50);
+    const double bwd = benchmark_ms([&] { gelu_backward(d_dx.ptr, d_dy.ptr, d_x.ptr, n, nullptr); }, 50);
+    // forward reads x, writes out; backward reads dout and x, writes dinp
     const double bytes = (double)n * sizeof(floatX);
-    printf("gelu %s n=%zu: forward %.3f ms %.0f GB/s, backward %.3f ms %.0f GB/s\n", PRECISION_NAME, n,
-           fwd, 2 * bytes / fwd * 1e-6, bwd, 3 * bytes / bwd * 1e-6);
-    CUDA_CHECK(cudaEventDestroy(start));
-    CUDA_CHECK(cudaEventDestroy(stop));
-    return 0;
-#endif
+    printf("gelu version %d %s n=%zu: forward %.3f ms %.0f GB/s, backward %.3f ms %.0f GB/s\n", version,
+           PRECISION_NAME, n, fwd, 2 * bytes / fwd * 1e-6, bwd, 3 * bytes / bwd * 1e-6);
 }
 
 int main(int argc, char** argv) {
-    if (argc > 1) {
-        if (atoi(argv[1]) != 1) {
-            fprintf(stderr, "usage: %s [1]   (version 1, the only one)\n", argv[0]);
-            return 1;
-        }
-        return benchmark();
+    if (const int version = benchmark_version(argc, argv, 1)) {
+        benchmark(version);
+        return 0;
     }
     std::mt19937_64 rng(test_seed());
     for_each_thread_order([&](const char* order) {

@@ -178,10 +178,6 @@ static void run_checks() {
 // ----------------------------------------------------------------------------------------------
 // Benchmark (GPU only): M scored tokens of GPT-2's vocabulary.
 static void benchmark(int version) {
-#if SIMT_CPU
-    printf("the benchmark (./dev/cuda/logprob %d) needs a GPU: build with nvcc\n", version);
-#else
-    if (version != 1) { fprintf(stderr, "only version 1 exists\n"); exit(1); }
     const int M = 4096, V = 50257, Vp = 50304;
     std::mt19937_64 rng(1234);
     std::vector<float> logits_f((size_t)M * Vp), dlogp(M);
@@ -195,40 +191,22 @@ static void benchmark(int version) {
     d_logits.upload(to_floatX(logits_f));
     d_dlogp.upload(dlogp);
     d_targets.upload(targets);
-    cudaEvent_t start, stop;
-    CUDA_CHECK(cudaEventCreate(&start));
-    CUDA_CHECK(cudaEventCreate(&stop));
-    const int reps = 20;
-    float fwd_ms = 0.0f, bwd_ms = 0.0f;
-    for (int pass = 0; pass < 2; pass++) {  // the first pass warms up
-        CUDA_CHECK(cudaEventRecord(start));
-        for (int i = 0; i < reps; i++)
-            logprob_forward(d_logp.ptr, d_lse.ptr, d_mean.ptr, d_logits.ptr, d_targets.ptr, M, V, Vp, nullptr);
-        CUDA_CHECK(cudaEventRecord(stop));
-        CUDA_CHECK(cudaEventSynchronize(stop));
-        CUDA_CHECK(cudaEventElapsedTime(&fwd_ms, start, stop));
-        // the backward overwrites the logits: time it on the same buffer (values do not matter)
-        CUDA_CHECK(cudaEventRecord(start));
-        for (int i = 0; i < reps; i++)
-            logprob_backward(d_logits.ptr, d_dlogp.ptr, d_lse.ptr, d_targets.ptr, M, V, Vp, nullptr);
-        CUDA_CHECK(cudaEventRecord(stop));
-        CUDA_CHECK(cudaEventSynchronize(stop));
-        CUDA_CHECK(cudaEventElapsedTime(&bwd_ms, start, stop));
-    }
-    fwd_ms /= reps;
-    bwd_ms /= reps;
+    const double fwd_ms = benchmark_ms([&] {
+        logprob_forward(d_logp.ptr, d_lse.ptr, d_mean.ptr, d_logits.ptr, d_targets.ptr, M, V, Vp, nullptr);
+    });
+    // the backward overwrites the logits: time it on the same buffer (values do not matter)
+    const double bwd_ms = benchmark_ms([&] {
+        logprob_backward(d_logits.ptr, d_dlogp.ptr, d_lse.ptr, d_targets.ptr, M, V, Vp, nullptr);
+    });
     const double row_bytes = (double)M * Vp * sizeof(floatX);
-    printf("version %d %s M=%d V=%d: forward %.3f ms %.0f GB/s (reads logits), backward %.3f ms %.0f GB/s "
-           "(reads and writes them)\n",
+    printf("logprob version %d %s M=%d V=%d: forward %.3f ms %.0f GB/s (reads logits), backward %.3f ms "
+           "%.0f GB/s (reads and writes them)\n",
            version, PRECISION_NAME, M, V, fwd_ms, row_bytes / fwd_ms * 1e-6, bwd_ms, 2 * row_bytes / bwd_ms * 1e-6);
-    CUDA_CHECK(cudaEventDestroy(start));
-    CUDA_CHECK(cudaEventDestroy(stop));
-#endif
 }
 
 int main(int argc, char** argv) {
-    if (argc > 1) {
-        benchmark(atoi(argv[1]));
+    if (const int version = benchmark_version(argc, argv, 1)) {
+        benchmark(version);
         return 0;
     }
     run_checks();

@@ -167,21 +167,14 @@ static void test_dbias_chunks(const char* order, std::mt19937_64& rng) {
 
 // ----------------------------------------------------------------------------------------------
 // Benchmark (GPU only): forward and backward at GPT-2 124M shapes, N = B*T = 8192 tokens.
-static int benchmark() {
-#if SIMT_CPU
-    printf("the benchmark needs a GPU: build this file with nvcc (dev/gpu_check.sh) and run it there\n");
-    return 0;
-#else
+static void benchmark(int version) {
     struct Shape { const char* name; int IC, OC; bool gelu, bias; };
     const Shape shapes[] = {{"qkv", 768, 2304, false, true}, {"attn proj", 768, 768, false, true},
                             {"fc + gelu", 768, 3072, true, true}, {"fc proj", 3072, 768, false, true},
                             {"lm head", 768, 50304, false, false}};
-    const int N = 8192, warmup = 3, iters = 20;
+    const int N = 8192;
     std::mt19937_64 rng(1);
-    cudaEvent_t start, stop;
-    CUDA_CHECK(cudaEventCreate(&start));
-    CUDA_CHECK(cudaEventCreate(&stop));
-    printf("matmul benchmark, %s, N = %d\n", PRECISION_NAME, N);
+    printf("matmul version %d, %s, N = %d\n", version, PRECISION_NAME, N);
     for (const Shape& s : shapes) {
         Values inp((size_t)N * s.IC, -1, 1, rng), w((size_t)s.OC * s.IC, -1, 1, rng), b(s.OC, -1, 1, rng);
         Values dout((size_t)N * s.OC, -1, 1, rng);
@@ -191,44 +184,27 @@ static int benchmark() {
         d_inp.upload(inp.x); d_w.upload(w.x); d_b.upload(b.x); d_dout.upload(dout.x);
         CUDA_CHECK(cudaMemset(d_dw.ptr, 0, d_dw.n * sizeof(float)));
         CUDA_CHECK(cudaMemset(d_db.ptr, 0, d_db.n * sizeof(float)));
-        auto time_ms = [&](auto&& call) {
-            for (int i = 0; i < warmup; i++) call();
-            CUDA_CHECK(cudaEventRecord(start));
-            for (int i = 0; i < iters; i++) call();
-            CUDA_CHECK(cudaEventRecord(stop));
-            CUDA_CHECK(cudaEventSynchronize(stop));
-            float ms = 0;
-            CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-            return ms / iters;
-        };
         const double flops = 2.0 * N * s.IC * s.OC;
-        const float fwd = time_ms([&] {
+        const double fwd = benchmark_ms([&] {
             matmul_forward(d_out.ptr, d_inp.ptr, d_w.ptr, s.bias ? d_b.ptr : nullptr, N, s.IC, s.OC,
                            nullptr, s.gelu ? d_pre.ptr : nullptr);
         });
-        const float bwd = time_ms([&] {
+        const double bwd = benchmark_ms([&] {
             matmul_backward(d_dinp.ptr, d_dw.ptr, s.bias ? d_db.ptr : nullptr, d_scratch.ptr, d_dout.ptr,
                             d_inp.ptr, d_w.ptr, N, s.IC, s.OC, nullptr);
         });
         printf("%-10s IC=%-5d OC=%-6d forward %7.3f ms %6.1f TFLOP/s   backward %7.3f ms %6.1f TFLOP/s\n",
                s.name, s.IC, s.OC, fwd, flops / fwd * 1e-9, bwd, 2 * flops / bwd * 1e-9);
     }
-    CUDA_CHECK(cudaEventDestroy(start));
-    CUDA_CHECK(cudaEventDestroy(stop));
-    return 0;
-#endif
 }
 
 int main(int argc, char** argv) {
+    const int version = benchmark_version(argc, argv, 1);   // version 1: cuBLASLt, the only one
     matmul_setup();
-    if (argc > 1) {
-        if (atoi(argv[1]) != 1) {
-            fprintf(stderr, "usage: %s [1]   (version 1: cuBLASLt, the only one)\n", argv[0]);
-            return 1;
-        }
-        const int status = benchmark();
+    if (version) {
+        benchmark(version);
         matmul_teardown();
-        return status;
+        return 0;
     }
     std::mt19937_64 rng(test_seed());
     for_each_thread_order([&](const char* order) {

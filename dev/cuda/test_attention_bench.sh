@@ -8,10 +8,7 @@
 set -u
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-fails=0
-report() {  # report OK NAME WHY
-    if [ "$1" = 0 ]; then echo "PASS $2"; else echo "FAIL $2: $3"; fails=$((fails + 1)); fi
-}
+. dev/test_lib.sh  # report
 python3 -m py_compile dev/cuda/attention_torch.py 2>"$tmp/compile.txt"
 report $? attention_torch_compiles "$(cat "$tmp/compile.txt")"
 

@@ -101,7 +101,7 @@ struct Site {
     const char* what = "";
 };
 
-enum class Wait { Running, Barrier, Warp, Done };
+enum class Wait { Running, Barrier, Warp, Warpgroup, Done };
 
 // The order in which a round visits the ready threads of a block. Random draws a new permutation
 // (from a seeded generator) at the start of every round and at every barrier.
@@ -122,6 +122,17 @@ struct AsyncCopy {
     unsigned char data[16];
 };
 
+// One wgmma.mma_async (kernels/ptx.cuh) as seen by one thread, issued and not yet waited for: its
+// accumulator registers, the values they receive when a wgmma.wait_group completes it, and the
+// shared-memory elements it read (address and bits), which must still hold those bits then.
+struct WgmmaOp {
+    float* accumulator = nullptr;
+    int registers = 0;
+    std::vector<float> result;
+    std::vector<std::pair<const uint16_t*, uint16_t>> operands;
+    Site site;
+};
+
 struct Thread {
     Context context;
     uint3 idx;
@@ -133,6 +144,11 @@ struct Thread {
     // cp.async copies issued and not yet committed, then the committed groups, oldest first
     std::vector<AsyncCopy> async_uncommitted;
     std::vector<std::vector<AsyncCopy>> async_groups;
+    // wgmma.mma_async operations issued and not yet committed, then the committed groups, oldest
+    // first; and whether a wgmma.fence came since the start or the last completing wait_group
+    std::vector<WgmmaOp> wgmma_uncommitted;
+    std::vector<std::vector<WgmmaOp>> wgmma_groups;
+    bool wgmma_fenced = false;
 };
 
 // One warp collective in progress: the lanes that posted so far and where their data lives.
@@ -145,6 +161,16 @@ struct WarpMeet {
     const void* mine[32];
     void* all[32];         // where each lane receives (32*bytes, or bytes when select)
     int src[32];           // select: the lane whose value each lane receives (-1: poison)
+};
+
+// A warpgroup collective in progress (kernels/ptx.cuh's wgmma.mma_async): the threads of the
+// warpgroup (4 consecutive warps, the first one's index a multiple of 4) that posted so far.
+struct WarpgroupMeet {
+    unsigned arrived = 0;  // how many of the 128 threads posted
+    size_t bytes = 0;
+    Site site;
+    const void* mine[128];
+    std::vector<unsigned char> all;  // the 128 posted values, once all arrived
 };
 
 // A warp's open collectives (several at once when divergent branches use disjoint masks).
@@ -200,9 +226,15 @@ struct Engine {
     unsigned barrier_arrived = 0;
     unsigned barrier_count = 0;   // threads whose predicate held at the last barrier
     std::vector<Warp> warps;
+    std::vector<WarpgroupMeet> warpgroups;
     std::vector<unsigned char> gather;  // scratch for a warp collective's gathered data
     struct SharedRange { const void* p; size_t bytes; };
     std::vector<SharedRange> static_shared_filled;  // __shared__ statics poisoned in this block
+    // The async proxy's view of the block's shared memory (what wgmma.mma_async reads): a copy of
+    // the dynamic shared memory and of each static in static_shared_filled, 0xFF bytes at the
+    // block's start, brought up to date only by fence.proxy.async (simt::fence_proxy_async).
+    std::vector<unsigned char> async_view_dynamic;
+    std::vector<std::vector<unsigned char>> async_view_static;
     // the running thread, the scheduler, and the context that made the latest switch
     Thread* current = nullptr;
     Context scheduler;
@@ -268,6 +300,7 @@ inline void poison_static_shared(void* p, size_t bytes) {
         if (q.p == p) return;
     filled.push_back({p, bytes});
     memset(p, 0xFF, bytes);
+    g_engine.async_view_static.emplace_back(bytes, (unsigned char)0xFF);
 }
 
 // Dynamic shared memory of the running block (poisoned with 0xFF bytes before each block).
@@ -285,6 +318,42 @@ inline bool is_shared_range(const void* p, size_t bytes) {
     for (const Engine::SharedRange& r : E.static_shared_filled)
         if (inside(r.p, r.bytes)) return true;
     return false;
+}
+
+// The shared state space's address of a pointer into the block's shared memory, as
+// __cvta_generic_to_shared gives it on a GPU: here the pointer's low 18 bits (the bits a wgmma
+// matrix descriptor keeps), so an address is aligned to 2^k (k <= 18) exactly when the pointer is.
+constexpr uint32_t kSharedAddressMask = 0x3FFFF;
+inline uint32_t shared_address(const void* p) { return (uint32_t)((uintptr_t)p & kSharedAddressMask); }
+
+// The pointer into the block's shared memory whose shared address is `address` and which has
+// `bytes` bytes of shared memory from there; nullptr if none does. *async_view receives the same
+// bytes in the async proxy's view (Engine::async_view_dynamic / _static).
+inline unsigned char* shared_pointer_at(uint32_t address, size_t bytes, const unsigned char** async_view) {
+    Engine& E = g_engine;
+    auto find = [&](unsigned char* base, size_t size, const unsigned char* view) -> unsigned char* {
+        const size_t offset = (address - shared_address(base)) & kSharedAddressMask;
+        if (offset + bytes > size) return nullptr;
+        *async_view = view + offset;
+        return base + offset;
+    };
+    if (E.dynamic_smem)
+        if (unsigned char* p = find(E.dynamic_smem, E.dynamic_smem_bytes, E.async_view_dynamic.data())) return p;
+    for (size_t i = 0; i < E.static_shared_filled.size(); i++) {
+        const Engine::SharedRange& r = E.static_shared_filled[i];
+        if (unsigned char* p = find((unsigned char*)r.p, r.bytes, E.async_view_static[i].data())) return p;
+    }
+    return nullptr;
+}
+
+// fence.proxy.async: the async proxy's view of shared memory catches up with every write made so
+// far (by any thread: the layer cannot tell which thread wrote what, so a fence by one thread
+// also publishes the writes other threads made before it).
+inline void fence_proxy_async() {
+    Engine& E = g_engine;
+    if (E.dynamic_smem_bytes) memcpy(E.async_view_dynamic.data(), E.dynamic_smem, E.dynamic_smem_bytes);
+    for (size_t i = 0; i < E.static_shared_filled.size(); i++)
+        memcpy(E.async_view_static[i].data(), E.static_shared_filled[i].p, E.static_shared_filled[i].bytes);
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -314,6 +383,10 @@ inline void describe_threads(FILE* out, bool only_waiting_at_barrier) {
                     break;
                 case Wait::Warp:
                     fprintf(out, ": wait in %s (mask 0x%08x) at %s:%d\n", t.site.what, t.warp_mask,
+                            t.site.file, t.site.line);
+                    break;
+                case Wait::Warpgroup:
+                    fprintf(out, ": wait in %s (warpgroup %u) at %s:%d\n", t.site.what, i / 128,
                             t.site.file, t.site.line);
                     break;
             }
@@ -591,6 +664,54 @@ inline void warp_collective(unsigned mask, const void* mine, void* all, size_t b
     else park();
 }
 
+// The rendezvous of a warpgroup: the 128 threads 128*g .. 128*g+127 of the block (warps 4g..4g+3)
+// each post `bytes` at `mine`; when all have, every one gets back the 128 values (thread i's at
+// offset i*bytes of the warpgroup), valid until the warpgroup's next collective completes (which
+// cannot happen before every thread has left this one). Every thread must come from the same
+// instruction (site.what) on the same line; the warpgroup must be complete and none of its
+// threads returned.
+inline const unsigned char* warpgroup_collective(const void* mine, size_t bytes, Site site) {
+    Engine& E = g_engine;
+    Thread* t = E.current;
+    const unsigned linear = (unsigned)(t - E.threads.data()), group = linear / 128;
+    if (E.nthreads < 128 * (group + 1))
+        fail_at(site, false,
+                "%s needs a whole warpgroup (4 warps, 128 threads): thread %u is in warpgroup %u, "
+                "but the block has only %u threads (blockDim %ux%ux%u); make the block size a "
+                "multiple of 128", site.what, linear, group, E.nthreads, blockDim.x, blockDim.y, blockDim.z);
+    for (unsigned w = 4 * group; w < 4 * group + 4; w++)
+        if (E.warps[w].returned)
+            fail_at(site, true, "%s in warpgroup %u, but lanes 0x%08x of its warp %u already returned; "
+                    "every thread of the warpgroup must execute it", site.what, group, E.warps[w].returned, w);
+    WarpgroupMeet& m = E.warpgroups[group];
+    if (m.arrived == 0) {
+        m.site = site;
+        m.bytes = bytes;
+    } else if (m.site.line != site.line || strcmp(m.site.file, site.file) != 0 ||
+               strcmp(m.site.what, site.what) != 0 || m.bytes != bytes) {
+        fail_at(site, true, "threads of warpgroup %u in different instructions: %s here and %s at %s:%d; "
+                "every thread of a warpgroup must execute the same .aligned instruction", group,
+                site.what, m.site.what, m.site.file, m.site.line);
+    }
+    m.mine[linear % 128] = mine;
+    m.arrived++;
+    t->wait = Wait::Warpgroup;
+    t->site = site;
+    if (m.arrived == 128) {
+        m.all.resize(128 * bytes);
+        for (unsigned i = 0; i < 128; i++) memcpy(m.all.data() + i * bytes, m.mine[i], bytes);
+        m.arrived = 0;
+        for (unsigned i = 128 * group; i < 128 * group + 128; i++) {
+            Thread& u = E.threads[i];
+            u.wait = Wait::Running;
+            if (&u != t) u.ready = true;
+        }
+    } else {
+        park();
+    }
+    return m.all.data();
+}
+
 // Warp rendezvous: every lane named in `mask` calls this with its own `bytes`-sized value; it
 // returns when all of them have posted, and `all` then holds 32*bytes (lane i's value at offset
 // i*bytes; entries of lanes outside the mask are left untouched). file/line name the call site.
@@ -665,6 +786,12 @@ inline void thread_exit() {
                     "lane %u of warp %u returned while other lanes wait in %s with mask 0x%08x, "
                     "which names it; no early return before a collective that names the lane",
                     linear % 32, linear / 32, m.site.what, m.mask);
+    if (linear / 128 < E.warpgroups.size() && E.warpgroups[linear / 128].arrived > 0) {
+        const WarpgroupMeet& m = E.warpgroups[linear / 128];
+        fail_at(m.site, true,
+                "thread %u returned while other threads of its warpgroup %u wait in %s; every thread "
+                "of the warpgroup must execute it", linear, linear / 128, m.site.what);
+    }
     if (E.barrier_arrived > 0) {
         const Thread* waiting = E.threads.data();
         while (waiting->wait != Wait::Barrier) waiting++;
@@ -720,12 +847,18 @@ inline void run_block() {
         w.returned = 0;
         w.open.clear();
     }
+    for (WarpgroupMeet& m : E.warpgroups) m.arrived = 0;
+    E.async_view_dynamic.assign(E.dynamic_smem_bytes, (unsigned char)0xFF);
+    E.async_view_static.clear();
     for (Thread& t : E.threads) {
         t.wait = Wait::Running;
         t.ready = true;
         // copies a thread of the previous block never waited for die with its shared memory
         t.async_uncommitted.clear();
         t.async_groups.clear();
+        t.wgmma_uncommitted.clear();
+        t.wgmma_groups.clear();
+        t.wgmma_fenced = false;
     }
     if (E.dynamic_smem_bytes) memset(E.dynamic_smem, 0xFF, E.dynamic_smem_bytes);
     while (E.live > 0) {  // one round: the ready threads run in order, each handing on
@@ -850,6 +983,7 @@ inline int run_grid(Site launch_site, dim3 grid, dim3 block, size_t dynamic_smem
     blockDim = block;
     gridDim = grid;
     E.warps.resize((E.nthreads + 31) / 32);
+    E.warpgroups.resize((E.nthreads + 127) / 128);
     ensure_stacks(E.nthreads);
     E.threads.clear();
     E.threads.resize(E.nthreads);

@@ -28,7 +28,7 @@ SIMT_NVCC_FLAGS := -std=c++17 -I. -gencode arch=compute_80,code=sm_80 -gencode a
                    $(PRECISION_FLAGS) -I/usr/include/x86_64-linux-gnu/openblas-openmp
 
 SIMT_KERNEL_TESTS += dev/simt/test_warp_intrinsics dev/simt/test_simt_diagnostics dev/simt/test_mma \
-                     dev/simt/test_cp_async \
+                     dev/simt/test_cp_async dev/simt/test_wgmma \
                      dev/simt/test_rewrite_launches dev/simt/test_simt_checks
 
 # the cuBLASLt stand-in (dev/simt/cublaslt_cpu.h) against double loops, and its error reports
@@ -93,6 +93,18 @@ TEST_BINS += $(1)_fp32
 SIMT_NVCC_STATUS += build/nvcc/$(1).fp32.status
 endef
 $(foreach t,$(SIMT_KERNEL_TESTS_FP32),$(eval $(call SIMT_KERNEL_TEST_FP32_RULES,$(t))))
+
+# Programs that use Hopper's wgmma (kernels/ptx.cuh): also compiled for sm_90a, the only target
+# with the instructions (build/nvcc/T.sm90a.status); the sm_80/sm_90 check compiles their trap.
+SIMT_NVCC_SM90A += dev/simt/test_wgmma
+dev/simt/test_wgmma dev/simt/test_wgmma_asan build/nvcc/dev/simt/test_wgmma.status: dev/simt/wgmma_cases.h
+build/nvcc/%.sm90a.status: %.cu $(SIMT_KERNEL_HEADERS) kernels/cuda_common.h dev/simt/kernel_test.h dev/test_util.h dev/simt/wgmma_cases.h $(PRECISION_STAMP)
+	@mkdir -p $(dir $@)
+	@if [ ! -x "$(NVCC)" ]; then echo "SKIP nvcc not found at $(NVCC)" > $@; \
+	elif $(NVCC) $(filter-out -gencode arch=%,$(SIMT_NVCC_FLAGS)) -gencode arch=compute_90a,code=sm_90a -c $< -o $(basename $@).o > $@.log 2>&1; \
+	then echo PASS > $@; cat $@.log >> $@; rm -f $@.log $(basename $@).o; \
+	else echo FAIL > $@; cat $@.log >> $@; rm -f $@.log; fi
+SIMT_NVCC_STATUS += $(patsubst %,build/nvcc/%.sm90a.status,$(SIMT_NVCC_SM90A))
 
 # Reports the nvcc compile check of every kernel test, one PASS/FAIL line per file.
 dev/simt/test_nvcc_build: dev/simt/test_nvcc_build.cpp $(SIMT_NVCC_STATUS) dev/test_util.h

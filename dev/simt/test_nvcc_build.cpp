@@ -1,6 +1,7 @@
 // dev/simt/test_nvcc_build.cpp: reports whether every kernel test compiled with nvcc for sm_80
-// and sm_90. Make runs nvcc once per file (rule build/nvcc/%.status in dev/simt/simt.mk, and
-// build/nvcc/%.fp32.status for a test's -DENABLE_FP32 build) and records "PASS", "FAIL" or
+// and sm_90 (and those using wgmma also for sm_90a). Make runs nvcc once per file (rule
+// build/nvcc/%.status in dev/simt/simt.mk, build/nvcc/%.fp32.status for a test's -DENABLE_FP32
+// build, build/nvcc/%.sm90a.status for sm_90a) and records "PASS", "FAIL" or
 // "SKIP why" on the first line of a status file, nvcc's messages below; this program turns each
 // status file into one test line (SIMT_NVCC_STATUS lists them).
 #include <cstdio>
@@ -16,10 +17,15 @@ int main() {
     while (files >> path) {
         std::string source = path.substr(strlen("build/nvcc/"));
         source = source.substr(0, source.size() - strlen(".status"));
-        // T.fp32.status: the all-fp32 build of T.cu
-        const bool fp32 = source.size() > 5 && source.compare(source.size() - 5, 5, ".fp32") == 0;
-        if (fp32) source = source.substr(0, source.size() - 5);
-        std::string name = "nvcc sm_80+sm_90 " + source + ".cu" + (fp32 ? " -DENABLE_FP32" : "");
+        // T.fp32.status: the all-fp32 build of T.cu; T.sm90a.status: T.cu for sm_90a (wgmma)
+        auto ends_with = [&](const char* suffix) {
+            const size_t n = strlen(suffix);
+            return source.size() > n && source.compare(source.size() - n, n, suffix) == 0;
+        };
+        const bool fp32 = ends_with(".fp32"), sm90a = ends_with(".sm90a");
+        if (fp32 || sm90a) source = source.substr(0, source.rfind('.'));
+        std::string name = std::string(sm90a ? "nvcc sm_90a " : "nvcc sm_80+sm_90 ") + source + ".cu" +
+                           (fp32 ? " -DENABLE_FP32" : "");
         FILE* f = fopen(path.c_str(), "r");
         if (!f) {
             test_report(false, name.c_str(), "no status file %s; run make", path.c_str());
