@@ -4,11 +4,12 @@
 // biases, LayerNorm weights 1; padded vocabulary rows of wte stay 0. The normal draws come in
 // buffer order: one SplitMix64 stream (common/rng.h) of two draws per value, value i of the six
 // weight matrices laid end to end (wte, wpe, qkvw, attprojw, fcw, fcprojw) made from draws 2i and
-// 2i + 1. The generator jumps to any draw at no cost, so threads fill slices of that sequence at
-// once, each from its own start: the same bits for any thread count (d48's 1.5B values take
+// 2i + 1. The generator jumps to any draw at no cost, so threads fill chunks of that sequence at
+// once, each from its own start: the same bits for any thread count (d48's 1.56B values take
 // tens of seconds of one core). common/test_model_init.cpp checks this against the sequential loop.
 #pragma once
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <thread>
@@ -38,8 +39,8 @@ void fill_normal_slice(const std::vector<NormalFill<Real>>& fills, uint64_t seed
     }
 }
 
-// params: [num_parameters(c)], zero on entry. threads: how many fill the normal values, each a
-// contiguous slice (0 = one per core); the weights do not depend on it.
+// params: [num_parameters(c)], zero on entry. threads: how many fill the normal values (0 = one
+// per core); the weights do not depend on it.
 template <typename Real>
 void gpt2_init_params(const ModelConfig& c, uint64_t seed, Real* params, int threads = 0) {
     ParamTensors<Real> param(params, c);
@@ -55,12 +56,17 @@ void gpt2_init_params(const ModelConfig& c, uint64_t seed, Real* params, int thr
     size_t total = 0;
     for (const NormalFill<Real>& f : fills) total += f.n;
     if (threads <= 0) threads = (int)std::max(1u, std::thread::hardware_concurrency());
-    // thread t: [begin(t), begin(t + 1)), the first total % threads slices one value longer
-    auto begin = [&](size_t t) { return t * (total / threads) + std::min(t, total % threads); };
+    // 16 chunks per thread, each taken by the next thread free: one that other work on the
+    // machine slows down takes fewer
+    const size_t chunk = std::max<size_t>(1, (total + 16 * threads - 1) / (16 * threads));
+    std::atomic<size_t> next_chunk{0};
+    auto fill_chunks = [&]() {
+        for (size_t begin; (begin = next_chunk.fetch_add(chunk)) < total;)
+            fill_normal_slice(fills, seed, begin, std::min(total, begin + chunk));
+    };
     std::vector<std::thread> workers;
-    for (int t = 1; t < threads; t++)
-        workers.emplace_back(fill_normal_slice<Real>, std::cref(fills), seed, begin(t), begin(t + 1));
-    fill_normal_slice(fills, seed, begin(0), begin(1));
+    for (int t = 1; t < threads; t++) workers.emplace_back(fill_chunks);
+    fill_chunks();
     for (std::thread& w : workers) w.join();
     std::fill_n(param.ln1w, L * C, (Real)1);
     std::fill_n(param.ln2w, L * C, (Real)1);

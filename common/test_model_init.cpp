@@ -1,9 +1,9 @@
 // Tests of the threaded random initialisation (common/model_init.h): for 1, 2, 3 and 7 threads
 // and the default (one per core), in float and double, the whole parameter buffer is bit-identical
 // to the one sequential SplitMix64 stream the initialisation was before it had threads (kept
-// below as the reference), for two seeds (one whose state wraps around 2^64 at once); slices of
-// 1 to 7 threads start inside tensors and at different draws. And the stream's jump (Rng::skip)
-// lands where stepping does.
+// below as the reference), for two seeds (one whose state wraps around 2^64 at once); the chunk
+// size follows the thread count, so chunks start at other draws, inside tensors, each time. And
+// the stream's jump (Rng::skip) lands where stepping does.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
