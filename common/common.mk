@@ -8,6 +8,12 @@ TEST_BINS += common/test_model
 common/test_model: common/test_model.cpp $(MODEL_HEADERS) data/pairs.h dev/test_util.h
 	$(CXX) $(CXXFLAGS) -o $@ $< $(BLAS_LIBS) $(LDLIBS)
 
+# the threaded random init against the sequential loop (-pthread: std::thread)
+TEST_BINS += common/test_model_init
+common/test_model_init: common/test_model_init.cpp common/model_init.h common/model_config.h common/rng.h common/hash.h \
+                        dev/test_util.h
+	$(CXX) $(CXXFLAGS) -pthread -o $@ $< $(LDLIBS)
+
 TRAIN_HEADERS = $(MODEL_HEADERS) common/train_config.h common/launch.h common/train_log.h common/trainer.h common/train_loop.h common/checkpoint.h \
                 common/demo_task.h common/progress.h cpu/exact_match.h \
                 common/ref_cache.h common/hash.h common/atomic_file.h common/flags.h common/model_io.h common/safetensors.h cpu/sample.h cpu/sample_command.h cpu/adamw.h \

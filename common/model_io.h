@@ -11,6 +11,7 @@
 // non-finite weights are reported as warnings (to `warnings` if given, else to stderr).
 // See common/INTEROP.md for the formats and a worked example.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -44,6 +45,19 @@ static inline void warn_non_finite(const float* x, size_t n, const std::string& 
     if (bad == 0) return;
     model_io_warn(warnings, what + ": " + std::to_string(bad) + " non-finite value(s) (NaN/Inf), first at element " +
                             std::to_string(first) + " (" + std::to_string(x[first]) + ")");
+}
+
+// dst [cols, rows] = src [rows, cols] transposed, in 64 x 64 tiles, so that both sides' lines stay
+// in the cache while a tile is copied (row by row, one side strides a whole row per element and
+// misses the cache: d48's 192 Conv1D weights took 4.4 s of CPU instead of 2.4 s).
+static inline void transpose_matrix(float* dst, const float* src, size_t rows, size_t cols) {
+    const size_t tile = 64;
+    for (size_t r0 = 0; r0 < rows; r0 += tile)
+        for (size_t c0 = 0; c0 < cols; c0 += tile) {
+            const size_t r1 = std::min(rows, r0 + tile), c1 = std::min(cols, c0 + tile);
+            for (size_t r = r0; r < r1; r++)
+                for (size_t c = c0; c < c1; c++) dst[c * rows + r] = src[r * cols + c];
+        }
 }
 
 // ----------------------------------------------------------------------------
@@ -324,9 +338,7 @@ static inline bool load_hf_model(const std::string& dir, ModelConfig* cfg, std::
         } else {
             staging.resize(n);
             if (!safetensors_read_float(*found_in[i], *found[i], staging.data(), err)) return false;
-            size_t rows_in = (size_t)s.shape[0], cols_out = (size_t)s.shape[1];  // stored [in, out]
-            for (size_t r = 0; r < rows_in; r++)
-                for (size_t k = 0; k < cols_out; k++) dst[k * rows_in + r] = staging[r * cols_out + k];
+            transpose_matrix(dst, staging.data(), (size_t)s.shape[0], (size_t)s.shape[1]);  // stored [in, out]
         }
         warn_non_finite(dst, n, found_in[i]->path + ": tensor '" + found[i]->name + "'", warnings);
     }
@@ -521,10 +533,8 @@ static inline bool export_hf_model(const std::string& dir, const ModelConfig& cf
         if (s.transpose) {
             size_t rows_in = (size_t)s.shape[0], cols_out = (size_t)s.shape[1];
             transposed.emplace_back(rows_in * cols_out);
-            float* dst = transposed.back().data();
-            for (size_t k = 0; k < cols_out; k++)
-                for (size_t r = 0; r < rows_in; r++) dst[r * cols_out + k] = src[k * rows_in + r];
-            src = dst;
+            transpose_matrix(transposed.back().data(), src, cols_out, rows_in);  // ours [out, in]
+            src = transposed.back().data();
         }
         outputs.push_back({s.name, s.shape, src});
     }

@@ -31,10 +31,12 @@ static void test_parser() {
     std::string err;
     bool ok = parse({"--steps", "7", "--lr", "2e-4", "--seed", "18446744073709551615", "--micro-rows", "4096",
                      "--seq-len", "2", "--overlong", "skip", "--packing", "off", "--loss", "sigmoid,sft",
-                     "--loss-weights", "1,0.25", "--label-smoothing", "0.1", "--resume"}, &c, &err);
+                     "--loss-weights", "1,0.25", "--label-smoothing", "0.1", "--resume", "--final-checkpoint", "0"},
+                    &c, &err);
     test_report(ok && c.steps == 7 && c.lr == 2e-4f && c.seed == 18446744073709551615ull && c.micro_rows == 4096 &&
                     c.seq_len == 2 && c.skip_overlong && !c.packing && c.loss.weight[LOSS_SIGMOID] == 1.0f &&
-                    c.loss.weight[LOSS_SFT] == 0.25f && c.loss.label_smoothing == 0.1f && c.resume == "auto",
+                    c.loss.weight[LOSS_SFT] == 0.25f && c.loss.label_smoothing == 0.1f && c.resume == "auto" &&
+                    !c.final_checkpoint,
                 "flags_good_values", "%s", err.c_str());
 
     // each bad value: rejected, and the error names the flag and the value
@@ -62,6 +64,7 @@ static void test_parser() {
         {{"--seed", "18446744073709551616"}, "--seed 18446744073709551616"},
         {{"--overlong", "maybe"}, "--overlong takes error or skip, not 'maybe'"},
         {{"--packing", "yes"}, "--packing takes on or off, not 'yes'"},
+        {{"--final-checkpoint", "no"}, "--final-checkpoint takes 0 or 1, not 'no'"},
         {{"--threads"}, "--threads needs a value"},
         {{"--nope"}, "unknown flag '--nope'"},
     };

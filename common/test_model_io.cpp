@@ -2,7 +2,8 @@
 // by an independent writer (common/tools/tiny_gpt2.py, Python standard library only) load to
 // exactly the values that writer put in them; every malformed file fails with an error naming the
 // problem; non-finite weights warn with the tensor's name; export -> import is bit-exact and the
-// exported file has GPT-2's tensor names and shapes and reads back through the Python reader.
+// exported file has GPT-2's tensor names and shapes and reads back through the Python reader; the
+// tiled transpose against its definition.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -385,7 +386,30 @@ static void test_hostile_headers(const std::string& tmp) {
     config_fails("channels_too_large", R"({"n_embd": 16777216, )" + rest + "}", {"channels must be in [1, 2^16]"});
 }
 
+// transpose_matrix (the Conv1D weights' 64 x 64 tiles) against its definition, for shapes with
+// partial tiles on both sides, one tile, and a single row or column
+static void test_transpose() {
+    const size_t shapes[][2] = {{130, 67}, {67, 130}, {64, 64}, {1, 200}, {200, 1}, {5, 3}};
+    bool ok = true;
+    std::string why;
+    for (auto& s : shapes) {
+        const size_t rows = s[0], cols = s[1];
+        std::vector<float> src(rows * cols), dst(rows * cols, -1.0f);
+        for (size_t i = 0; i < src.size(); i++) src[i] = (float)i;
+        transpose_matrix(dst.data(), src.data(), rows, cols);
+        for (size_t r = 0; r < rows && ok; r++)
+            for (size_t c = 0; c < cols && ok; c++)
+                if (dst[c * rows + r] != src[r * cols + c]) {
+                    ok = false;
+                    why = std::to_string(rows) + " x " + std::to_string(cols) + ": element (" + std::to_string(r) +
+                          ", " + std::to_string(c) + ") is " + std::to_string(dst[c * rows + r]);
+                }
+    }
+    test_report(ok, "transpose_matrix_tiles", "%s", why.c_str());
+}
+
 int main() {
+    test_transpose();
     char tmpl[] = "/tmp/test_model_io.XXXXXX";
     if (!mkdtemp(tmpl)) { printf("FAIL test_model_io: mkdtemp failed\n"); return 1; }
     std::string tmp = tmpl, fixtures = tmp + "/fixtures";

@@ -123,6 +123,14 @@ $BIN score --model "$tmp/a/checkpoint.bin" --data data/synthetic/sort_val.bin --
 ok=1; [ $rc -eq 1 ] && grep -q "score: --seq-len 100000 exceeds the model's context" "$tmp/sl.txt" && [ ! -e "$tmp/long.tsv" ] && ok=0
 report $ok score_seq_len_beyond_context "rc=$rc: $(head -c 300 "$tmp/sl.txt")"
 
+# 10d. --final-checkpoint 0: no checkpoint after the last step, the periodic ones still written
+# (step 2's is what a resume finds)
+$BIN --steps 4 --checkpoint-every 2 --final-checkpoint 0 --out "$tmp/n" $small >"$tmp/n1.txt" 2>&1; rc=$?
+$BIN --steps 4 --resume --final-checkpoint 0 --out "$tmp/n" $small >"$tmp/n2.txt" 2>&1
+ok=1; [ $rc -eq 0 ] && grep -q "checkpoint: none at the end (--final-checkpoint 0)" "$tmp/n1.txt" &&
+    grep -q "resuming from $tmp/n/checkpoint.bin at step 2" "$tmp/n2.txt" && ok=0
+report $ok final_checkpoint_0_writes_none_at_the_end "rc=$rc: $(tail -c 300 "$tmp/n1.txt") / $(head -c 300 "$tmp/n2.txt")"
+
 # 11. no temporary files are left anywhere
 leftover=$(find "$tmp" -name '*.tmp' | head -3)
 [ -z "$leftover" ]; report $? no_partial_files_left "$leftover"

@@ -23,6 +23,7 @@ struct TrainConfig {
     std::string export_hf;          // "" = none; else export the final model to this directory
     long steps = 150;
     long stop_after = 0;            // > 0: stop after this step as if interrupted (checkpoint, exit)
+    bool final_checkpoint = true;   // false: no OUT/checkpoint.bin after the last step (benchmarks)
     uint64_t seed = 1337;
     bool prefix_sharing = true;
     bool packing = true;
@@ -121,6 +122,8 @@ inline void print_usage(const char* prog) {
         "  --eval-every N          evaluate on --val every N steps (default 50; 0 = only at the end)\n"
         "  --log-every N           print a step line every N steps (default 10)\n"
         "  --checkpoint-every N    write OUT/checkpoint.bin every N steps (default 50; 0 = only at the end)\n"
+        "  --final-checkpoint 1|0  1: write it after the last step too (default); 0: not (benchmarks: at\n"
+        "                          d48 it is 18.7 GB with the AdamW moments)\n"
         "  --sample-every N        print greedy continuations of a few validation prompts every N\n"
         "                          steps (default 50; 0 = off)\n"
         "  --sample-prompts K      how many prompts (default 2)    --sample-tokens N  their length (default 32)\n"
@@ -214,6 +217,10 @@ inline bool parse_train_args(int argc, char** argv, int first, TrainConfig* c, s
         else if (f.is("--eval-every")) f.integer(&c->eval_every, 0, MAX_FLAG_STEPS);
         else if (f.is("--log-every")) f.integer(&c->log_every, 1, MAX_FLAG_STEPS);
         else if (f.is("--checkpoint-every")) f.integer(&c->checkpoint_every, 0, MAX_FLAG_STEPS);
+        else if (f.is("--final-checkpoint")) {
+            int final_checkpoint = 1;
+            if (f.choice(&final_checkpoint, {"0", "1"})) c->final_checkpoint = final_checkpoint == 1;
+        }
         else if (f.is("--threads")) f.integer(&c->threads, 0, MAX_FLAG_THREADS);
         else if (f.is("--sample-every")) f.integer(&c->sample_every, 0, MAX_FLAG_STEPS);
         else if (f.is("--sample-prompts")) f.integer(&c->sample_prompts, 1, MAX_FLAG_SAMPLE_PROMPTS);

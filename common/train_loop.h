@@ -474,8 +474,12 @@ int train_loop(TrainConfig tc, bool demo, Comm& comm, Backend& model) {
         }
     }
     if (start_step < tc.steps || tc.steps == 0) run_eval(tc.steps);
-    save(std::max(tc.steps, start_step));
-    printf("checkpoint: %s\n", ckpt_path.c_str());
+    if (tc.final_checkpoint) {
+        save(std::max(tc.steps, start_step));
+        printf("checkpoint: %s\n", ckpt_path.c_str());
+    } else {
+        printf("checkpoint: none at the end (--final-checkpoint 0)\n");
+    }
     if (!tc.export_hf.empty()) {
         const float* w = model.host_weights();
         if (comm.rank == 0) export_hf_or_die(tc.export_hf, cfg, w, "the trained model");

@@ -17,11 +17,13 @@
 # next. Per model: the initial
 # weights are made once and the four runs load them (so one reference-log-prob cache serves all
 # four): GPT-2's init drawn by dev/bench_torch_dpo.py --write-hf on the GPU where torch works,
-# else TRAINER --steps 0 --export-hf (its random init of d48 takes tens of seconds of one core).
-# Then, in this order: shared+packed, baseline+packed, PyTorch, shared+unpacked, baseline+unpacked.
-# A trainer run is stopped as soon as its last step is logged: its final checkpoint (18.7 GB with
-# the moments at d48) is not part of a step. A run still going at its model's deadline is stopped
-# and the table says "cut" (with the steps it did); runs with no time left say "not run".
+# else TRAINER --steps 0 --export-hf (its random init uses every core; d48's takes tens of seconds
+# of one). Then, in this order: shared+packed, baseline+packed, PyTorch, shared+unpacked,
+# baseline+unpacked. A trainer run writes no final checkpoint (--final-checkpoint 0: 18.7 GB with
+# the moments at d48, no part of a step), so it ends after its last step; it is also stopped as
+# soon as that step is logged, so that no budget waits on its exit (freeing tens of GB of device
+# memory). A run still going at its model's deadline is stopped and the table says "cut" (with the
+# steps it did); runs with no time left say "not run".
 # Settings per model (micro-rows B, pairs per step N, steps S; the first step is not timed), sized
 # for one H200 (141 GB; device memory from GPT2GPU::allocate's plan, bf16, T = 1024):
 #   d12: B 16, N 128, S 6   (9.1 GB)    d24: B 16, N 128, S 5   (21.4 GB)
@@ -193,8 +195,8 @@ for m in $MODELS; do
     run_capped "$limit" "$run.txt" "$run/log.jsonl" "$S" \
       "$TRAINER" --train "$dir/hh.bin" --val none --model "$model_src" --out "$run" --ref-cache "$dir/ref" \
       --prefix-sharing "$sharing" --packing "$packing" --seq-len "$SEQ" --micro-rows "$B" --batch-pairs "$N" \
-      --steps "$S" --no-shuffle --seed 1337 --lr 1e-5 --warmup 1 --checkpoint-every 0 --eval-every 0 \
-      --sample-every 0 --log-every 1 --quiet
+      --steps "$S" --no-shuffle --seed 1337 --lr 1e-5 --warmup 1 --checkpoint-every 0 --final-checkpoint 0 \
+      --eval-every 0 --sample-every 0 --log-every 1 --quiet
     done_steps=$(step_records "$run/log.jsonl")
     case $run_end in
       records) status=ok ;;
