@@ -475,19 +475,15 @@ __device__ inline void attention2_accumulate(float acc[HS / 8][4], const float p
     }
 }
 
-// One key tile of the forward for the warp's 16 query rows (this lane: rows query[0], query[1]),
-// K and V of keys [k0, k1) staged in shared memory ([64][HS + 8], zero rows past k1), end_tile their
-// end[]: S = Q K^T scaled, the mask if `masked`, the online softmax update of m, l (this lane's
-// share of the row sums) and O, then O += P V.
+// The forward's softmax step on one key tile, S given (the warp's 16 query rows x 64 keys, in the
+// accumulator fragment of mma.sync and wgmma alike; this lane: rows query[0], query[1]): S scaled,
+// the mask if `masked` (keys [k0, k1), end_tile their end[]), then the online softmax update of
+// m, l (this lane's share of the row sums) and O; S becomes P (unnormalised, in fp32).
 template <int HS>
-__device__ inline void attention2_forward_tile(float o[HS / 8][4], float m[2], float l[2], const uint32_t q_frag[HS / 16][4],
-                                               const __nv_bfloat16* k_tile, const __nv_bfloat16* v_tile,
+__device__ inline void attention2_softmax_tile(float s[ATTN2_TILE / 8][4], float o[HS / 8][4], float m[2], float l[2],
                                                const int* end_tile, int k0, int k1, bool masked, const int query[2]) {
     const int tig = threadIdx.x % 4;
     const float scale = 1.0f / sqrtf((float)HS);
-    // S = Q K^T (16 queries x 64 keys per warp)
-    float s[ATTN2_TILE / 8][4];
-    attention2_times_tile_t<HS>(s, q_frag, k_tile);
     for (int n = 0; n < ATTN2_TILE / 8; n++)
         for (int i = 0; i < 4; i++) {
             const int key = n * 8 + 2 * tig + i % 2;  // within the tile
@@ -516,7 +512,20 @@ __device__ inline void attention2_forward_tile(float o[HS / 8][4], float m[2], f
             o[d][2 * r + 1] *= alpha;
         }
     }
+}
 
+// One key tile of the forward for the warp's 16 query rows (this lane: rows query[0], query[1]),
+// K and V of keys [k0, k1) staged in shared memory ([64][HS + 8], zero rows past k1), end_tile their
+// end[]: S = Q K^T scaled, the mask if `masked`, the online softmax update of m, l (this lane's
+// share of the row sums) and O, then O += P V.
+template <int HS>
+__device__ inline void attention2_forward_tile(float o[HS / 8][4], float m[2], float l[2], const uint32_t q_frag[HS / 16][4],
+                                               const __nv_bfloat16* k_tile, const __nv_bfloat16* v_tile,
+                                               const int* end_tile, int k0, int k1, bool masked, const int query[2]) {
+    // S = Q K^T (16 queries x 64 keys per warp)
+    float s[ATTN2_TILE / 8][4];
+    attention2_times_tile_t<HS>(s, q_frag, k_tile);
+    attention2_softmax_tile<HS>(s, o, m, l, end_tile, k0, k1, masked, query);
     attention2_accumulate<HS>(o, s, v_tile);  // O += P V
 }
 
@@ -1394,8 +1403,6 @@ __global__ void __launch_bounds__(128) attention_forward4_kernel(floatX* __restr
     unsigned char* v_tile = k_tile + ATTN4_TILE_BYTES;
     int* end_tile = reinterpret_cast<int*>(v_tile + ATTN4_TILE_BYTES);
     const Attention2Block<HS> blk(qkv, end, end_min, end_max, T, NH, C);  // this thread's rows: blk.rows
-    const int tig = threadIdx.x % 4;
-    const float scale = 1.0f / sqrtf((float)HS);
 
     attention4_stage(q_tile, blk.q, blk.t0, blk.t1, blk.C3);  // published by the first tile's fence
     uint64_t q_desc[4], k_desc[4], v_desc[4];            // step kk of each product
@@ -1428,33 +1435,7 @@ __global__ void __launch_bounds__(128) attention_forward4_kernel(floatX* __restr
         wgmma_commit_group();
         wgmma_wait_group<0>();
         wgmma_fence_operand(reinterpret_cast<float(&)[32]>(s));
-        for (int n = 0; n < ATTN2_TILE / 8; n++)
-            for (int i = 0; i < 4; i++) {
-                const int key = n * 8 + 2 * tig + i % 2;  // within the tile
-                s[n][i] *= scale;
-                if (masked && !(k0 + key < k1 && attention_visible(blk.rows[i / 2], k0 + key, end_tile[key])))
-                    s[n][i] = -INFINITY;
-            }
-        // online softmax, row by row, as version 2 (the four threads of a quad share a row)
-        for (int r = 0; r < 2; r++) {
-            float mx = m[r];
-            for (int n = 0; n < ATTN2_TILE / 8; n++) mx = fmaxf(mx, fmaxf(s[n][2 * r], s[n][2 * r + 1]));
-            mx = fmaxf(mx, __shfl_xor_sync(ATTN_FULL_MASK, mx, 1));
-            mx = fmaxf(mx, __shfl_xor_sync(ATTN_FULL_MASK, mx, 2));
-            const float base = mx == -INFINITY ? 0.0f : mx;  // no key seen yet: no -inf - -inf
-            const float alpha = expf(m[r] - base);            // 0 while m is -inf
-            m[r] = mx;
-            l[r] *= alpha;
-            for (int n = 0; n < ATTN2_TILE / 8; n++)
-                for (int j = 2 * r; j < 2 * r + 2; j++) {
-                    s[n][j] = expf(s[n][j] - base);  // masked: exp(-inf) = 0
-                    l[r] += s[n][j];
-                }
-            for (int d = 0; d < HS / 8; d++) {
-                o[d][2 * r] *= alpha;
-                o[d][2 * r + 1] *= alpha;
-            }
-        }
+        attention2_softmax_tile<HS>(s, o, m, l, end_tile, k0, k1, masked, blk.rows);
         // O += P V, P rounded to bf16: the A fragment of keys 16kk.. is S's n8 tiles 2kk and 2kk+1
         uint32_t p[4][4];
         for (int kk = 0; kk < 4; kk++) {
