@@ -21,7 +21,7 @@ MPIRUN="mpirun --allow-run-as-root --oversubscribe"
 tmp=$(mktemp -d)
 mpirun_pid=
 trap '[ -n "$mpirun_pid" ] && kill -9 "$mpirun_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
-. dev/test_lib.sh  # report, step_values, close, killed_rank_check
+. dev/test_lib.sh  # report, step_values, close, killed_rank_check, nan_ref_cache
 
 # 1. the communication code against one process
 # (3 processes on the 2-core test machine: one case, the one with several micro-batches per rank)
@@ -63,22 +63,7 @@ report $ok train_dpo_np2_checkpoint_resumes_with_1 "$(paste "$tmp/vr1" "$tmp/v1"
 
 # 4. one rank's NaN stops every rank at that step, naming the rank: a reference cache whose pair 5
 # is NaN (--no-shuffle: step 1 is pairs 0..6, rank 1 of 2 takes pairs 3..6)
-python3 - "$tmp/cpu/ref_logps_train.bin" "$tmp/nan_train.bin" <<'PY'
-import struct, sys
-data = bytearray(open(sys.argv[1], 'rb').read())
-head = 40  # magic, version, n_pairs, model hash, data hash, payload hash
-struct.pack_into('<d', data, head + 16 * 5, float('nan'))  # pair 5's chosen log-prob
-def hash_bytes(b):  # common/hash.h, to re-key the payload
-    h, mask = 0xcbf29ce484222325, (1 << 64) - 1
-    for i in range(0, len(b) - len(b) % 8, 8):
-        h = ((h ^ int.from_bytes(b[i:i + 8], 'little')) * 0x100000001b3) & mask
-    for c in b[len(b) - len(b) % 8:]:
-        h = ((h ^ c) * 0x100000001b3) & mask
-    h ^= h >> 33; h = (h * 0xff51afd7ed558ccd) & mask; h ^= h >> 33
-    return h
-struct.pack_into('<Q', data, 32, hash_bytes(bytes(data[head:])))
-open(sys.argv[2], 'wb').write(data)
-PY
+nan_ref_cache "$tmp/cpu/ref_logps_train.bin" "$tmp/nan_train.bin" 5
 timeout 300 $MPIRUN -np 2 $GPU --steps 3 $flags --no-shuffle --out "$tmp/n" --ref-cache "$tmp/nan" >"$tmp/n.txt" 2>&1; rc=$?
 ok=1
 [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "error: step 1: rank 1's loss or gradient is not finite" "$tmp/n.txt" && ok=0

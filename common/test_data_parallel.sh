@@ -23,7 +23,7 @@ MPIRUN="mpirun --allow-run-as-root --oversubscribe"
 tmp=$(mktemp -d)
 mpirun_pid=
 trap '[ -n "$mpirun_pid" ] && kill -9 "$mpirun_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
-. dev/test_lib.sh  # report, step_losses, killed_rank_check
+. dev/test_lib.sh  # report, step_losses, killed_rank_check, nan_ref_cache
 # compare_losses A B: same steps, losses within 1e-6 relative
 compare_losses() {
     paste <(step_losses "$1") <(step_losses "$2") | awk '
@@ -145,22 +145,7 @@ report $? resume_one_file_checkpoint_with_2_ranks "$why $(tail -3 "$tmp/o2.txt")
 
 # one rank's NaN stops every rank at that step, naming the rank: a reference cache whose pair 7
 # is NaN (--no-shuffle: step 1 is pairs 0..9, rank 1 of 2 takes pairs 5..9)
-python3 - "$tmp/w1/ref_logps_train.bin" "$tmp/nan_train.bin" <<'EOF'
-import struct, sys
-data = bytearray(open(sys.argv[1], 'rb').read())
-head = 40  # magic, version, n_pairs, model hash, data hash, payload hash
-struct.pack_into('<d', data, head + 16 * 7, float('nan'))  # pair 7's chosen log-prob
-def hash_bytes(b):  # common/hash.h, to re-key the payload
-    h, mask = 0xcbf29ce484222325, (1 << 64) - 1
-    for i in range(0, len(b) - len(b) % 8, 8):
-        h = ((h ^ int.from_bytes(b[i:i + 8], 'little')) * 0x100000001b3) & mask
-    for c in b[len(b) - len(b) % 8:]:
-        h = ((h ^ c) * 0x100000001b3) & mask
-    h ^= h >> 33; h = (h * 0xff51afd7ed558ccd) & mask; h ^= h >> 33
-    return h
-struct.pack_into('<Q', data, 32, hash_bytes(bytes(data[head:])))
-open(sys.argv[2], 'wb').write(data)
-EOF
+nan_ref_cache "$tmp/w1/ref_logps_train.bin" "$tmp/nan_train.bin" 7
 cp "$tmp/w1/ref_logps_val.bin" "$tmp/nan_val.bin"
 timeout 60 $MPIRUN -np 2 $BIN $common --no-shuffle --out "$tmp/n" --ref-cache "$tmp/nan" >"$tmp/n.txt" 2>&1; rc=$?
 ok=1

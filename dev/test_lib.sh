@@ -42,3 +42,24 @@ killed_rank_check() {
     [ -n "$victim" ] && [ $ended = 0 ] && [ $rc -ne 0 ] && grep -q "rank 1 .*exited on signal 9" "$text" && ok=0
     report $ok "$name" "victim '$victim', ended in $(( $(date +%s) - start )) s, rc $rc: $(tail -4 "$text" | tr '\n' ' ')"
 }
+
+# nan_ref_cache SRC DST PAIR: DST is a copy of the reference cache SRC (common/ref_cache.h) whose
+# pair PAIR has a NaN chosen log-prob, its payload hash re-keyed so that the trainer loads it.
+nan_ref_cache() {
+    python3 - "$1" "$2" "$3" <<'PY'
+import struct, sys
+data = bytearray(open(sys.argv[1], 'rb').read())
+head = 40  # magic, version, n_pairs, model hash, data hash, payload hash
+struct.pack_into('<d', data, head + 16 * int(sys.argv[3]), float('nan'))  # the pair's chosen log-prob
+def hash_bytes(b):  # common/hash.h, to re-key the payload
+    h, mask = 0xcbf29ce484222325, (1 << 64) - 1
+    for i in range(0, len(b) - len(b) % 8, 8):
+        h = ((h ^ int.from_bytes(b[i:i + 8], 'little')) * 0x100000001b3) & mask
+    for c in b[len(b) - len(b) % 8:]:
+        h = ((h ^ c) * 0x100000001b3) & mask
+    h ^= h >> 33; h = (h * 0xff51afd7ed558ccd) & mask; h ^= h >> 33
+    return h
+struct.pack_into('<Q', data, 32, hash_bytes(bytes(data[head:])))
+open(sys.argv[2], 'wb').write(data)
+PY
+}
